@@ -1,0 +1,16 @@
+//! Types every sqlrft service shares: typed result sets, result comparison, SQL extraction
+//! from completions, reward scoring, dataset records, configuration and telemetry bootstrap.
+//!
+//! This crate does no I/O of its own beyond telemetry setup: no DuckDB, no HTTP serving.
+
+pub mod compare;
+pub mod config;
+pub mod dataset;
+pub mod extract;
+pub mod ground_truth;
+pub mod result;
+pub mod score;
+pub mod types;
+
+pub use result::ResultSet;
+pub use types::DuckType;

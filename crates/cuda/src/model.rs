@@ -1,0 +1,1022 @@
+//! A Qwen2 / Llama decoder's forward pass on the GPU, built from the kernels and cuBLASLt GEMMs:
+//! the piece the trainer's CUDA backend runs for scoring, and what `sqlrft cuda forward` holds to
+//! transformers. bf16 weights and activations, fp32 log-probs; the lm head runs in row chunks
+//! through the log-prob kernels, so full-vocabulary logits exist one chunk at a time.
+
+use crate::device::Gpu;
+use crate::gemm::GemmShape;
+use crate::ops::{AttnDims, SampleParams};
+use anyhow::{Context, Result, bail, ensure};
+use cudarc::driver::CudaSlice;
+use half::bf16;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The shapes and constants of a model (what the trainer's `ModelConfig` holds, less parsing).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelDims {
+    pub vocab: usize,
+    pub hidden: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub rms_norm_eps: f32,
+    /// q/k/v projections have biases (Qwen2).
+    pub qkv_bias: bool,
+    pub tie_word_embeddings: bool,
+    /// Rotary inverse frequencies, `head_dim / 2` of them (scaling already applied).
+    pub inv_freq: Vec<f32>,
+}
+
+impl ModelDims {
+    /// Every weight's Hugging Face name and length, in checkpoint order.
+    pub fn tensors(&self) -> Vec<(String, usize)> {
+        let (c, i) = (self.hidden, self.intermediate);
+        let (qd, kvd) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        let mut t = vec![("model.embed_tokens.weight".to_string(), self.vocab * c)];
+        for l in 0..self.layers {
+            let mut add = |s: &str, len| t.push((layer_name(l, s), len));
+            add("input_layernorm.weight", c);
+            add("self_attn.q_proj.weight", qd * c);
+            add("self_attn.k_proj.weight", kvd * c);
+            add("self_attn.v_proj.weight", kvd * c);
+            if self.qkv_bias {
+                add("self_attn.q_proj.bias", qd);
+                add("self_attn.k_proj.bias", kvd);
+                add("self_attn.v_proj.bias", kvd);
+            }
+            add("self_attn.o_proj.weight", c * qd);
+            add("post_attention_layernorm.weight", c);
+            add("mlp.gate_proj.weight", i * c);
+            add("mlp.up_proj.weight", i * c);
+            add("mlp.down_proj.weight", c * i);
+        }
+        t.push(("model.norm.weight".into(), c));
+        if !self.tie_word_embeddings {
+            t.push(("lm_head.weight".into(), self.vocab * c));
+        }
+        t
+    }
+
+    /// (in, out) features of projection `proj`.
+    pub fn projection(&self, proj: &str) -> (usize, usize) {
+        let (c, i) = (self.hidden, self.intermediate);
+        let (qd, kvd) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
+        match proj {
+            "q_proj" => (c, qd),
+            "k_proj" | "v_proj" => (c, kvd),
+            "o_proj" => (qd, c),
+            "gate_proj" | "up_proj" => (c, i),
+            "down_proj" => (i, c),
+            other => panic!("`{other}` is not a projection"),
+        }
+    }
+
+    /// The lm head's weight: the embedding when tied.
+    pub fn lm_head_name(&self) -> &'static str {
+        if self.tie_word_embeddings {
+            "model.embed_tokens.weight"
+        } else {
+            "lm_head.weight"
+        }
+    }
+
+    /// Number of parameters (each weight once; a tied lm head is the embedding).
+    pub fn parameters(&self) -> usize {
+        self.tensors().iter().map(|(_, len)| len).sum()
+    }
+
+    /// Reads the fields of a Hugging Face `config.json` for `qwen2` or plain `llama` models
+    /// (no rope scaling, no output-projection bias).
+    pub fn from_config_json(text: &str) -> Result<Self> {
+        let v: serde_json::Value = serde_json::from_str(text).context("config.json is not JSON")?;
+        let get = |k: &str| -> Result<usize> {
+            v[k].as_u64()
+                .map(|x| x as usize)
+                .with_context(|| format!("config.json has no integer `{k}`"))
+        };
+        let model_type = v["model_type"].as_str().unwrap_or_default();
+        let qkv_bias = match model_type {
+            "qwen2" => true,
+            "llama" if v["attention_bias"].as_bool() == Some(true) => {
+                bail!("llama with attention_bias (an output-projection bias) is not supported")
+            }
+            "llama" => false,
+            other => bail!("model_type `{other}` is not supported (qwen2 or llama)"),
+        };
+        if !v["rope_scaling"].is_null() {
+            bail!("rope_scaling is not supported by `sqlrft cuda forward`");
+        }
+        let heads = get("num_attention_heads")?;
+        let hidden = get("hidden_size")?;
+        let head_dim = v["head_dim"]
+            .as_u64()
+            .map_or(hidden / heads, |x| x as usize);
+        let theta = v["rope_theta"].as_f64().unwrap_or(10000.0);
+        Ok(Self {
+            vocab: get("vocab_size")?,
+            hidden,
+            intermediate: get("intermediate_size")?,
+            layers: get("num_hidden_layers")?,
+            heads,
+            kv_heads: v["num_key_value_heads"]
+                .as_u64()
+                .map_or(heads, |x| x as usize),
+            head_dim,
+            rms_norm_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
+            qkv_bias,
+            tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
+            // transformers rounds each frequency to f32 before use; so do we.
+            inv_freq: (0..head_dim / 2)
+                .map(|i| (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32)
+                .collect(),
+        })
+    }
+}
+
+/// The seven projections of a decoder layer and the module holding each.
+pub const PROJECTIONS: [(&str, &str); 7] = [
+    ("self_attn", "q_proj"),
+    ("self_attn", "k_proj"),
+    ("self_attn", "v_proj"),
+    ("self_attn", "o_proj"),
+    ("mlp", "gate_proj"),
+    ("mlp", "up_proj"),
+    ("mlp", "down_proj"),
+];
+
+/// How attention runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+pub enum Attention {
+    /// Probabilities materialised (`[rows, heads, T, S]` fp32): the simple reference.
+    #[default]
+    Materialised,
+    /// Online softmax, one warp per query row, only a log-sum-exp per row kept.
+    Flash,
+}
+
+/// LoRA adapters on some projections: `y += (alpha / rank) · (x Aᵀ) Bᵀ`, PEFT's names and
+/// layout (`A` is `[rank, in]`, `B` is `[out, rank]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraSpec {
+    pub rank: usize,
+    pub alpha: f32,
+    /// Projection names (`q_proj`, …, `down_proj`).
+    pub targets: Vec<String>,
+}
+
+impl LoraSpec {
+    pub fn scale(&self) -> f32 {
+        self.alpha / self.rank as f32
+    }
+
+    /// Adapter tensors' names and lengths: A then B for each target of each layer.
+    pub fn tensors(&self, d: &ModelDims) -> Vec<(String, usize)> {
+        let mut t = vec![];
+        for l in 0..d.layers {
+            for (_, proj) in PROJECTIONS {
+                if self.targets.iter().any(|x| x == proj) {
+                    let (inp, out) = d.projection(proj);
+                    t.push((lora_name(l, proj, 'A'), self.rank * inp));
+                    t.push((lora_name(l, proj, 'B'), out * self.rank));
+                }
+            }
+        }
+        t
+    }
+}
+
+/// The module (`self_attn` or `mlp`) holding projection `proj`.
+pub fn module_of(proj: &str) -> &'static str {
+    PROJECTIONS
+        .iter()
+        .find(|(_, p)| *p == proj)
+        .map_or("self_attn", |(m, _)| m)
+}
+
+/// PEFT's name of adapter matrix `ab` ('A' or 'B') of projection `proj` in layer `l`.
+pub fn lora_name(l: usize, proj: &str, ab: char) -> String {
+    format!(
+        "base_model.model.model.layers.{l}.{}.{proj}.lora_{ab}.weight",
+        module_of(proj)
+    )
+}
+
+/// Keys and values of every layer for `batch` rows of up to `capacity` positions.
+pub struct KvCache {
+    k: Vec<CudaSlice<bf16>>,
+    v: Vec<CudaSlice<bf16>>,
+    batch: usize,
+    capacity: usize,
+}
+
+impl KvCache {
+    pub fn new(gpu: &Gpu, d: &ModelDims, batch: usize, capacity: usize) -> Result<Self> {
+        let len = batch * capacity * d.kv_heads * d.head_dim;
+        let mut k = vec![];
+        let mut v = vec![];
+        for _ in 0..d.layers {
+            k.push(gpu.zeros::<bf16>(len)?);
+            v.push(gpu.zeros::<bf16>(len)?);
+        }
+        Ok(Self {
+            k,
+            v,
+            batch,
+            capacity,
+        })
+    }
+}
+
+/// One sampled completion.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Completion {
+    pub tokens: Vec<i32>,
+    /// `log softmax(logits / temperature)[token]` per token, before top-k / top-p truncation.
+    pub logps: Vec<f32>,
+    /// Ended at `max_new` tokens without an end-of-sequence token.
+    pub truncated: bool,
+    finished: bool,
+}
+
+/// Per scored position: log-prob of the next token and entropy, `[b, t - 1]` each.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scores {
+    pub logps: Vec<f32>,
+    pub entropies: Vec<f32>,
+}
+
+/// Model weights on the GPU in bf16, by Hugging Face name.
+pub struct GpuModel {
+    pub dims: ModelDims,
+    /// Adapters, when the model has them (their weights live in `weights` too).
+    pub lora: Option<LoraSpec>,
+    /// Which attention kernels the passes use.
+    pub attention: Attention,
+    weights: HashMap<String, CudaSlice<bf16>>,
+    inv_freq: CudaSlice<f32>,
+}
+
+/// One layer's forward activations, kept for its backward pass; reused from layer to layer.
+pub(crate) struct Acts {
+    pub h1: CudaSlice<bf16>,
+    pub rstd1: CudaSlice<f32>,
+    pub q: CudaSlice<bf16>,
+    pub k: CudaSlice<bf16>,
+    pub v: CudaSlice<bf16>,
+    /// Materialised attention's probabilities (empty under flash attention).
+    pub att: CudaSlice<f32>,
+    /// Flash attention's per-row log-sum-exp, `[b, nh, tq]`.
+    pub lse: CudaSlice<f32>,
+    pub y: CudaSlice<bf16>,
+    /// The residual stream between attention and MLP (the second norm's input).
+    pub x_mid: CudaSlice<bf16>,
+    pub h2: CudaSlice<bf16>,
+    pub rstd2: CudaSlice<f32>,
+    pub gate: CudaSlice<bf16>,
+    pub up: CudaSlice<bf16>,
+    pub act: CudaSlice<bf16>,
+    /// `x Aᵀ` of each adapted projection, in [`PROJECTIONS`] order (`[tokens, rank]`).
+    pub lora_u: Vec<CudaSlice<bf16>>,
+}
+
+impl Acts {
+    pub(crate) fn new(
+        gpu: &Gpu,
+        d: &ModelDims,
+        attn: AttnDims,
+        rank: usize,
+        kind: Attention,
+    ) -> Result<Self> {
+        let probs = match kind {
+            Attention::Materialised => attn.b * d.heads * attn.tq * attn.s,
+            Attention::Flash => 1,
+        };
+        let n = attn.b * attn.tq;
+        let (c, qd, kvd, i) = (
+            d.hidden,
+            d.heads * d.head_dim,
+            d.kv_heads * d.head_dim,
+            d.intermediate,
+        );
+        Ok(Self {
+            h1: gpu.zeros(n * c)?,
+            rstd1: gpu.zeros(n)?,
+            q: gpu.zeros(n * qd)?,
+            k: gpu.zeros(n * kvd)?,
+            v: gpu.zeros(n * kvd)?,
+            att: gpu.zeros(probs)?,
+            lse: gpu.zeros(attn.b * d.heads * attn.tq)?,
+            y: gpu.zeros(n * qd)?,
+            x_mid: gpu.zeros(n * c)?,
+            h2: gpu.zeros(n * c)?,
+            rstd2: gpu.zeros(n)?,
+            gate: gpu.zeros(n * i)?,
+            up: gpu.zeros(n * i)?,
+            act: gpu.zeros(n * i)?,
+            lora_u: (0..if rank > 0 { PROJECTIONS.len() } else { 0 })
+                .map(|_| gpu.zeros(n * rank))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// `model.layers.{l}.{suffix}`.
+pub(crate) fn layer_name(l: usize, suffix: &str) -> String {
+    format!("model.layers.{l}.{suffix}")
+}
+
+/// The token ids, positions and per-row cached lengths of one decoder call, on the GPU.
+pub(crate) struct Step {
+    pub tokens: CudaSlice<i32>,
+    pub positions: CudaSlice<i32>,
+    pub past: CudaSlice<i32>,
+    pub attn: AttnDims,
+    /// Apply the LoRA adapters (the trained policy) or not (the reference model).
+    pub adapters: bool,
+}
+
+impl GpuModel {
+    /// Uploads the weights that `weight(name, expected_len)` returns (f32, Hugging Face names,
+    /// as [`ModelDims::tensors`] lists them).
+    pub fn upload(
+        gpu: &Gpu,
+        dims: ModelDims,
+        weight: &mut dyn FnMut(&str, usize) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        let mut weights = HashMap::new();
+        for (name, len) in dims.tensors() {
+            let w = weight(&name, len)?;
+            ensure!(
+                w.len() == len,
+                "weight `{name}` has {} values, expected {len}",
+                w.len()
+            );
+            let b: Vec<bf16> = w.iter().map(|&x| bf16::from_f32(x)).collect();
+            weights.insert(name, gpu.upload(&b)?);
+        }
+        Ok(Self {
+            inv_freq: gpu.upload(&dims.inv_freq)?,
+            weights,
+            dims,
+            lora: None,
+            attention: Attention::default(),
+        })
+    }
+
+    /// Adds LoRA adapters with the weights `weight(name, len)` returns (PEFT names).
+    pub fn add_lora(
+        &mut self,
+        gpu: &Gpu,
+        spec: LoraSpec,
+        weight: &mut dyn FnMut(&str, usize) -> Result<Vec<f32>>,
+    ) -> Result<()> {
+        ensure!(spec.rank > 0, "LoRA rank must be at least 1");
+        for t in &spec.targets {
+            ensure!(
+                PROJECTIONS.iter().any(|(_, p)| p == t),
+                "unknown LoRA target module `{t}`; use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"
+            );
+        }
+        for (name, len) in spec.tensors(&self.dims) {
+            let w = weight(&name, len)?;
+            ensure!(
+                w.len() == len,
+                "adapter `{name}` has {} values, expected {len}",
+                w.len()
+            );
+            let b: Vec<bf16> = w.iter().map(|&x| bf16::from_f32(x)).collect();
+            self.weights.insert(name, gpu.upload(&b)?);
+        }
+        self.lora = Some(spec);
+        Ok(())
+    }
+
+    /// The adapter of `proj` in layer `l`, when there is one: (A, B, scale).
+    pub(crate) fn adapter(
+        &self,
+        l: usize,
+        proj: &str,
+    ) -> Option<(&CudaSlice<bf16>, &CudaSlice<bf16>, f32)> {
+        let spec = self.lora.as_ref()?;
+        spec.targets.iter().any(|t| t == proj).then(|| {
+            (
+                self.w(&lora_name(l, proj, 'A')),
+                self.w(&lora_name(l, proj, 'B')),
+                spec.scale(),
+            )
+        })
+    }
+
+    /// `out += s · (x Aᵀ) Bᵀ` for `proj`'s adapter, keeping `x Aᵀ` in `u` for the backward.
+    #[allow(clippy::too_many_arguments)]
+    fn lora_forward(
+        &self,
+        gpu: &Gpu,
+        l: usize,
+        proj: &str,
+        x: &CudaSlice<bf16>,
+        out: &mut CudaSlice<bf16>,
+        u: &mut CudaSlice<bf16>,
+        n: usize,
+    ) -> Result<()> {
+        if let Some((a, b, scale)) = self.adapter(l, proj) {
+            let (inp, outw) = self.dims.projection(proj);
+            let r = self.lora.as_ref().map_or(0, |s| s.rank);
+            gpu.gemm(GemmShape::linear(n, r, inp), x, a, u)?;
+            gpu.gemm(
+                GemmShape::linear(n, outw, r)
+                    .with_alpha(scale)
+                    .with_beta(1.0),
+                &*u,
+                b,
+                out,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Loads `dir/config.json` and every `dir/*.safetensors` (f32, bf16 or f16 tensors).
+    pub fn load(gpu: &Gpu, dir: &Path) -> Result<Self> {
+        let (dims, mut weight) = open_checkpoint(dir)?;
+        Self::upload(gpu, dims, &mut weight)
+    }
+
+    /// The bf16 weight called `name` (a name from [`ModelDims::tensors`]).
+    pub(crate) fn w(&self, name: &str) -> &CudaSlice<bf16> {
+        self.weights
+            .get(name)
+            .unwrap_or_else(|| panic!("no weight `{name}`: names come from ModelDims::tensors"))
+    }
+
+    pub(crate) fn inv_freq(&self) -> &CudaSlice<f32> {
+        &self.inv_freq
+    }
+
+    pub(crate) fn weights_mut(&mut self) -> &mut HashMap<String, CudaSlice<bf16>> {
+        &mut self.weights
+    }
+
+    pub(crate) fn lora_rank(&self) -> usize {
+        self.lora.as_ref().map_or(0, |s| s.rank)
+    }
+
+    fn lm_head(&self) -> &CudaSlice<bf16> {
+        self.w(self.dims.lm_head_name())
+    }
+
+    /// Uploads what one decoder call needs to know about its positions.
+    pub(crate) fn step(
+        &self,
+        gpu: &Gpu,
+        tokens: &[i32],
+        b: usize,
+        tq: usize,
+        past: &[i32],
+        s: usize,
+    ) -> Result<Step> {
+        let d = &self.dims;
+        ensure!(
+            tokens.len() == b * tq && past.len() == b,
+            "{} tokens are not {b} sequences of {tq}",
+            tokens.len()
+        );
+        if let Some(bad) = tokens.iter().find(|&&x| x < 0 || x as usize >= d.vocab) {
+            bail!(
+                "token id {bad} is outside the model's vocabulary ({})",
+                d.vocab
+            );
+        }
+        let positions: Vec<i32> = past.iter().flat_map(|&p| p..p + tq as i32).collect();
+        Ok(Step {
+            tokens: gpu.upload(tokens)?,
+            positions: gpu.upload(&positions)?,
+            past: gpu.upload(past)?,
+            attn: AttnDims {
+                b,
+                tq,
+                s,
+                nh: d.heads,
+                nkv: d.kv_heads,
+                hd: d.head_dim,
+            },
+            adapters: true,
+        })
+    }
+
+    /// One decoder layer on the residual stream `x` (updated in place), its activations in `a`.
+    pub(crate) fn layer_forward(
+        &self,
+        gpu: &Gpu,
+        l: usize,
+        x: &mut CudaSlice<bf16>,
+        a: &mut Acts,
+        st: &Step,
+        cache: Option<&mut KvCache>,
+    ) -> Result<()> {
+        let d = &self.dims;
+        let n = st.attn.b * st.attn.tq;
+        let (c, qd, kvd, i) = (
+            d.hidden,
+            d.heads * d.head_dim,
+            d.kv_heads * d.head_dim,
+            d.intermediate,
+        );
+        let w = |s: &str| self.w(&layer_name(l, s));
+        gpu.rmsnorm_forward(
+            &mut a.h1,
+            &mut a.rstd1,
+            x,
+            w("input_layernorm.weight"),
+            n,
+            c,
+            d.rms_norm_eps,
+        )?;
+        // Adapters add `s · (x Aᵀ) Bᵀ` to a projection's output right after its GEMM.
+        let lora = st.adapters && !a.lora_u.is_empty();
+        for (j, (out, proj, width, heads)) in [
+            (&mut a.q, "q", qd, d.heads),
+            (&mut a.k, "k", kvd, d.kv_heads),
+            (&mut a.v, "v", kvd, 0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            gpu.gemm(
+                GemmShape::linear(n, width, c),
+                &a.h1,
+                w(&format!("self_attn.{proj}_proj.weight")),
+                out,
+            )?;
+            if lora {
+                let p = format!("{proj}_proj");
+                self.lora_forward(gpu, l, &p, &a.h1, out, &mut a.lora_u[j], n)?;
+            }
+            if d.qkv_bias {
+                gpu.bias_add(out, w(&format!("self_attn.{proj}_proj.bias")), n, width)?;
+            }
+            if heads > 0 {
+                gpu.rope(
+                    out,
+                    &st.positions,
+                    &self.inv_freq,
+                    n,
+                    heads,
+                    d.head_dim,
+                    false,
+                )?;
+            }
+        }
+        let (keys, values) = match cache {
+            Some(kv) => {
+                let (kc, vc) = (&mut kv.k[l], &mut kv.v[l]);
+                gpu.kv_cache_append(kc, vc, &a.k, &a.v, &st.past, st.attn)?;
+                (&*kc, &*vc)
+            }
+            None => (&a.k, &a.v),
+        };
+        match self.attention {
+            Attention::Materialised => {
+                gpu.attention_forward(&mut a.y, &mut a.att, &a.q, keys, values, &st.past, st.attn)?
+            }
+            Attention::Flash => gpu.flash_attention_forward(
+                &mut a.y, &mut a.lse, &a.q, keys, values, &st.past, st.attn,
+            )?,
+        }
+        // The residual add rides on the GEMM: x = 1 · y Woᵀ + 1 · x.
+        gpu.gemm(
+            GemmShape::linear(n, c, qd).with_beta(1.0),
+            &a.y,
+            w("self_attn.o_proj.weight"),
+            x,
+        )?;
+        if lora {
+            self.lora_forward(gpu, l, "o_proj", &a.y, x, &mut a.lora_u[3], n)?;
+        }
+        gpu.stream()
+            .memcpy_dtod(&*x, &mut a.x_mid)
+            .map_err(|e| anyhow::anyhow!("copying the residual stream failed: {e:?}"))?;
+        gpu.rmsnorm_forward(
+            &mut a.h2,
+            &mut a.rstd2,
+            x,
+            w("post_attention_layernorm.weight"),
+            n,
+            c,
+            d.rms_norm_eps,
+        )?;
+        gpu.gemm(
+            GemmShape::linear(n, i, c),
+            &a.h2,
+            w("mlp.gate_proj.weight"),
+            &mut a.gate,
+        )?;
+        gpu.gemm(
+            GemmShape::linear(n, i, c),
+            &a.h2,
+            w("mlp.up_proj.weight"),
+            &mut a.up,
+        )?;
+        if lora {
+            self.lora_forward(gpu, l, "gate_proj", &a.h2, &mut a.gate, &mut a.lora_u[4], n)?;
+            self.lora_forward(gpu, l, "up_proj", &a.h2, &mut a.up, &mut a.lora_u[5], n)?;
+        }
+        gpu.swiglu_forward(&mut a.act, &a.gate, &a.up, n * i)?;
+        gpu.gemm(
+            GemmShape::linear(n, c, i).with_beta(1.0),
+            &a.act,
+            w("mlp.down_proj.weight"),
+            x,
+        )?;
+        if lora {
+            self.lora_forward(gpu, l, "down_proj", &a.act, x, &mut a.lora_u[6], n)?;
+        }
+        Ok(())
+    }
+
+    /// The final normed hidden states `[b · t, hidden]` of `b` sequences of `t` tokens.
+    pub fn hidden_states(
+        &self,
+        gpu: &Gpu,
+        tokens: &[i32],
+        b: usize,
+        t: usize,
+    ) -> Result<CudaSlice<bf16>> {
+        self.run_layers(gpu, tokens, b, t, &vec![0; b], None)
+    }
+
+    /// Runs the decoder on `tq` new tokens per batch row, row `r` continuing after `past[r]`
+    /// positions. With a cache, the new keys and values are appended to it and attention reads
+    /// the whole cache; without one, `past` must be all 0.
+    fn run_layers(
+        &self,
+        gpu: &Gpu,
+        tokens: &[i32],
+        b: usize,
+        tq: usize,
+        past: &[i32],
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<CudaSlice<bf16>> {
+        let d = &self.dims;
+        let s = match &cache {
+            Some(c) => {
+                ensure!(c.batch == b, "KV cache holds {} rows, not {b}", c.batch);
+                let longest = past.iter().map(|&p| p as usize + tq).max().unwrap_or(0);
+                ensure!(
+                    longest <= c.capacity,
+                    "KV cache of {} positions is full",
+                    c.capacity
+                );
+                c.capacity
+            }
+            None => {
+                ensure!(
+                    past.iter().all(|&p| p == 0),
+                    "continuing a sequence needs a KV cache"
+                );
+                tq
+            }
+        };
+        let st = self.step(gpu, tokens, b, tq, past, s)?;
+        let (n, c) = (b * tq, d.hidden);
+        let mut a = Acts::new(gpu, d, st.attn, self.lora_rank(), self.attention)?;
+        let mut x = gpu.zeros::<bf16>(n * c)?;
+        gpu.embedding_forward(
+            &mut x,
+            &st.tokens,
+            self.w("model.embed_tokens.weight"),
+            n,
+            c,
+        )?;
+        for l in 0..d.layers {
+            self.layer_forward(gpu, l, &mut x, &mut a, &st, cache.as_deref_mut())?;
+        }
+        let mut rstd = gpu.zeros::<f32>(n)?;
+        gpu.rmsnorm_forward(
+            &mut a.h1,
+            &mut rstd,
+            &x,
+            self.w("model.norm.weight"),
+            n,
+            c,
+            d.rms_norm_eps,
+        )?;
+        Ok(a.h1)
+    }
+
+    /// Samples completions for every prompt row with a KV cache, all rows decoding together
+    /// (one token per row per step). Rows stop at an `eos` token (kept) or `max_new` tokens;
+    /// the batch stops when every row has. `uniform` supplies the draws, one per row per step.
+    pub fn generate(
+        &self,
+        gpu: &Gpu,
+        prompts: &[Vec<i32>],
+        params: SampleParams,
+        max_new: usize,
+        eos: &[i32],
+        uniform: &mut dyn FnMut() -> f32,
+    ) -> Result<Vec<Completion>> {
+        let b = prompts.len();
+        ensure!(b > 0 && max_new > 0, "nothing to generate");
+        ensure!(prompts.iter().all(|p| !p.is_empty()), "a prompt is empty");
+        let (c, vocab) = (self.dims.hidden, self.dims.vocab);
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+        let mut cache = KvCache::new(gpu, &self.dims, b, longest + max_new)?;
+
+        // Prefill: prompts right-padded to the longest; a padded position's keys land in the
+        // cache past the row's end, where decoding overwrites them before anything reads them.
+        let mut padded = Vec::with_capacity(b * longest);
+        for p in prompts {
+            padded.extend(p);
+            padded.extend(std::iter::repeat_n(p[0], longest - p.len()));
+        }
+        let h = self.run_layers(gpu, &padded, b, longest, &vec![0; b], Some(&mut cache))?;
+        let mut last = gpu.zeros::<bf16>(b * c)?;
+        for (r, p) in prompts.iter().enumerate() {
+            let row = (r * longest + p.len() - 1) * c;
+            gpu.stream()
+                .memcpy_dtod(
+                    &h.slice(row..row + c),
+                    &mut last.slice_mut(r * c..(r + 1) * c),
+                )
+                .map_err(|e| {
+                    anyhow::anyhow!("copying a prompt's last hidden state failed: {e:?}")
+                })?;
+        }
+
+        let mut logits = gpu.zeros::<bf16>(b * vocab)?;
+        let mut tokens = gpu.zeros::<i32>(b)?;
+        let mut logps = gpu.zeros::<f32>(b)?;
+        let mut out: Vec<Completion> = (0..b).map(|_| Completion::default()).collect();
+        let mut past: Vec<i32> = prompts.iter().map(|p| p.len() as i32).collect();
+        let mut hidden = last;
+        for step in 0..max_new {
+            gpu.gemm(
+                GemmShape::linear(b, vocab, c),
+                &hidden,
+                self.lm_head(),
+                &mut logits,
+            )?;
+            let u: Vec<f32> = (0..b).map(|_| uniform()).collect();
+            gpu.sample_rows(
+                &mut tokens,
+                &mut logps,
+                &logits,
+                &gpu.upload(&u)?,
+                b,
+                vocab,
+                params,
+            )?;
+            let (tok, lp) = (gpu.download(&tokens)?, gpu.download(&logps)?);
+            for (r, o) in out.iter_mut().enumerate() {
+                if o.finished {
+                    continue;
+                }
+                o.tokens.push(tok[r]);
+                o.logps.push(lp[r]);
+                o.finished = eos.contains(&tok[r]);
+            }
+            if step + 1 == max_new || out.iter().all(|o| o.finished) {
+                break;
+            }
+            // Finished rows keep decoding (their tokens are dropped): the batch stays one shape.
+            hidden = self.run_layers(gpu, &tok, b, 1, &past, Some(&mut cache))?;
+            past.iter_mut().for_each(|p| *p += 1);
+        }
+        for o in &mut out {
+            o.truncated = !o.finished;
+        }
+        Ok(out)
+    }
+
+    /// Full logits `[b · t, vocab]` (for tests at small sizes: this is what the chunked path
+    /// avoids materialising).
+    pub fn logits(&self, gpu: &Gpu, tokens: &[i32], b: usize, t: usize) -> Result<Vec<f32>> {
+        let (n, c, vocab) = (b * t, self.dims.hidden, self.dims.vocab);
+        let h = self.hidden_states(gpu, tokens, b, t)?;
+        let mut logits = gpu.zeros::<bf16>(n * vocab)?;
+        gpu.gemm(
+            GemmShape::linear(n, vocab, c),
+            &h,
+            self.lm_head(),
+            &mut logits,
+        )?;
+        Ok(gpu.download(&logits)?.iter().map(|x| x.to_f32()).collect())
+    }
+
+    /// Log-prob of each next token and the entropy at each position but the last, at
+    /// `temperature`, running the lm head `chunk_rows` rows at a time.
+    pub fn score(
+        &self,
+        gpu: &Gpu,
+        tokens: &[i32],
+        b: usize,
+        t: usize,
+        temperature: f32,
+        chunk_rows: usize,
+    ) -> Result<Scores> {
+        ensure!(t >= 2, "scoring needs at least two tokens per sequence");
+        ensure!(temperature > 0.0, "scoring temperature must be positive");
+        let h = self.hidden_states(gpu, tokens, b, t)?;
+        let head = self.head_scores(gpu, &h, tokens, t, 1.0 / temperature, chunk_rows)?;
+        head.scores(gpu, t)
+    }
+
+    /// The lm head over final hidden states `h` (`[n, hidden]`, sequences of `t` tokens), a
+    /// chunk of rows at a time: row `r` is scored on token `r + 1` of its sequence; each
+    /// sequence's last row predicts nothing (its target 0 is computed and dropped).
+    pub(crate) fn head_scores(
+        &self,
+        gpu: &Gpu,
+        h: &CudaSlice<bf16>,
+        tokens: &[i32],
+        t: usize,
+        inv_temp: f32,
+        chunk_rows: usize,
+    ) -> Result<HeadScores> {
+        let (n, c, vocab) = (tokens.len(), self.dims.hidden, self.dims.vocab);
+        let targets: Vec<i32> = (0..n)
+            .map(|r| if (r + 1) % t == 0 { 0 } else { tokens[r + 1] })
+            .collect();
+        let targets = gpu.upload(&targets)?;
+        let chunk = chunk_rows.clamp(1, n);
+        let mut logits = gpu.zeros::<bf16>(chunk * vocab)?;
+        let (mut logp, mut entropy, mut lse) = (gpu.zeros(n)?, gpu.zeros(n)?, gpu.zeros(n)?);
+        let head = self.lm_head().slice(..);
+        for r0 in (0..n).step_by(chunk) {
+            let rows = chunk.min(n - r0);
+            let mut out = logits.slice_mut(..rows * vocab);
+            gpu.gemm(
+                GemmShape::linear(rows, vocab, c),
+                &h.slice(r0 * c..(r0 + rows) * c),
+                &head,
+                &mut out,
+            )?;
+            gpu.logprob_forward(
+                &mut logp.slice_mut(r0..r0 + rows),
+                &mut entropy.slice_mut(r0..r0 + rows),
+                &mut lse.slice_mut(r0..r0 + rows),
+                &out,
+                &targets.slice(r0..r0 + rows),
+                rows,
+                vocab,
+                inv_temp,
+            )?;
+        }
+        Ok(HeadScores {
+            logp,
+            entropy,
+            lse,
+            targets,
+            chunk,
+        })
+    }
+}
+
+/// The lm head's per-row results, on the GPU.
+pub(crate) struct HeadScores {
+    pub logp: CudaSlice<f32>,
+    pub entropy: CudaSlice<f32>,
+    /// Log-sum-exp of each row's scaled logits, for the backward pass.
+    pub lse: CudaSlice<f32>,
+    pub targets: CudaSlice<i32>,
+    pub chunk: usize,
+}
+
+impl HeadScores {
+    /// Host scores without each sequence's last row: `[b, t - 1]`.
+    pub(crate) fn scores(&self, gpu: &Gpu, t: usize) -> Result<Scores> {
+        let keep = |v: Vec<f32>| -> Vec<f32> {
+            v.into_iter()
+                .enumerate()
+                .filter(|(r, _)| (r + 1) % t != 0)
+                .map(|(_, x)| x)
+                .collect()
+        };
+        Ok(Scores {
+            logps: keep(gpu.download(&self.logp)?),
+            entropies: keep(gpu.download(&self.entropy)?),
+        })
+    }
+}
+
+/// `dir`'s config and a reader of its safetensors weights by name (as f32).
+#[allow(clippy::type_complexity)]
+pub fn open_checkpoint(
+    dir: &Path,
+) -> Result<(ModelDims, Box<dyn FnMut(&str, usize) -> Result<Vec<f32>>>)> {
+    let config = dir.join("config.json");
+    let text = std::fs::read_to_string(&config).with_context(|| {
+        format!(
+            "could not read `{}`: is it a Hugging Face model folder?",
+            config.display()
+        )
+    })?;
+    let dims =
+        ModelDims::from_config_json(&text).with_context(|| format!("in `{}`", config.display()))?;
+    let mut files = vec![];
+    for e in
+        std::fs::read_dir(dir).with_context(|| format!("could not list `{}`", dir.display()))?
+    {
+        let path = e?.path();
+        if path.extension().is_some_and(|x| x == "safetensors") {
+            files.push((
+                std::fs::read(&path)
+                    .with_context(|| format!("could not read `{}`", path.display()))?,
+                path,
+            ));
+        }
+    }
+    ensure!(
+        !files.is_empty(),
+        "no .safetensors files in `{}`",
+        dir.display()
+    );
+    // Tensor name → file; each lookup re-parses that file's header, which is cheap.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, (bytes, path)) in files.iter().enumerate() {
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .with_context(|| format!("`{}` is not a safetensors file", path.display()))?;
+        for name in st.names() {
+            index.insert(name.to_string(), i);
+        }
+    }
+    let dir = dir.to_path_buf();
+    Ok((
+        dims,
+        Box::new(move |name: &str, _len: usize| {
+            let file = index
+                .get(name)
+                .with_context(|| format!("tensor `{name}` is missing from `{}`", dir.display()))?;
+            let st = safetensors::SafeTensors::deserialize(&files[*file].0)?;
+            let t = st.tensor(name)?;
+            widen(t.dtype(), t.data()).with_context(|| format!("tensor `{name}`"))
+        }),
+    ))
+}
+
+/// f32 values of a tensor stored as F32, BF16 or F16.
+fn widen(dtype: safetensors::Dtype, data: &[u8]) -> Result<Vec<f32>> {
+    use safetensors::Dtype;
+    Ok(match dtype {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => bail!("dtype {other:?} is not supported (f32, bf16, f16)"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_qwen2_config() {
+        let text = r#"{"model_type":"qwen2","vocab_size":151936,"hidden_size":896,
+            "intermediate_size":4864,"num_hidden_layers":24,"num_attention_heads":14,
+            "num_key_value_heads":2,"rms_norm_eps":1e-6,"rope_theta":1000000.0,
+            "tie_word_embeddings":true}"#;
+        let d = ModelDims::from_config_json(text).unwrap();
+        assert_eq!((d.head_dim, d.kv_heads, d.inv_freq.len()), (64, 2, 32));
+        assert!(d.qkv_bias && d.tie_word_embeddings);
+        assert_eq!(d.inv_freq[0], 1.0);
+        // The last pair turns slowest: theta^(-62/64).
+        assert!((d.inv_freq[31] as f64 - 1e6f64.powf(-62.0 / 64.0)).abs() < 1e-9);
+        // Qwen2.5-0.5B has 494,032,768 parameters (its model card says 0.49B).
+        assert_eq!(d.parameters(), 494_032_768);
+    }
+
+    #[test]
+    fn rejects_an_unsupported_model_type_by_name() {
+        let err = ModelDims::from_config_json(r#"{"model_type":"gpt2"}"#).unwrap_err();
+        assert!(err.to_string().contains("gpt2"), "{err}");
+    }
+
+    #[test]
+    fn widens_bf16_and_f16() {
+        let bytes: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
+            .collect();
+        assert_eq!(
+            widen(safetensors::Dtype::BF16, &bytes).unwrap(),
+            vec![1.5, -2.0]
+        );
+        let bytes: Vec<u8> = [0.25f32]
+            .iter()
+            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+            .collect();
+        assert_eq!(widen(safetensors::Dtype::F16, &bytes).unwrap(), vec![0.25]);
+    }
+}

@@ -1,0 +1,455 @@
+//! The HTTP client, its configuration, errors and the retry loop every request goes through.
+
+use std::error::Error as _;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use reqwest::{RequestBuilder, Response, StatusCode};
+use sqlrft_llm::{Backoff, parse_retry_after};
+
+/// Model or dataset repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RepoType {
+    /// A model repository (`/{repo}`).
+    Model,
+    /// A dataset repository (`/datasets/{repo}`).
+    Dataset,
+}
+
+impl RepoType {
+    /// The plural used in API paths: `models`, `datasets`.
+    pub fn api_segment(self) -> &'static str {
+        match self {
+            RepoType::Model => "models",
+            RepoType::Dataset => "datasets",
+        }
+    }
+
+    /// The prefix of web and git URLs: `""` for models, `"datasets/"` for datasets.
+    pub fn url_prefix(self) -> &'static str {
+        match self {
+            RepoType::Model => "",
+            RepoType::Dataset => "datasets/",
+        }
+    }
+
+    /// The value of `type` in a create-repo request.
+    pub fn name(self) -> &'static str {
+        match self {
+            RepoType::Model => "model",
+            RepoType::Dataset => "dataset",
+        }
+    }
+}
+
+/// Why a Hub call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// A repo id that is not `owner/name`.
+    #[error("invalid repo id `{0}`: expected `owner/name` (e.g. `alice/sql-cot`)")]
+    InvalidRepoId(String),
+    /// The Hub answered an error status.
+    #[error("{what}: {url} answered HTTP {status}{hint}: {body}")]
+    Status {
+        /// What we were doing.
+        what: String,
+        /// Request URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Response body (shortened).
+        body: String,
+        /// A hint on what to do, led by "; ".
+        hint: &'static str,
+    },
+    /// The Hub could not be reached.
+    #[error("{what}: could not reach {url}: {message}")]
+    Transport {
+        /// What we were doing.
+        what: String,
+        /// Request URL.
+        url: String,
+        /// The transport error and its causes.
+        message: String,
+    },
+    /// The Hub answered something we cannot use.
+    #[error("{what}: unexpected answer from the Hub: {message}")]
+    Protocol {
+        /// What we were doing.
+        what: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{action} `{path}`: {source}")]
+    Io {
+        /// What we tried.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Every attempt failed with a retryable error.
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: Box<HubError>,
+    },
+}
+
+impl HubError {
+    /// True for 429, 5xx and transport failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            HubError::Status { status, .. } => *status == 429 || *status >= 500,
+            HubError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The HTTP status behind this error, if any (looking through `Exhausted`).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            HubError::Status { status, .. } => Some(*status),
+            HubError::Exhausted { last, .. } => last.status(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        HubError::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn protocol(what: &str, message: impl Into<String>) -> Self {
+        HubError::Protocol {
+            what: what.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Where the Hub is, who we are, and where downloads are cached.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Base URL, e.g. `https://huggingface.co`.
+    pub endpoint: String,
+    /// Access token (`HF_TOKEN`).
+    pub token: Option<String>,
+    /// Download cache root.
+    pub cache_dir: PathBuf,
+    /// Retries after the first attempt on 429/5xx/transport errors.
+    pub retries: u32,
+    /// Delays between retries.
+    pub backoff: Backoff,
+    /// Timeout of small API calls (not of downloads and uploads, which may take long).
+    pub api_timeout: Duration,
+}
+
+impl HubConfig {
+    /// `HF_ENDPOINT` (default `https://huggingface.co`), `HF_TOKEN`, and the cache under
+    /// `$HF_HOME/sqlrft` or `~/.cache/sqlrft/hub`.
+    pub fn from_env() -> Self {
+        let endpoint = std::env::var("HF_ENDPOINT")
+            .ok()
+            .filter(|e| !e.trim().is_empty())
+            .unwrap_or_else(|| "https://huggingface.co".to_string());
+        let token = std::env::var("HF_TOKEN")
+            .or_else(|_| std::env::var("HUGGING_FACE_HUB_TOKEN"))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        HubConfig {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            token,
+            cache_dir: default_cache_dir(),
+            retries: 5,
+            backoff: Backoff {
+                base: Duration::from_millis(500),
+                max: Duration::from_secs(60),
+            },
+            api_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// A config for `endpoint` with `token`, caching under `cache_dir`.
+    pub fn new(endpoint: impl Into<String>, token: Option<String>, cache_dir: PathBuf) -> Self {
+        HubConfig {
+            endpoint: endpoint.into().trim_end_matches('/').to_string(),
+            token,
+            cache_dir,
+            ..HubConfig::from_env()
+        }
+    }
+}
+
+/// `$HF_HOME/sqlrft` (a subdirectory, so we never mix with the Python library's own
+/// `$HF_HOME/hub` and `$HF_HOME/datasets`), else `~/.cache/sqlrft/hub`.
+fn default_cache_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("HF_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home).join("sqlrft");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("sqlrft").join("hub")
+}
+
+/// A Hugging Face Hub client over its HTTP API.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    pub(crate) http: reqwest::Client,
+    /// For HEAD requests, which must see the Hub's redirect rather than follow it.
+    pub(crate) head_http: reqwest::Client,
+    pub(crate) config: HubConfig,
+}
+
+impl HubClient {
+    /// A client for `config`.
+    pub fn new(config: HubConfig) -> Result<Self, HubError> {
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(30))
+                .user_agent(concat!("sqlrft-hub/", env!("CARGO_PKG_VERSION")))
+        };
+        let built = |b: reqwest::ClientBuilder| {
+            b.build()
+                .map_err(|e| HubError::protocol("building the HTTP client", e.to_string()))
+        };
+        Ok(HubClient {
+            http: built(builder())?,
+            head_http: built(
+                builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(config.api_timeout),
+            )?,
+            config,
+        })
+    }
+
+    /// A client configured from the environment (see [`HubConfig::from_env`]).
+    pub fn from_env() -> Result<Self, HubError> {
+        HubClient::new(HubConfig::from_env())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// `{endpoint}{path}`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{}", self.config.endpoint, path)
+    }
+
+    /// Adds the bearer token when we have one.
+    pub(crate) fn authed(&self, builder: RequestBuilder) -> RequestBuilder {
+        match &self.config.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    /// Sends the request `make` builds, retrying 429/5xx/transport errors with backoff
+    /// (honouring `Retry-After`). Returns any other response, success or not.
+    pub(crate) async fn send(
+        &self,
+        what: &str,
+        make: impl Fn() -> Result<RequestBuilder, HubError>,
+    ) -> Result<Response, HubError> {
+        let attempts = self.config.retries.saturating_add(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // Execute with the client that built the request (HEADs use one without redirects).
+            let (http, request) = make()?.build_split();
+            let request = request.map_err(|e| HubError::protocol(what, e.to_string()))?;
+            let url = request.url().to_string();
+            let (err, retry_after) = match http.execute(request).await {
+                Ok(response) if is_retryable_status(response.status()) => {
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    (status_error(what, response).await, retry_after)
+                }
+                Ok(response) => return Ok(response),
+                Err(e) => (transport_error(what, &url, e), None),
+            };
+            if attempt >= attempts {
+                return Err(if attempt > 1 {
+                    HubError::Exhausted {
+                        attempts: attempt,
+                        last: Box::new(err),
+                    }
+                } else {
+                    err
+                });
+            }
+            let delay = self.config.backoff.delay(attempt - 1, retry_after);
+            tracing::warn!(attempt, ?delay, error = %err, "Hub request failed; retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Like [`send`](Self::send), then turns any non-2xx status into an error.
+    pub(crate) async fn send_ok(
+        &self,
+        what: &str,
+        make: impl Fn() -> Result<RequestBuilder, HubError>,
+    ) -> Result<Response, HubError> {
+        let response = self.send(what, make).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(status_error(what, response).await)
+        }
+    }
+
+    /// Sends, checks the status and parses a JSON answer.
+    pub(crate) async fn send_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        make: impl Fn() -> Result<RequestBuilder, HubError>,
+    ) -> Result<T, HubError> {
+        let response = self.send_ok(what, make).await?;
+        let url = response.url().to_string();
+        let text = response
+            .text()
+            .await
+            .map_err(|e| transport_error(what, &url, e))?;
+        serde_json::from_str(&text)
+            .map_err(|e| HubError::protocol(what, format!("{e} in {}", shorten(&text))))
+    }
+}
+
+fn is_retryable_status(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// Reads the body of an error response into a [`HubError::Status`].
+pub(crate) async fn status_error(what: &str, response: Response) -> HubError {
+    let status = response.status().as_u16();
+    let url = response.url().to_string();
+    let body = response.text().await.unwrap_or_default();
+    let hint = match status {
+        401 => "; set HF_TOKEN to a token with access to this repo",
+        403 => "; the token in HF_TOKEN lacks permission (a write token is needed to publish)",
+        404 => "; check the repo id, the revision and the file path",
+        _ => "",
+    };
+    HubError::Status {
+        what: what.to_string(),
+        url,
+        status,
+        body: shorten(&body),
+        hint,
+    }
+}
+
+pub(crate) fn transport_error(what: &str, url: &str, err: reqwest::Error) -> HubError {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    HubError::Transport {
+        what: what.to_string(),
+        url: url.to_string(),
+        message,
+    }
+}
+
+pub(crate) fn shorten(text: &str) -> String {
+    const MAX: usize = 500;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+/// Checks `owner/name` and returns the two parts.
+pub fn split_repo_id(repo_id: &str) -> Result<(&str, &str), HubError> {
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && !s.starts_with('.')
+    };
+    match repo_id.split_once('/') {
+        Some((owner, name)) if valid(owner) && valid(name) => Ok((owner, name)),
+        _ => Err(HubError::InvalidRepoId(repo_id.to_string())),
+    }
+}
+
+/// Percent-encodes one path segment (a revision like `refs/convert/parquet` becomes one).
+pub(crate) fn encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a file path, keeping its `/` separators.
+pub(crate) fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids_need_owner_and_name() {
+        assert_eq!(split_repo_id("a/b-c.d").unwrap(), ("a", "b-c.d"));
+        for bad in ["abc", "/x", "x/", "a/b/c", "a b/c", "a/.git"] {
+            let err = split_repo_id(bad).unwrap_err();
+            assert!(err.to_string().contains("owner/name"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn revisions_and_paths_are_encoded() {
+        assert_eq!(
+            encode_segment("refs/convert/parquet"),
+            "refs%2Fconvert%2Fparquet"
+        );
+        assert_eq!(
+            encode_path("data/train 1.parquet"),
+            "data/train%201.parquet"
+        );
+    }
+
+    #[test]
+    fn unauthorised_errors_say_to_set_the_token() {
+        let e = HubError::Status {
+            what: "listing".into(),
+            url: "u".into(),
+            status: 401,
+            body: "no".into(),
+            hint: "; set HF_TOKEN to a token with access to this repo",
+        };
+        assert!(e.to_string().contains("HF_TOKEN"));
+    }
+}

@@ -1,0 +1,388 @@
+//! The chat client: bounded concurrency, retries, structured output and usage accounting.
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+
+use crate::backoff::{Backoff, parse_retry_after};
+use crate::chat::{ChatRequest, ChatResponse, JsonSchemaFormat, snippet};
+use crate::config::LlmConfig;
+use crate::usage::{Pricing, Usage, UsageMeter};
+
+/// Why a chat call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LlmError {
+    /// The configured API-key variable is unset.
+    #[error(
+        "no API key for provider {provider}: set the environment variable `{env}` \
+         (or name another one with `api_key_env`)"
+    )]
+    MissingApiKey {
+        /// Variable that was looked up.
+        env: String,
+        /// Provider it was looked up for.
+        provider: String,
+    },
+    /// The configuration cannot work (e.g. no model).
+    #[error("invalid LLM configuration: {0}")]
+    Config(String),
+    /// The server answered with an error status.
+    #[error("{url} answered HTTP {status}: {body}")]
+    Status {
+        /// Request URL.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// Response body (shortened).
+        body: String,
+        /// The server's `Retry-After`, if it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// No complete answer within the per-request timeout.
+    #[error("request to {url} timed out after {after:?}")]
+    Timeout {
+        /// Request URL.
+        url: String,
+        /// The configured timeout.
+        after: Duration,
+    },
+    /// The server could not be reached or the connection broke.
+    #[error("could not reach {url}: {message}")]
+    Connection {
+        /// Request URL.
+        url: String,
+        /// The transport error and its causes.
+        message: String,
+    },
+    /// A 2xx body that is not a chat completion.
+    #[error("{url} returned a body that is not a chat completion ({source}): {body}")]
+    Decode {
+        /// Request URL.
+        url: String,
+        /// Response body (shortened).
+        body: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The model's text is not the JSON the structured-output request asked for.
+    #[error("the model's answer is not the requested JSON ({source}): {answer}")]
+    MalformedAnswer {
+        /// The answer text (shortened).
+        answer: String,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The response had no choice with text.
+    #[error("the model returned no answer text")]
+    EmptyAnswer,
+    /// Every attempt failed with a retryable error.
+    #[error("gave up after {attempts} attempts; last error: {last}")]
+    Exhausted {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last: Box<LlmError>,
+    },
+}
+
+impl LlmError {
+    /// True for failures another attempt may fix: 408, 429, 5xx, timeouts, connection errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LlmError::Status { status, .. } => *status == 408 || *status == 429 || *status >= 500,
+            LlmError::Timeout { .. } | LlmError::Connection { .. } => true,
+            _ => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            LlmError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// A structured answer and the response it came from.
+#[derive(Debug, Clone)]
+pub struct Structured<T> {
+    /// The first choice, deserialised.
+    pub value: T,
+    /// The whole response (other choices, usage).
+    pub response: ChatResponse,
+}
+
+/// An OpenAI-compatible chat client. Cloning is cheap and clones share the concurrency
+/// limit and the usage totals.
+#[derive(Clone)]
+pub struct LlmClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    config: LlmConfig,
+    url: String,
+    api_key: Option<String>,
+    permits: Semaphore,
+    meter: UsageMeter,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for LlmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmClient")
+            .field("url", &self.inner.url)
+            .field("model", &self.inner.config.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LlmClient {
+    /// A client for `config`, reading the API key from its environment variable.
+    pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
+        let api_key = match config.resolved_api_key_env() {
+            Some(env) => match std::env::var(&env) {
+                Ok(key) if !key.trim().is_empty() => Some(key.trim().to_string()),
+                _ => {
+                    return Err(LlmError::MissingApiKey {
+                        env,
+                        provider: config.provider.to_string(),
+                    });
+                }
+            },
+            None => None,
+        };
+        Self::with_api_key(config, api_key)
+    }
+
+    /// A client for `config` with an explicit key (`None`: send no `Authorization`).
+    pub fn with_api_key(config: LlmConfig, api_key: Option<String>) -> Result<Self, LlmError> {
+        if config.max_concurrency == 0 {
+            return Err(LlmError::Config(
+                "max_concurrency must be at least 1".into(),
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout.min(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| LlmError::Config(format!("could not build the HTTP client: {e}")))?;
+        let url = format!("{}/chat/completions", config.resolved_base_url());
+        Ok(LlmClient {
+            inner: Arc::new(Inner {
+                http,
+                url,
+                api_key,
+                permits: Semaphore::new(config.max_concurrency),
+                meter: UsageMeter::default(),
+                backoff: Backoff {
+                    base: config.backoff_base,
+                    max: config.backoff_max,
+                },
+                config,
+            }),
+        })
+    }
+
+    /// The configuration the client was built from.
+    pub fn config(&self) -> &LlmConfig {
+        &self.inner.config
+    }
+
+    /// Token and request totals so far, priced when the config has prices.
+    pub fn usage(&self) -> Usage {
+        let c = &self.inner.config;
+        let pricing = match (c.price_input_per_million, c.price_output_per_million) {
+            (None, None) => None,
+            (i, o) => Some(Pricing {
+                input_per_million: i.unwrap_or(0.0),
+                output_per_million: o.unwrap_or(0.0),
+            }),
+        };
+        self.inner.meter.snapshot(pricing)
+    }
+
+    /// Sends a chat request, retrying retryable failures with backoff.
+    pub async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
+        let body = self.complete_request(request)?;
+        let inner = &self.inner;
+        let attempts = inner.config.retries.saturating_add(1);
+        let mut attempt = 0;
+        loop {
+            let result = {
+                // The permit is held for one HTTP exchange only, never across a backoff sleep,
+                // so a waiting retry does not starve other calls.
+                let _permit = inner
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                self.send_once(&body).await
+            };
+            attempt += 1;
+            match result {
+                Ok(response) => {
+                    let usage = response.usage.unwrap_or_default();
+                    inner
+                        .meter
+                        .record_success(usage.prompt_tokens, usage.completion_tokens);
+                    return Ok(response);
+                }
+                Err(err) if err.is_retryable() && attempt < attempts => {
+                    inner.meter.record_retry();
+                    let delay = inner.backoff.delay(attempt - 1, err.retry_after());
+                    tracing::warn!(attempt, ?delay, error = %err, "LLM call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err(err) => {
+                    inner.meter.record_failure();
+                    return Err(if attempt > 1 {
+                        LlmError::Exhausted {
+                            attempts: attempt,
+                            last: Box::new(err),
+                        }
+                    } else {
+                        err
+                    });
+                }
+            }
+        }
+    }
+
+    /// Sends `request` constrained to `format` and deserialises the first choice into `T`.
+    pub async fn chat_json<T: DeserializeOwned>(
+        &self,
+        request: ChatRequest,
+        format: JsonSchemaFormat,
+    ) -> Result<Structured<T>, LlmError> {
+        let response = self.chat(request.with_json_schema(format)).await?;
+        let value = response.parse_choice(0)?;
+        Ok(Structured { value, response })
+    }
+
+    /// Fills what the request left unset from the config.
+    fn complete_request(&self, mut request: ChatRequest) -> Result<ChatRequest, LlmError> {
+        let c = &self.inner.config;
+        if request.model.is_empty() {
+            if c.model.is_empty() {
+                return Err(LlmError::Config(
+                    "no model given: set `model` in the config (or pass --model)".into(),
+                ));
+            }
+            request.model = c.model.clone();
+        }
+        request.temperature = request.temperature.or(c.temperature);
+        request.top_p = request.top_p.or(c.top_p);
+        request.max_tokens = request.max_tokens.or(c.max_tokens);
+        request.seed = request.seed.or(c.seed);
+        Ok(request)
+    }
+
+    async fn send_once(&self, body: &ChatRequest) -> Result<ChatResponse, LlmError> {
+        let inner = &self.inner;
+        let url = &inner.url;
+        let mut builder = inner.http.post(url).json(body);
+        if let Some(key) = &inner.api_key {
+            builder = builder.bearer_auth(key);
+        }
+        let response = builder.send().await.map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let text = response.text().await.map_err(|e| self.transport_error(e))?;
+        if !status.is_success() {
+            return Err(LlmError::Status {
+                url: url.clone(),
+                status: status.as_u16(),
+                body: snippet(&text),
+                retry_after,
+            });
+        }
+        serde_json::from_str(&text).map_err(|source| LlmError::Decode {
+            url: url.clone(),
+            body: snippet(&text),
+            source,
+        })
+    }
+
+    fn transport_error(&self, err: reqwest::Error) -> LlmError {
+        let url = self.inner.url.clone();
+        if err.is_timeout() {
+            return LlmError::Timeout {
+                url,
+                after: self.inner.config.timeout,
+            };
+        }
+        // reqwest's own message is terse ("error sending request"); the cause chain says why.
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        LlmError::Connection { url, message }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Provider;
+
+    #[test]
+    fn missing_api_key_names_the_variable() {
+        let mut c = LlmConfig::new(Provider::OpenAi, "gpt");
+        c.api_key_env = Some("SQLRFT_TEST_SURELY_UNSET_KEY".into());
+        let err = LlmClient::new(c).unwrap_err();
+        assert!(
+            err.to_string().contains("SQLRFT_TEST_SURELY_UNSET_KEY"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn request_defaults_come_from_the_config_unless_set() {
+        let mut c = LlmConfig::new(Provider::Vllm, "m1");
+        c.temperature = Some(0.7);
+        c.seed = Some(9);
+        let client = LlmClient::new(c).unwrap();
+        let r = client
+            .complete_request(ChatRequest::new(vec![]).with_temperature(0.1))
+            .unwrap();
+        assert_eq!(r.model, "m1");
+        assert_eq!(r.temperature, Some(0.1));
+        assert_eq!(r.seed, Some(9));
+    }
+
+    #[test]
+    fn no_model_is_a_config_error() {
+        let client = LlmClient::new(LlmConfig::default()).unwrap();
+        let err = client
+            .complete_request(ChatRequest::new(vec![]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--model"), "{err}");
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        let status = |s| LlmError::Status {
+            url: String::new(),
+            status: s,
+            body: String::new(),
+            retry_after: None,
+        };
+        assert!(status(429).is_retryable());
+        assert!(status(503).is_retryable());
+        assert!(!status(400).is_retryable());
+        assert!(!status(401).is_retryable());
+        assert!(!LlmError::EmptyAnswer.is_retryable());
+    }
+}

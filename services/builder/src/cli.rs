@@ -1,0 +1,261 @@
+//! The `sqlrft build …` and `sqlrft quickstart` entry points: clap argument structs and the
+//! functions the `sqlrft` binary calls with them.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use crate::catalog::SchemaSource;
+use crate::pipeline::{
+    self, CommonArgs, DatasetOpts, Layout, LlmArgs, QueryOpts, QuestionOpts, SandboxOpts,
+    SchemaOpts, StageOutcome, TruthOpts,
+};
+
+/// `sqlrft build <stage>`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum BuildCommand {
+    /// Read tables, columns, types and keys from a database or DDL file (never a data row).
+    Schema(BuildSchemaArgs),
+    /// Create sandbox.duckdb with synthetic rows (seeded generator, or --llm).
+    Sandbox(BuildSandboxArgs),
+    /// Generate a diverse query set with complexity quotas (grammar, or --llm).
+    Queries(BuildQueriesArgs),
+    /// Run every query twice on the sandbox; keep typed results, drop failures.
+    Truth(BuildTruthArgs),
+    /// Write one natural-language question per kept query (templates, or --llm).
+    Questions(BuildQuestionsArgs),
+    /// Split into train/test JSONL in the Fireworks RFT format.
+    Dataset(BuildDatasetArgs),
+    /// Run every stage; finished stages are skipped, interrupted ones resume.
+    All(BuildAllArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildSchemaArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub schema: SchemaOpts,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildSandboxArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub sandbox: SandboxOpts,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildQueriesArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub queries: QueryOpts,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildTruthArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub truth: TruthOpts,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildQuestionsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub questions: QuestionOpts,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildDatasetArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub dataset: DatasetOpts,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BuildAllArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub schema: SchemaOpts,
+    #[command(flatten)]
+    pub sandbox: SandboxOpts,
+    #[command(flatten)]
+    pub queries: QueryOpts,
+    #[command(flatten)]
+    pub truth: TruthOpts,
+    #[command(flatten)]
+    pub questions: QuestionOpts,
+    #[command(flatten)]
+    pub dataset: DatasetOpts,
+    #[command(flatten)]
+    pub llm: LlmArgs,
+}
+
+/// Runs one `sqlrft build` subcommand and prints what each stage did.
+pub async fn run_build(command: BuildCommand) -> Result<Vec<StageOutcome>> {
+    let outcomes = match command {
+        BuildCommand::Schema(a) => vec![pipeline::schema_stage(&a.common, &a.schema)?],
+        BuildCommand::Sandbox(a) => {
+            vec![pipeline::sandbox_stage(&a.common, &a.sandbox, &a.llm).await?]
+        }
+        BuildCommand::Queries(a) => {
+            vec![pipeline::queries_stage(&a.common, &a.queries, &a.llm).await?]
+        }
+        BuildCommand::Truth(a) => vec![pipeline::truth_stage(&a.common, &a.truth).await?],
+        BuildCommand::Questions(a) => {
+            vec![pipeline::questions_stage(&a.common, &a.questions, &a.llm).await?]
+        }
+        BuildCommand::Dataset(a) => vec![pipeline::dataset_stage(&a.common, &a.dataset)?],
+        BuildCommand::All(a) => run_all(&a).await?,
+    };
+    for outcome in &outcomes {
+        print_outcome(outcome);
+    }
+    Ok(outcomes)
+}
+
+/// Every stage in order (`sqlrft build all`).
+pub async fn run_all(a: &BuildAllArgs) -> Result<Vec<StageOutcome>> {
+    let mut outcomes = vec![pipeline::schema_stage(&a.common, &a.schema)?];
+    outcomes.push(pipeline::sandbox_stage(&a.common, &a.sandbox, &a.llm).await?);
+    outcomes.push(pipeline::queries_stage(&a.common, &a.queries, &a.llm).await?);
+    outcomes.push(pipeline::truth_stage(&a.common, &a.truth).await?);
+    outcomes.push(pipeline::questions_stage(&a.common, &a.questions, &a.llm).await?);
+    outcomes.push(pipeline::dataset_stage(&a.common, &a.dataset)?);
+    Ok(outcomes)
+}
+
+fn print_outcome(outcome: &StageOutcome) {
+    if outcome.skipped {
+        eprintln!("{:>10}: already done (same inputs), skipped", outcome.stage);
+    } else {
+        eprintln!(
+            "{:>10}: done in {:.1} s",
+            outcome.stage,
+            outcome.elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// `sqlrft quickstart`: the offline pipeline on the built-in demo schema.
+#[derive(Debug, Clone, Args)]
+pub struct QuickstartArgs {
+    /// Where the demo dataset goes.
+    #[arg(long, short, default_value = "sqlrft-quickstart")]
+    pub out: PathBuf,
+    /// Queries to generate.
+    #[arg(long, default_value_t = 300)]
+    pub queries: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Where the quickstart put everything.
+#[derive(Debug, Clone)]
+pub struct QuickstartOutcome {
+    pub out: PathBuf,
+    pub schema: PathBuf,
+    pub sandbox: PathBuf,
+    pub train: PathBuf,
+    pub test: PathBuf,
+    pub report: PathBuf,
+    pub train_records: usize,
+    pub test_records: usize,
+    pub seconds: f64,
+}
+
+/// The built-in demo schema: an airline network like OpenFlights, with declared keys.
+pub const DEMO_SCHEMA_DDL: &str = include_str!("demo/airline.sql");
+
+/// Builds the whole offline dataset for the demo schema and returns where it is. The caller
+/// (the `sqlrft` binary) then serves `sandbox` over MCP.
+pub async fn run_quickstart(args: &QuickstartArgs) -> Result<QuickstartOutcome> {
+    let started = Instant::now();
+    let common = CommonArgs {
+        seed: args.seed,
+        ..CommonArgs::new(&args.out)
+    };
+    let source = SchemaSource::DdlText {
+        name: "airline".into(),
+        text: DEMO_SCHEMA_DDL.into(),
+    };
+    pipeline::schema_stage_from(&common, &source, Some("airline"), true)?;
+    let sandbox = SandboxOpts {
+        rows: 300,
+        table_rows: vec![
+            ("countries".into(), 40),
+            ("planes".into(), 20),
+            ("airlines".into(), 150),
+            ("airports".into(), 400),
+            ("routes".into(), 4000),
+        ],
+        rows_per_call: 10,
+    };
+    let offline = LlmArgs::default();
+    pipeline::sandbox_stage(&common, &sandbox, &offline).await?;
+    pipeline::queries_stage(
+        &common,
+        &QueryOpts {
+            count: args.queries,
+            mix: Default::default(),
+            queries_per_call: 30,
+        },
+        &offline,
+    )
+    .await?;
+    pipeline::truth_stage(
+        &common,
+        &TruthOpts {
+            query_timeout: 10.0,
+            max_result_rows: 1000,
+            query_concurrency: None,
+        },
+    )
+    .await?;
+    pipeline::questions_stage(
+        &common,
+        &QuestionOpts {
+            styles: vec!["formal".into()],
+        },
+        &offline,
+    )
+    .await?;
+    let dataset = pipeline::dataset_stage(
+        &common,
+        &DatasetOpts {
+            test_fraction: 0.2,
+            ground_truth_format: Default::default(),
+            format: vec![
+                crate::records::PromptFormat::Plain,
+                crate::records::PromptFormat::Reasoning,
+            ],
+        },
+    )?;
+    let layout = Layout::new(&args.out);
+    Ok(QuickstartOutcome {
+        out: args.out.clone(),
+        schema: layout.schema(),
+        sandbox: layout.sandbox(),
+        train: args.out.join("train.jsonl"),
+        test: args.out.join("test.jsonl"),
+        report: layout.report(),
+        train_records: dataset.stats["train"].as_u64().unwrap_or(0) as usize,
+        test_records: dataset.stats["test"].as_u64().unwrap_or(0) as usize,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

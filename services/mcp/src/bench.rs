@@ -1,0 +1,210 @@
+//! `sqlrft bench mcp`: requests per second and latency through the tutorial's wire format,
+//! for our server and, in the same run, a peer server (e.g. mcp-server-motherduck 0.8.1).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::{McpConfig, start};
+
+/// Measure the MCP server on an OpenFlights database (see ../shared/acceptance/make_openflights_db.py).
+#[derive(Debug, Clone, Args)]
+pub struct McpBenchArgs {
+    /// OpenFlights DuckDB file to serve with sqlrft for the run.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Base URL (without /mcp/) of another server on the same database to measure in the same run.
+    #[arg(long)]
+    pub peer: Option<String>,
+    /// Requests per workload for sqlrft.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Requests per workload for the peer (a slow peer needs fewer to be measured well).
+    #[arg(long, default_value_t = 300)]
+    pub peer_requests: usize,
+    /// Concurrent clients in the concurrent workload.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+}
+
+/// Throughput and latency of one workload against one server.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub requests: usize,
+    pub per_second: f64,
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+const MIXED: &[&str] = &[
+    "SELECT country, count(*) AS airports FROM airports GROUP BY country ORDER BY airports DESC, country LIMIT 10",
+    "SELECT a.name, count(*) AS routes FROM routes r JOIN airlines a ON a.airline_id = r.airline_id GROUP BY a.name ORDER BY routes DESC, a.name LIMIT 10",
+    "SELECT s.city, d.city, r.stops FROM routes r JOIN airports s ON s.airport_id = r.source_airport_id JOIN airports d ON d.airport_id = r.destination_airport_id WHERE s.iata = 'LHR' ORDER BY d.city LIMIT 20",
+    "SELECT avg(altitude) AS mean_altitude, max(altitude) AS top FROM airports WHERE country = 'Switzerland'",
+    "SELECT equipment, count(*) AS n FROM routes GROUP BY equipment HAVING count(*) > 100 ORDER BY n DESC, equipment",
+];
+
+pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<()> {
+    let server = start(McpConfig {
+        db: Some(args.db.clone()),
+        port: 0,
+        ..McpConfig::default()
+    })
+    .await?;
+    let ours = server.base_url();
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let ids = airport_ids(&client, &ours).await?;
+    let point = |i: usize| {
+        format!(
+            "SELECT name, city, country, iata FROM airports WHERE airport_id = {}",
+            ids[i % ids.len()]
+        )
+    };
+    let mixed = |i: usize| MIXED[i % MIXED.len()].to_string();
+
+    println!("workload                     server       requests    req/s     p50 ms    p99 ms");
+    let mut ratios = Vec::new();
+    for (name, concurrency, queries) in [
+        (
+            "point, sequential",
+            1usize,
+            &point as &(dyn Fn(usize) -> String + Sync),
+        ),
+        ("point, concurrent", args.concurrency, &point),
+        ("mixed analytical, sequential", 1, &mixed),
+    ] {
+        let ours_m = measure(&client, &ours, args.requests, concurrency, queries).await?;
+        print_row(name, "sqlrft", &ours_m);
+        if let Some(peer) = &args.peer {
+            let peer_m = measure(
+                &client,
+                peer.trim_end_matches('/'),
+                args.peer_requests,
+                concurrency,
+                queries,
+            )
+            .await?;
+            print_row(name, "peer", &peer_m);
+            ratios.push((name, ours_m.per_second / peer_m.per_second));
+        }
+    }
+    for (name, ratio) in ratios {
+        println!("ratio sqlrft/peer, {name}: {ratio:.1}x");
+    }
+    server.shutdown().await?;
+    Ok(())
+}
+
+fn print_row(workload: &str, server: &str, m: &Measurement) {
+    println!(
+        "{workload:<28} {server:<12} {:>8} {:>8.0} {:>9.2} {:>9.2}",
+        m.requests,
+        m.per_second,
+        m.p50.as_secs_f64() * 1e3,
+        m.p99.as_secs_f64() * 1e3
+    );
+}
+
+/// Sends one `query` call in the tutorial's format and returns the parsed reply.
+pub async fn call(client: &reqwest::Client, base: &str, sql: &str) -> anyhow::Result<Value> {
+    let body = json!({
+        "id": "eval-query-1", "jsonrpc": "2.0", "method": "tools/call",
+        "params": {"session": {"id": "stateless-eval-session"}, "name": "query", "arguments": {"query": sql}}
+    });
+    let text = client
+        .post(format!("{base}/mcp/"))
+        .header("Accept", "application/json, text/event-stream")
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let data = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .with_context(|| format!("no SSE data line from {base}"))?;
+    let reply: Value = serde_json::from_str(data)?;
+    if reply["result"]["isError"] == true {
+        bail!(
+            "query failed on {base}: {}",
+            reply["result"]["content"][0]["text"]
+        );
+    }
+    Ok(reply)
+}
+
+async fn airport_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<i64>> {
+    let reply = call(
+        client,
+        base,
+        "SELECT airport_id FROM airports ORDER BY airport_id LIMIT 1000",
+    )
+    .await
+    .context("the benchmark needs the OpenFlights `airports` table (make_openflights_db.py)")?;
+    let ids: Vec<i64> = reply["result"]["structuredContent"]["rows"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(|r| r[0].as_i64()).collect())
+        .unwrap_or_default();
+    if ids.is_empty() {
+        bail!("the airports table is empty");
+    }
+    Ok(ids)
+}
+
+async fn measure(
+    client: &reqwest::Client,
+    base: &str,
+    requests: usize,
+    concurrency: usize,
+    query: &(dyn Fn(usize) -> String + Sync),
+) -> anyhow::Result<Measurement> {
+    // Warm the connection pool and the server's caches before timing.
+    for i in 0..concurrency.min(requests) {
+        call(client, base, &query(i)).await?;
+    }
+    let queries: Arc<Vec<String>> = Arc::new((0..requests).map(query).collect());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (client, base, queries, next) = (
+            client.clone(),
+            base.to_string(),
+            queries.clone(),
+            next.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= queries.len() {
+                    break;
+                }
+                let sent = Instant::now();
+                call(&client, &base, &queries[i]).await?;
+                latencies.push(sent.elapsed());
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(requests);
+    for worker in workers {
+        latencies.extend(worker.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    Ok(Measurement {
+        requests,
+        per_second: requests as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    })
+}

@@ -1,0 +1,159 @@
+//! The HTTP side: routes, Cloud Run habits (PORT, health, SIGTERM), auth, load shedding.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures::StreamExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use sqlrft_duck::ReadOnlyPool;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+use crate::config::McpConfig;
+use crate::tools::DuckTools;
+
+/// Builds the application: `/mcp`, `/mcp/`, `/healthz`, `/readyz`.
+pub fn router(
+    pool: ReadOnlyPool,
+    config: &McpConfig,
+    bound: SocketAddr,
+    cancel: CancellationToken,
+) -> Router {
+    let tools = DuckTools::new(pool.clone());
+    let mut transport = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(config.sessions)
+        .with_allowed_hosts(allowed_hosts(config, bound))
+        .with_max_request_body_bytes(config.max_body_bytes)
+        .with_sse_keep_alive(None)
+        .with_cancellation_token(cancel.child_token());
+    if !config.allowed_origins.iter().any(|o| o == "*") {
+        transport = transport.with_allowed_origins(config.allowed_origins.clone());
+    }
+    let factory = move || Ok(tools.clone());
+    let mcp: Router = if config.sessions {
+        let service = StreamableHttpService::new(
+            factory,
+            Arc::new(LocalSessionManager::default()),
+            transport,
+        );
+        Router::new()
+            .route_service("/mcp", service.clone())
+            .route_service("/mcp/", service)
+    } else {
+        let service = StreamableHttpService::new(
+            factory,
+            Arc::new(NeverSessionManager::default()),
+            transport,
+        );
+        Router::new()
+            .route_service("/mcp", service.clone())
+            .route_service("/mcp/", service)
+    };
+
+    // Past connections + waiting room, a request would only queue: answer 503 at once instead.
+    let in_flight = Arc::new(Semaphore::new(config.connections + config.max_waiting));
+    let mut mcp = mcp.layer(middleware::from_fn_with_state(in_flight, shed_load));
+    if let Some(token) = config.token.clone() {
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_bearer,
+        ));
+    }
+    Router::new()
+        .merge(mcp)
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(pool))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Host validation defends a server on a developer's machine against DNS rebinding; a server
+/// bound to a public interface (a container) is reached under names we cannot know in advance.
+fn allowed_hosts(config: &McpConfig, bound: SocketAddr) -> Vec<String> {
+    if !config.allowed_hosts.is_empty() {
+        config.allowed_hosts.clone()
+    } else if bound.ip().is_loopback() {
+        vec!["localhost".into(), "127.0.0.1".into(), "::1".into()]
+    } else {
+        Vec::new()
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(pool): State<ReadOnlyPool>) -> Response {
+    match pool.query("SELECT 1").await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}")).into_response(),
+    }
+}
+
+async fn shed_load(
+    State(in_flight): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Ok(permit) = in_flight.try_acquire_owned() else {
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "jsonrpc": "2.0", "id": null,
+                "error": {"code": -32000, "message": "server busy: too many queries in flight; retry after 1 s"}
+            })),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return response;
+    };
+    // The reply is an SSE stream that is still being produced when the headers go out: the
+    // request keeps its slot until the body has been sent.
+    let (parts, body) = next.run(request).await.into_parts();
+    let guarded = body.into_data_stream().map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(guarded))
+}
+
+async fn require_bearer(
+    State(token): State<Arc<String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token: send `Authorization: Bearer <token>` (the server's --token)",
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"sqlrft\""),
+    );
+    response
+}
+
+/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}

@@ -1,0 +1,126 @@
+//! Who may call: bearer tokens, Origin and Host validation, health endpoints.
+
+use serde_json::json;
+
+use crate::{Fixture, tool_call};
+
+fn query() -> serde_json::Value {
+    tool_call("1", "query", json!({"query": "SELECT 1"}))
+}
+
+async fn post(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(url)
+        .header("Accept", "application/json, text/event-stream")
+        .json(&query());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_configured() {
+    let fixture = Fixture::start(sqlrft_mcp::DEMO_SQL, |c| c.token = Some("s3cret".into())).await;
+    let url = fixture.server.mcp_url();
+    let anonymous = post(&url, &[]).await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer realm=\"sqlrft\""
+    );
+    assert_eq!(
+        post(&url, &[("Authorization", "Bearer wrong")])
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        post(&url, &[("Authorization", "Bearer s3cret")])
+            .await
+            .status(),
+        200
+    );
+    // Health checks stay open so Cloud Run can probe without the secret.
+    let health = reqwest::get(format!("{}/healthz", fixture.server.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn foreign_browser_origins_are_rejected() {
+    let fixture = Fixture::demo().await;
+    let url = fixture.server.mcp_url();
+    assert_eq!(
+        post(&url, &[("Origin", "http://evil.example")])
+            .await
+            .status(),
+        403
+    );
+    let local = format!("http://localhost:{}", fixture.server.addr.port());
+    assert_eq!(post(&url, &[("Origin", &local)]).await.status(), 200);
+}
+
+#[tokio::test]
+async fn loopback_server_rejects_foreign_host_headers() {
+    let fixture = Fixture::demo().await;
+    let url = fixture.server.mcp_url();
+    assert_eq!(
+        post(&url, &[("Host", "attacker.example")]).await.status(),
+        403
+    );
+    let allowed = Fixture::start(sqlrft_mcp::DEMO_SQL, |c| {
+        c.allowed_hosts = vec!["api.example.com".into()]
+    })
+    .await;
+    assert_eq!(
+        post(&allowed.server.mcp_url(), &[("Host", "api.example.com")])
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn readiness_checks_the_database() {
+    let fixture = Fixture::demo().await;
+    let ready = reqwest::get(format!("{}/readyz", fixture.server.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn rmcp_client_sees_typed_results() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+
+    let fixture = Fixture::demo().await;
+    let transport = StreamableHttpClientTransport::from_uri(fixture.server.mcp_url());
+    let client = ().serve(transport).await.expect("rmcp client connects");
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(
+        tools
+            .iter()
+            .any(|t| t.name == "query" && t.output_schema.is_some())
+    );
+    let mut call = CallToolRequestParams::new("query");
+    call.arguments = Some(
+        json!({"query": "SELECT name, altitude FROM airports WHERE country = 'Norway' ORDER BY altitude"})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    let result = client.call_tool(call).await.unwrap();
+    let structured = result.structured_content.expect("structured content");
+    // The same query through the pool directly must give the same typed rows.
+    let pool = sqlrft_duck::ReadOnlyPool::open(&fixture.server.db, Default::default()).unwrap();
+    let direct = pool
+        .query("SELECT name, altitude FROM airports WHERE country = 'Norway' ORDER BY altitude")
+        .await
+        .unwrap();
+    assert_eq!(structured, sqlrft_mcp::structured(&direct));
+    client.cancel().await.unwrap();
+}

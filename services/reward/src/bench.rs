@@ -1,0 +1,443 @@
+//! `sqlrft bench reward`: evaluations per second for the tutorial's test-set shape (one
+//! completion, one ground truth) embedded, over HTTP, through MCP, and in batches of 8, with the
+//! tutorial's own `evaluate` function (run by Python against the same MCP server) in the same run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use serde_json::{Map, Value, json};
+use sqlrft_core::ResultSet;
+use sqlrft_core::compare::{CompareOptions, compare};
+use sqlrft_core::ground_truth::GroundTruth;
+use sqlrft_core::score::ScoreOptions;
+use sqlrft_core::types::DuckType;
+
+use crate::{RewardConfig, RewardEngine, build_engine, start_with_engine};
+
+/// Measure the reward service on an OpenFlights database (../shared/acceptance/make_openflights_db.py).
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// DuckDB file to evaluate against (the OpenFlights database for the built-in cases).
+    #[arg(long, value_name = "FILE")]
+    pub db: PathBuf,
+    /// MCP endpoint serving the same database: adds the via-MCP measurement and is what the
+    /// tutorial's evaluator calls.
+    #[arg(long, value_name = "URL")]
+    pub mcp_url: Option<String>,
+    /// Python (with `requests`) to run the tutorial's evaluate function against --mcp-url.
+    #[arg(long, value_name = "PYTHON", requires = "mcp_url")]
+    pub peer_python: Option<PathBuf>,
+    /// The seed text holding the tutorial (section 12 is exec'd, as the acceptance script does).
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "../shared/seeds/000_4c080a18a0b6b01b.txt"
+    )]
+    pub seed: PathBuf,
+    /// JSON list of {"gold": SQL, "candidate": SQL} for another database.
+    #[arg(long, value_name = "FILE")]
+    pub cases: Option<PathBuf>,
+    /// Evaluations per measurement.
+    #[arg(long, default_value_t = 4000)]
+    pub evaluations: usize,
+    /// Evaluations for the tutorial's evaluator (slower, so fewer).
+    #[arg(long, default_value_t = 300)]
+    pub peer_evaluations: usize,
+    /// Concurrent clients (the tutorial's evaluator gets as many Python threads).
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+/// The built-in cases fit the OpenFlights database (the tutorial's acceptance cases).
+const CASES: &[(&str, &str)] = &[
+    (
+        "SELECT COUNT(*) FROM airlines",
+        "SELECT COUNT(*) AS n FROM airlines",
+    ),
+    (
+        "SELECT country, COUNT(*) AS c FROM airlines GROUP BY country ORDER BY c DESC, country LIMIT 5",
+        "SELECT country, COUNT(*) FROM airlines GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5",
+    ),
+    (
+        "SELECT name FROM airports WHERE city = 'Goroka'",
+        "SELECT name FROM airports WHERE city = 'Madang'",
+    ),
+    (
+        "SELECT MAX(altitude) FROM airports",
+        "SELECT MIN(altitude) FROM airports",
+    ),
+    (
+        "SELECT iso_code FROM countries WHERE name = 'Germany'",
+        "SELECT iso_code FROM countries WHERE name LIKE 'Germany'",
+    ),
+    (
+        "SELECT COUNT(*) FROM routes WHERE stops = 0",
+        "SELECT COUNT(*) FROM routes WHERE stops > 0",
+    ),
+];
+
+struct Case {
+    candidate: String,
+    /// The tutorial's form: a list of row objects.
+    records: Value,
+    gold: ResultSet,
+    predicted: Option<ResultSet>,
+}
+
+/// One measured workload.
+#[derive(Debug, Clone)]
+pub struct Measurement {
+    pub name: String,
+    pub evaluations: usize,
+    pub per_second: f64,
+}
+
+/// Runs `total` jobs on `concurrency` workers; returns evaluations per second.
+async fn measure<F, Fut>(
+    total: usize,
+    concurrency: usize,
+    per_job: usize,
+    job: F,
+) -> anyhow::Result<f64>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let job = Arc::new(job);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency.max(1))
+        .map(|_| {
+            let (job, next) = (job.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= total {
+                        return anyhow::Ok(());
+                    }
+                    job(i).await?;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await??;
+    }
+    Ok((total * per_job) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A typed result as the tutorial's ground truth: row objects, numbers as JSON numbers.
+fn records(result: &ResultSet) -> Value {
+    let numeric: Vec<bool> = result
+        .types
+        .iter()
+        .map(|t| DuckType::parse(t).is_numeric())
+        .collect();
+    Value::Array(
+        result
+            .rows
+            .iter()
+            .map(|row| {
+                let object: Map<String, Value> = result
+                    .columns
+                    .iter()
+                    .zip(row)
+                    .zip(&numeric)
+                    .map(|((name, cell), numeric)| {
+                        let cell = match cell {
+                            Value::String(s) if *numeric => {
+                                s.parse::<f64>().map_or(cell.clone(), |f| json!(f))
+                            }
+                            other => other.clone(),
+                        };
+                        (name.clone(), cell)
+                    })
+                    .collect();
+                Value::Object(object)
+            })
+            .collect(),
+    )
+}
+
+async fn load_cases(engine: &RewardEngine, file: Option<&Path>) -> anyhow::Result<Vec<Case>> {
+    let pairs: Vec<(String, String)> = match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("could not read cases `{}`", file.display()))?;
+            let list: Vec<Value> = serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "`{}` is not a JSON list of {{gold, candidate}}",
+                    file.display()
+                )
+            })?;
+            list.iter()
+                .map(|c| match (c["gold"].as_str(), c["candidate"].as_str()) {
+                    (Some(g), Some(p)) => Ok((g.to_string(), p.to_string())),
+                    _ => bail!(
+                        "every case in `{}` needs string `gold` and `candidate`",
+                        file.display()
+                    ),
+                })
+                .collect::<anyhow::Result<_>>()?
+        }
+        None => CASES
+            .iter()
+            .map(|(g, p)| (g.to_string(), p.to_string()))
+            .collect(),
+    };
+    let mut cases = Vec::new();
+    for (gold_sql, candidate) in pairs {
+        let gold = engine
+            .executor()
+            .query(&gold_sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("gold SQL `{gold_sql}` failed: {e}; does --db hold the OpenFlights data (or pass --cases)?"))?;
+        let predicted = engine.executor().query(&candidate).await.ok();
+        cases.push(Case {
+            candidate,
+            records: records(&gold),
+            gold,
+            predicted,
+        });
+    }
+    Ok(cases)
+}
+
+/// `sqlrft bench reward`.
+pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    let config = RewardConfig {
+        db: Some(args.db.clone()),
+        port: 0,
+        ..RewardConfig::default()
+    };
+    let engine = Arc::new(build_engine(&config)?);
+    let cases = Arc::new(load_cases(&engine, args.cases.as_deref()).await?);
+    let server = start_with_engine(config, engine.clone()).await?;
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let n = args.evaluations;
+    let c = args.concurrency;
+    let mut results: Vec<Measurement> = Vec::new();
+    let mut record = |name: &str, evaluations: usize, per_second: f64| {
+        println!("{name:<44} {evaluations:>8} {per_second:>12.0}");
+        results.push(Measurement {
+            name: name.into(),
+            evaluations,
+            per_second,
+        });
+    };
+    println!("{:<44} {:>8} {:>12}", "workload", "evals", "evals/s");
+
+    // Embedded, in process: what the trainer gets.
+    let truths: Arc<Vec<GroundTruth>> = Arc::new(
+        cases
+            .iter()
+            .map(|case| GroundTruth::parse(Some(&case.records), &Map::new()))
+            .collect::<Result<_, _>>()?,
+    );
+    let sequential = {
+        let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+        measure(n / 4, 1, 1, move |i| {
+            let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+            async move {
+                let k = i % cases.len();
+                engine
+                    .evaluate(&cases[k].candidate, &truths[k], &ScoreOptions::default())
+                    .await;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    record("embedded, in process, 1 at a time", n / 4, sequential);
+    let embedded = {
+        let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+        measure(n, c, 1, move |i| {
+            let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+            async move {
+                let k = i % cases.len();
+                engine
+                    .evaluate(&cases[k].candidate, &truths[k], &ScoreOptions::default())
+                    .await;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    record(
+        &format!("embedded, in process, {c} concurrent"),
+        n,
+        embedded,
+    );
+
+    // HTTP, one evaluation per request, tutorial-shaped bodies.
+    let bodies: Arc<Vec<Value>> = Arc::new(
+        cases
+            .iter()
+            .map(|case| {
+                json!({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": case.candidate}],
+                       "ground_truth": case.records})
+            })
+            .collect(),
+    );
+    let http = {
+        let url = format!("{}/v1/evaluate", server.base_url());
+        post_workload(&client, url, bodies.clone(), n, c, 1).await?
+    };
+    record(
+        &format!("HTTP /v1/evaluate, embedded, {c} concurrent"),
+        n,
+        http,
+    );
+
+    // HTTP batches of 8 completions (a GRPO group) against one ground truth.
+    let batches: Arc<Vec<Value>> = Arc::new(
+        cases
+            .iter()
+            .map(|case| {
+                let group: Vec<&str> = (0..8).map(|_| case.candidate.as_str()).collect();
+                json!({"completions": group, "ground_truth": case.records})
+            })
+            .collect(),
+    );
+    let batch = {
+        let url = format!("{}/v1/evaluate/batch", server.base_url());
+        post_workload(&client, url, batches, n / 8, c, 8).await?
+    };
+    record(
+        &format!("HTTP /v1/evaluate/batch x8, embedded, {c} conc."),
+        n,
+        batch,
+    );
+
+    // Through MCP.
+    if let Some(mcp_url) = &args.mcp_url {
+        let mcp_config = RewardConfig {
+            mcp_url: Some(mcp_url.clone()),
+            port: 0,
+            ..RewardConfig::default()
+        };
+        let mcp_server = crate::start(mcp_config).await?;
+        let url = format!("{}/v1/evaluate", mcp_server.base_url());
+        let via_mcp = post_workload(&client, url, bodies.clone(), n, c, 1).await?;
+        record(
+            &format!("HTTP /v1/evaluate, via MCP, {c} concurrent"),
+            n,
+            via_mcp,
+        );
+        mcp_server.shutdown().await?;
+    }
+
+    // The comparison's share of one evaluation.
+    let compare_share = {
+        let rounds = 2000;
+        let started = Instant::now();
+        let mut matched = 0;
+        for i in 0..rounds {
+            let case = &cases[i % cases.len()];
+            if let Some(predicted) = &case.predicted {
+                matched +=
+                    usize::from(compare(predicted, &case.gold, &CompareOptions::default()).matched);
+            }
+        }
+        std::hint::black_box(matched);
+        let per_compare = started.elapsed().as_secs_f64() / rounds as f64;
+        per_compare * sequential
+    };
+    println!(
+        "comparison: {:.1}% of one sequential embedded evaluation",
+        compare_share * 100.0
+    );
+
+    if let (Some(python), Some(mcp_url)) = (&args.peer_python, &args.mcp_url) {
+        let peer = run_peer(python, mcp_url, &args, &cases).await?;
+        record(
+            &format!("tutorial evaluate(), via MCP, {c} threads"),
+            args.peer_evaluations,
+            peer,
+        );
+        for m in &results[..results.len() - 1] {
+            println!(
+                "  {:<42} {:>8.1}x the tutorial's evaluator",
+                m.name,
+                m.per_second / peer
+            );
+        }
+    }
+    server.shutdown().await?;
+    Ok(())
+}
+
+async fn post_workload(
+    client: &reqwest::Client,
+    url: String,
+    bodies: Arc<Vec<Value>>,
+    requests: usize,
+    concurrency: usize,
+    per_request: usize,
+) -> anyhow::Result<f64> {
+    let client = client.clone();
+    measure(requests, concurrency, per_request, move |i| {
+        let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+        async move {
+            let response = client
+                .post(&url)
+                .json(&bodies[i % bodies.len()])
+                .send()
+                .await?;
+            if !response.status().is_success() {
+                bail!("{url} answered {}", response.status());
+            }
+            let _: Value = response.json().await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Runs bench/tutorial_peer.py: the tutorial's evaluate function against the MCP server.
+async fn run_peer(
+    python: &Path,
+    mcp_url: &str,
+    args: &BenchArgs,
+    cases: &[Case],
+) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let cases_file = dir.path().join("cases.json");
+    let list: Vec<Value> = cases
+        .iter()
+        .map(|c| json!({"candidate": c.candidate, "ground_truth": c.records}))
+        .collect();
+    std::fs::write(&cases_file, serde_json::to_vec(&list)?)?;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tutorial_peer.py");
+    let base = crate::mcp_endpoint(mcp_url);
+    let base = base.trim_end_matches("/mcp");
+    let output = tokio::process::Command::new(python)
+        .arg(&script)
+        .arg(base)
+        .arg(&args.seed)
+        .arg(&cases_file)
+        .arg(args.peer_evaluations.to_string())
+        .arg(args.concurrency.to_string())
+        .output()
+        .await
+        .with_context(|| format!("could not run `{}`", python.display()))?;
+    if !output.status.success() {
+        bail!(
+            "the tutorial evaluator failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "unreadable output from the peer: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    report["per_second"]
+        .as_f64()
+        .context("the peer's report has no per_second")
+}

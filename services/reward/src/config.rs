@@ -1,0 +1,179 @@
+//! `sqlrft reward serve` settings: flags, `[reward]` in sqlrft.toml, `SQLRFT_REWARD_*`, `PORT`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use sqlrft_duck::{Limits, PoolOptions};
+
+/// Everything the service needs to run, after all configuration layers are merged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RewardConfig {
+    /// DuckDB file to execute SQL on, in process (read-only).
+    pub db: Option<PathBuf>,
+    /// MCP endpoint to execute SQL through instead (`http://host:port/mcp`).
+    pub mcp_url: Option<String>,
+    /// Bearer token for the MCP server.
+    pub mcp_token: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// Bearer token required on /v1/* when set.
+    pub token: Option<String>,
+    /// Read-only connections for the embedded database.
+    pub connections: usize,
+    /// Time limit of one query in the embedded database (a timeout scores 0).
+    pub query_timeout_secs: f64,
+    /// Time allowed for executing one query through the executor, MCP included; past it the
+    /// evaluation is invalid (infrastructure failure), never a silent 0.
+    pub eval_timeout_secs: f64,
+    /// Rows kept from a query; a larger prediction is cut off and cannot match.
+    pub max_rows: usize,
+    pub max_result_bytes: usize,
+    pub max_body_bytes: usize,
+    /// Requests evaluated at once; more get 503 with Retry-After.
+    pub max_concurrency: usize,
+    /// Completions in one batch request.
+    pub max_batch: usize,
+    /// Gold SQL results remembered (keyed by database and SQL).
+    pub gold_cache: usize,
+}
+
+impl Default for RewardConfig {
+    fn default() -> Self {
+        RewardConfig {
+            db: None,
+            mcp_url: None,
+            mcp_token: None,
+            host: "127.0.0.1".into(),
+            port: 8090,
+            token: None,
+            connections: 8,
+            query_timeout_secs: 10.0,
+            eval_timeout_secs: 30.0,
+            max_rows: 10_000,
+            max_result_bytes: 16 * 1024 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_concurrency: 256,
+            max_batch: 1024,
+            gold_cache: 4096,
+        }
+    }
+}
+
+impl RewardConfig {
+    pub fn pool_options(&self) -> PoolOptions {
+        PoolOptions {
+            connections: self.connections,
+            max_waiting: self.max_concurrency.max(1) * 8,
+            limits: Limits {
+                timeout: Duration::from_secs_f64(self.query_timeout_secs),
+                max_rows: self.max_rows,
+                max_bytes: self.max_result_bytes,
+            },
+        }
+    }
+
+    pub fn eval_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.eval_timeout_secs)
+    }
+
+    /// Checks the settings hang together; the error names the flag to fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        match (&self.db, &self.mcp_url) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "both --db and --mcp-url are set; execute SQL either in process (--db FILE) or through an MCP server (--mcp-url URL)"
+            ),
+            (None, None) => anyhow::bail!(
+                "nowhere to execute SQL: pass --db data/sandbox.duckdb (in process) or --mcp-url http://host:port/mcp (through `sqlrft mcp serve`)"
+            ),
+            _ => {}
+        }
+        for (name, value) in [
+            ("--query-timeout", self.query_timeout_secs),
+            ("--eval-timeout", self.eval_timeout_secs),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                anyhow::bail!("{name} must be a positive number of seconds, got {value}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Score SQL completions by executing them (Fireworks evaluator API + GRPO batches).
+#[derive(Debug, Clone, Default, Args, Serialize)]
+pub struct RewardServeArgs {
+    /// DuckDB file to execute SQL on, in this process (read-only).
+    #[arg(long, value_name = "FILE", conflicts_with = "mcp_url")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<PathBuf>,
+    /// Execute SQL through this MCP server instead (e.g. http://127.0.0.1:8080/mcp).
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_url: Option<String>,
+    /// Bearer token for the MCP server [env: SQLRFT_REWARD_MCP_TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_token: Option<String>,
+    /// Address to bind [default: 127.0.0.1; use 0.0.0.0 in containers].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Port to bind [default: $PORT, else 8090; 0 picks a free port].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Require `Authorization: Bearer TOKEN` on /v1/* [env: SQLRFT_REWARD_TOKEN].
+    #[arg(long, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Read-only connections to the embedded database [default: 8].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<usize>,
+    /// Time limit of one query, in seconds; a query past it scores 0 [default: 10].
+    #[arg(long = "query-timeout", value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_timeout_secs: Option<f64>,
+    /// Time allowed to get an answer from the executor, in seconds; past it the evaluation is
+    /// marked invalid [default: 30].
+    #[arg(long = "eval-timeout", value_name = "SECONDS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval_timeout_secs: Option<f64>,
+    /// Rows kept from a query [default: 10000].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<usize>,
+    /// Largest request body in bytes [default: 16 MiB].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_body_bytes: Option<usize>,
+    /// Requests evaluated at once; more get 503 [default: 256].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<usize>,
+    /// Completions accepted in one batch request [default: 1024].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
+    /// Write the base URL to FILE once listening (for scripts that bind --port 0).
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub print_url_to: Option<PathBuf>,
+    /// TOML config file with a [reward] table [default: ./sqlrft.toml if present].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+impl RewardServeArgs {
+    /// Merges defaults, the config file, `PORT`, `SQLRFT_REWARD_*` and these flags.
+    pub fn resolve(&self) -> anyhow::Result<RewardConfig> {
+        let config: RewardConfig =
+            sqlrft_core::config::load("reward", self.config.as_deref(), &[("PORT", "port")], self)?;
+        config.validate()?;
+        Ok(config)
+    }
+}

@@ -1,0 +1,354 @@
+//! Where SQL runs: embedded against a DuckDB file, or through an MCP server's `query` tool.
+//!
+//! Both hand back the same typed [`ResultSet`] (the MCP server sends it as `structuredContent`),
+//! so a completion scores the same either way. Failures are split in two: the query's own
+//! failure (syntax error, timeout, refused statement: the completion's fault, score 0) and an
+//! infrastructure failure (server down, busy, unreadable reply: the score would mean nothing).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rmcp::RoleClient;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
+use rmcp::service::{RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use sqlrft_core::ResultSet;
+use sqlrft_core::score::{FailureKind, QueryFailure};
+use sqlrft_duck::{PoolOptions, QueryError, ReadOnlyPool};
+
+/// Why a query gave no result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExecError {
+    /// The query itself failed: the completion's fault.
+    Query(QueryFailure),
+    /// The executor failed: the score would say nothing about the completion.
+    Infrastructure(String),
+}
+
+impl std::fmt::Display for ExecError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExecError::Query(failure) => write!(f, "{failure}"),
+            ExecError::Infrastructure(message) => f.write_str(message),
+        }
+    }
+}
+
+/// Runs one read-only SQL query and returns its typed result.
+pub trait SqlExecutor: Send + Sync {
+    fn query<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<ResultSet, ExecError>>;
+    /// Names the database for cache keys: another file, a rebuilt file or another server differ.
+    fn identity(&self) -> &str;
+    /// A sentence for logs and readiness: what runs the SQL.
+    fn describe(&self) -> String;
+}
+
+/// Maps the duck crate's errors onto the completion-or-infrastructure split.
+fn from_query_error(err: QueryError) -> ExecError {
+    let failure = |kind| {
+        ExecError::Query(QueryFailure {
+            kind,
+            message: err.to_string(),
+        })
+    };
+    match &err {
+        QueryError::Refused(_) => failure(FailureKind::Refused),
+        QueryError::Sql(_) => failure(FailureKind::Sql),
+        QueryError::Timeout(_) => failure(FailureKind::Timeout),
+        QueryError::TooLarge { .. } => failure(FailureKind::TooLarge),
+        QueryError::Busy(_) | QueryError::Internal(_) => {
+            ExecError::Infrastructure(format!("the embedded database failed: {err}"))
+        }
+    }
+}
+
+/// Runs SQL in this process on a read-only pool over one DuckDB file.
+pub struct EmbeddedExecutor {
+    pool: ReadOnlyPool,
+    identity: String,
+}
+
+impl EmbeddedExecutor {
+    pub fn open(path: &Path, options: PoolOptions) -> anyhow::Result<Self> {
+        let pool = ReadOnlyPool::open(path, options)?;
+        Ok(Self::from_pool(pool))
+    }
+
+    pub fn from_pool(pool: ReadOnlyPool) -> Self {
+        let path = pool.path();
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        // Size and modification time tell a rebuilt sandbox from the old one at the same path.
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                format!("{}:{modified}", m.len())
+            })
+            .unwrap_or_default();
+        EmbeddedExecutor {
+            identity: format!("duckdb:{}:{stamp}", canonical.display()),
+            pool,
+        }
+    }
+
+    pub fn pool(&self) -> &ReadOnlyPool {
+        &self.pool
+    }
+}
+
+impl SqlExecutor for EmbeddedExecutor {
+    fn query<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<ResultSet, ExecError>> {
+        Box::pin(async move { self.pool.query(sql).await.map_err(from_query_error) })
+    }
+
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    fn describe(&self) -> String {
+        format!("embedded DuckDB `{}`", self.pool.path().display())
+    }
+}
+
+type McpClient = RunningService<RoleClient, ClientConfig>;
+
+/// Runs SQL through an MCP server's `query` tool, reading the typed `structuredContent`.
+pub struct McpExecutor {
+    url: String,
+    token: Option<String>,
+    timeout: Duration,
+    identity: String,
+    /// One initialised client shared by all requests; replaced when its transport dies.
+    client: tokio::sync::Mutex<Option<Arc<McpClient>>>,
+}
+
+/// The MCP server's prefix on query errors (motherduck's wording).
+const MCP_ERROR_PREFIX: &str = "Error executing tool query: ❌ Error executing query: ";
+
+impl McpExecutor {
+    /// A client for the MCP endpoint `url` (e.g. `http://127.0.0.1:8080/mcp`). It connects on
+    /// first use and reconnects after the server goes away.
+    pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Self {
+        let url = mcp_endpoint(url);
+        McpExecutor {
+            identity: format!("mcp:{url}"),
+            url,
+            token,
+            timeout,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn client(&self) -> Result<Arc<McpClient>, ExecError> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref().filter(|c| !c.is_transport_closed()) {
+            return Ok(client.clone());
+        }
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| {
+                ExecError::Infrastructure(format!("could not build an HTTP client: {e}"))
+            })?;
+        let mut config = StreamableHttpClientTransportConfig::with_uri(self.url.as_str())
+            .max_concurrent_requests(256);
+        if let Some(token) = &self.token {
+            config = config.auth_header(token.clone());
+        }
+        let transport = StreamableHttpClientTransport::with_client(http, config);
+        let connect = ClientConfig::default().serve(transport);
+        let client = match tokio::time::timeout(self.timeout, connect).await {
+            Ok(Ok(client)) => Arc::new(client),
+            Ok(Err(err)) => {
+                return Err(ExecError::Infrastructure(format!(
+                    "could not connect to the MCP server at {}: {err}",
+                    self.url
+                )));
+            }
+            Err(_) => {
+                return Err(ExecError::Infrastructure(format!(
+                    "the MCP server at {} did not answer initialize within {:.1} s",
+                    self.url,
+                    self.timeout.as_secs_f64()
+                )));
+            }
+        };
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn call(&self, sql: &str) -> Result<CallToolResult, ExecError> {
+        let mut arguments = serde_json::Map::new();
+        arguments.insert("query".into(), serde_json::Value::String(sql.to_string()));
+        // One retry on a fresh connection: the server may have restarted since the last call.
+        for attempt in 0..2 {
+            let client = self.client().await?;
+            let params = CallToolRequestParams::new("query").with_arguments(arguments.clone());
+            match tokio::time::timeout(self.timeout, client.call_tool(params)).await {
+                Ok(Ok(result)) => return Ok(result),
+                Ok(Err(err)) if attempt == 0 && is_connection_error(&err) => {
+                    self.client.lock().await.take();
+                }
+                Ok(Err(err)) => {
+                    return Err(ExecError::Infrastructure(format!(
+                        "the MCP server at {} failed: {err}",
+                        self.url
+                    )));
+                }
+                Err(_) => {
+                    return Err(ExecError::Infrastructure(format!(
+                        "no answer from the MCP server at {} within {:.1} s",
+                        self.url,
+                        self.timeout.as_secs_f64()
+                    )));
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+}
+
+fn is_connection_error(err: &ServiceError) -> bool {
+    matches!(
+        err,
+        ServiceError::TransportClosed | ServiceError::TransportSend(_)
+    )
+}
+
+/// `http://host:port` and `http://host:port/mcp/` both mean the `/mcp` endpoint.
+pub fn mcp_endpoint(url: &str) -> String {
+    let trimmed = url.trim().trim_end_matches('/');
+    if trimmed.ends_with("/mcp") {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}/mcp")
+    }
+}
+
+/// Reads the `query` tool's reply: typed rows, or the query's error sorted by its kind.
+fn read_reply(reply: CallToolResult) -> Result<ResultSet, ExecError> {
+    let text: String = reply
+        .content
+        .iter()
+        .filter_map(|block| block.as_text().map(|t| t.text.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    if reply.is_error == Some(true) {
+        return Err(classify_tool_error(&text));
+    }
+    let Some(structured) = reply.structured_content else {
+        return Err(ExecError::Infrastructure(
+            "the MCP server's `query` reply has no structuredContent (typed rows); \
+             use sqlrft's MCP server or run the reward service embedded with --db"
+                .into(),
+        ));
+    };
+    serde_json::from_value(structured).map_err(|e| {
+        ExecError::Infrastructure(format!(
+            "the MCP server's structuredContent is not a typed result set: {e}"
+        ))
+    })
+}
+
+/// Sorts an MCP tool error into the duck crate's kinds by the messages it writes.
+fn classify_tool_error(text: &str) -> ExecError {
+    let message = text.strip_prefix(MCP_ERROR_PREFIX).unwrap_or(text).trim();
+    let kind = if message.starts_with("Refused") {
+        FailureKind::Refused
+    } else if message.starts_with("Interrupted") {
+        FailureKind::Timeout
+    } else if message.starts_with("result exceeded") {
+        FailureKind::TooLarge
+    } else if message.starts_with("server busy") || message.starts_with("internal error") {
+        return ExecError::Infrastructure(format!("the MCP server failed: {message}"));
+    } else if text.starts_with("Input validation error") {
+        return ExecError::Infrastructure(format!(
+            "the MCP server rejected the tool call: {message}"
+        ));
+    } else {
+        FailureKind::Sql
+    };
+    ExecError::Query(QueryFailure {
+        kind,
+        message: message.to_string(),
+    })
+}
+
+impl SqlExecutor for McpExecutor {
+    fn query<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<ResultSet, ExecError>> {
+        Box::pin(async move { read_reply(self.call(sql).await?) })
+    }
+
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    fn describe(&self) -> String {
+        format!("MCP server {}", self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_urls_end_in_one_mcp_segment() {
+        assert_eq!(mcp_endpoint("http://h:1"), "http://h:1/mcp");
+        assert_eq!(mcp_endpoint("http://h:1/"), "http://h:1/mcp");
+        assert_eq!(mcp_endpoint("http://h:1/mcp/"), "http://h:1/mcp");
+        assert_eq!(mcp_endpoint("http://h:1/mcp"), "http://h:1/mcp");
+    }
+
+    #[test]
+    fn tool_errors_sort_into_query_failures_and_infrastructure() {
+        let kind = |text: &str| match classify_tool_error(text) {
+            ExecError::Query(f) => Some(f.kind),
+            ExecError::Infrastructure(_) => None,
+        };
+        assert_eq!(
+            kind(&format!(
+                "{MCP_ERROR_PREFIX}Parser Error: syntax error at or near \"SELEC\""
+            )),
+            Some(FailureKind::Sql)
+        );
+        assert_eq!(
+            kind(&format!(
+                "{MCP_ERROR_PREFIX}Refused: this database is read-only"
+            )),
+            Some(FailureKind::Refused)
+        );
+        assert_eq!(
+            kind(&format!(
+                "{MCP_ERROR_PREFIX}Interrupted: query exceeded the 10 s time limit"
+            )),
+            Some(FailureKind::Timeout)
+        );
+        assert_eq!(
+            kind(&format!(
+                "{MCP_ERROR_PREFIX}result exceeded the 5-byte limit"
+            )),
+            Some(FailureKind::TooLarge)
+        );
+        assert_eq!(kind(&format!("{MCP_ERROR_PREFIX}server busy: all 8")), None);
+        assert_eq!(
+            kind("Input validation error: 'query' is a required property"),
+            None
+        );
+        // The message kept for the reason is DuckDB's own, without the wrapper.
+        let ExecError::Query(failure) =
+            classify_tool_error(&format!("{MCP_ERROR_PREFIX}Binder Error: x"))
+        else {
+            panic!("a query failure")
+        };
+        assert_eq!(failure.message, "Binder Error: x");
+    }
+}

@@ -1,0 +1,199 @@
+//! The HTTP side: routes, auth, limits and errors. Handlers are thin: read the request, call the
+//! engine, answer JSON.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use sqlrft_core::ground_truth::GroundTruth;
+use tokio::sync::Semaphore;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::RewardConfig;
+use crate::engine::RewardEngine;
+use crate::openapi;
+use crate::request::{BadRequest, BatchRequest, EvaluateRequest, GroundTruths};
+
+#[derive(Clone)]
+struct AppState {
+    engine: Arc<RewardEngine>,
+    max_batch: usize,
+}
+
+/// The service's one error type: a request the service cannot act on.
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+}
+
+impl From<BadRequest> for AppError {
+    fn from(err: BadRequest) -> Self {
+        AppError::BadRequest(err.0)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, Json(json!({ "error": message }))).into_response()
+            }
+        }
+    }
+}
+
+/// Builds the application: `/v1/evaluate`, `/v1/evaluate/batch`, `/openapi.json`, `/healthz`,
+/// `/readyz`.
+pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
+    let state = AppState {
+        engine: engine.clone(),
+        max_batch: config.max_batch,
+    };
+    let in_flight = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
+    // A backstop past the engine's own per-query deadline, which answers first with an
+    // invalid evaluation.
+    let backstop = config.eval_timeout() * 2 + Duration::from_secs(5);
+    let mut api = Router::new()
+        .route("/v1/evaluate", post(evaluate))
+        .route("/v1/evaluate/batch", post(evaluate_batch))
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            backstop,
+        ))
+        .layer(middleware::from_fn_with_state(in_flight, shed_load));
+    if let Some(token) = config.token.clone() {
+        api = api.layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_bearer,
+        ));
+    }
+    Router::new()
+        .merge(api)
+        .route("/openapi.json", get(openapi_document))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz).with_state(engine))
+        .layer(TraceLayer::new_for_http())
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("the request body is not valid JSON: {e}")))
+}
+
+#[tracing::instrument(skip_all, fields(score, valid))]
+async fn evaluate(State(state): State<AppState>, body: Bytes) -> Result<Response, AppError> {
+    let request = EvaluateRequest::parse(&parse_json(&body)?)?;
+    let evaluation = state
+        .engine
+        .evaluate(&request.completion, &request.ground_truth, &request.options)
+        .await;
+    let span = tracing::Span::current();
+    span.record("score", evaluation.score);
+    span.record("valid", evaluation.is_score_valid);
+    Ok(Json(evaluation).into_response())
+}
+
+#[tracing::instrument(skip_all, fields(completions))]
+async fn evaluate_batch(State(state): State<AppState>, body: Bytes) -> Result<Response, AppError> {
+    let request = BatchRequest::parse(&parse_json(&body)?, state.max_batch)?;
+    tracing::Span::current().record("completions", request.completions.len());
+    let results = match request.ground_truths {
+        GroundTruths::Shared(truth) => {
+            state
+                .engine
+                .score_group(&request.completions, &truth, &request.options)
+                .await
+        }
+        GroundTruths::Each(truths) => {
+            let pairs: Vec<(String, GroundTruth)> =
+                request.completions.into_iter().zip(truths).collect();
+            state.engine.score_pairs(&pairs, &request.options).await
+        }
+    };
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+async fn openapi_document() -> Json<Value> {
+    Json(openapi::document())
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(engine): State<Arc<RewardEngine>>) -> Response {
+    match engine.executor().query("SELECT 1").await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(err) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: {} cannot run SQL: {err}",
+                engine.executor().describe()
+            ),
+        )
+            .into_response(),
+    }
+}
+
+async fn shed_load(
+    State(in_flight): State<Arc<Semaphore>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            let mut response = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "server busy: too many evaluations in flight; retry after 1 s"})),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+async fn require_bearer(
+    State(token): State<Arc<String>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "missing or wrong bearer token: send `Authorization: Bearer <token>` (the service's --token)"})),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"sqlrft-reward\""),
+    );
+    response
+}
+
+/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}

@@ -1,0 +1,351 @@
+//! The contract between the GRPO loop and whatever runs the model, and its CPU reference.
+//!
+//! # Contract for implementors (the CPU reference here, a CUDA backend later)
+//!
+//! A backend owns the model's weights, the trainable parameters' gradients and the AdamW state,
+//! wherever they live (host or device memory). The loop only ever sees token ids, per-token
+//! log-probs and scalars, so nothing large crosses the host/device boundary:
+//!
+//! * [`Backend::generate`] samples `n` completions of one prompt with the *trained* policy
+//!   (adapters on), using [`crate::sampling::sample_token`]'s rules (temperature, top-k, top-p;
+//!   stop at an EOS id, which is kept as the last token, or at `max_new_tokens`).
+//! * [`Backend::score`] returns, for each sequence, `log softmax(logits / temperature)` at each
+//!   completion token and the entropy of that distribution: exactly what TRL's
+//!   `_get_per_token_logps_and_entropies` computes. [`Policy::Reference`] scores with the base
+//!   weights (LoRA off), which is TRL's reference model when training adapters.
+//! * [`Backend::forward_backward`] does the same forward for the trained policy, asks `dloss` for
+//!   `∂loss/∂logp` of every completion token of that sequence, and *accumulates* the gradient of
+//!   the trainable parameters. Gradients are zeroed only by [`Backend::zero_grad`], so several
+//!   calls make one accumulated step.
+//! * [`Backend::clip_grad_norm`] and [`Backend::optimizer_step`] apply torch's `clip_grad_norm_`
+//!   and `AdamW` to the accumulated gradients.
+//! * State for checkpoints comes out and goes back in as f32 host buffers
+//!   ([`TrainableState`]), laid out as [`Backend::trainable_layout`] names them; a resumed run
+//!   must continue bit-for-bit like an uninterrupted one on the same backend.
+//!
+//! A faster backend is correct when, on the same weights and sequences, its log-probs,
+//! entropies and gradients match the CPU reference within its precision (bf16 on GPU).
+
+use crate::config::ModelConfig;
+use crate::cpu::layers::token_logprob_forward;
+use crate::cpu::model::{CpuModel, GradTarget, KvCache};
+use crate::optim::{AdamW, OptimParams, clip_grad_norm};
+use crate::params::Layout;
+use crate::sampling::{Sampled, SamplingParams, sample_token};
+use anyhow::{Result, bail};
+use rand_chacha::ChaCha8Rng;
+
+/// A prompt followed by a completion.
+#[derive(Clone, Copy, Debug)]
+pub struct Sequence<'a> {
+    pub tokens: &'a [u32],
+    /// Tokens before the completion (at least 1).
+    pub prompt_len: usize,
+}
+
+/// Per completion token: log-prob and entropy of the temperature-scaled distribution.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TokenScores {
+    pub logps: Vec<f32>,
+    pub entropies: Vec<f32>,
+}
+
+/// Which weights score a sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// The policy being trained.
+    Trained,
+    /// The frozen reference for the KL term: base weights without adapters.
+    Reference,
+}
+
+/// Trainable parameters and their AdamW state, as host buffers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainableState {
+    pub params: Vec<f32>,
+    pub adam_m: Vec<f32>,
+    pub adam_v: Vec<f32>,
+    pub adam_t: u64,
+}
+
+/// What runs the model for the GRPO loop. See the module docs for the contract.
+pub trait Backend {
+    fn config(&self) -> &ModelConfig;
+    /// Samples `n` completions of `prompt` with the trained policy.
+    fn generate(
+        &mut self,
+        prompt: &[u32],
+        n: usize,
+        params: &SamplingParams,
+        eos: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Sampled>>;
+    /// Completion log-probs and entropies, no gradient.
+    fn score(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        policy: Policy,
+    ) -> Result<Vec<TokenScores>>;
+    /// Forward with the trained policy, then backward of `Σ dloss(i, scores_i) · logp_i`,
+    /// accumulated into the gradients. Returns the forward's scores.
+    fn forward_backward(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        dloss: &mut dyn FnMut(usize, &TokenScores) -> Vec<f32>,
+    ) -> Result<Vec<TokenScores>>;
+    fn zero_grad(&mut self);
+    /// Clips the accumulated gradients' global norm; returns the norm before clipping.
+    fn clip_grad_norm(&mut self, max_norm: f64) -> f64;
+    fn optimizer_step(&mut self, lr: f64, params: &OptimParams);
+    /// Names and shapes of the trainable buffer (the adapter's or the whole model's).
+    fn trainable_layout(&self) -> &Layout;
+    fn trainable_state(&self) -> TrainableState;
+    fn load_trainable_state(&mut self, state: TrainableState) -> Result<()>;
+    /// Base weights with any adapter folded in, laid out as [`crate::params::ModelLayout`].
+    fn merged_weights(&self) -> Vec<f32>;
+}
+
+/// The f32 CPU reference backend.
+pub struct CpuBackend {
+    pub model: CpuModel,
+    target: GradTarget,
+    grads: Vec<f32>,
+    opt: AdamW,
+    /// Frozen base weights for the KL term when the base itself is trained (full fine-tuning).
+    reference: Option<CpuModel>,
+}
+
+impl CpuBackend {
+    /// Trains the adapters when `model` has them, otherwise every weight. `keep_reference`
+    /// keeps a frozen copy for the KL term under full fine-tuning (adapters need none).
+    pub fn new(model: CpuModel, keep_reference: bool) -> Self {
+        let target = if model.lora.is_some() {
+            GradTarget::Lora
+        } else {
+            GradTarget::Base
+        };
+        let no_decay = match target {
+            // The HF Trainer exempts biases and norm weights from weight decay.
+            GradTarget::Base => model
+                .layout
+                .layout
+                .tensors
+                .iter()
+                .filter(|t| t.name.ends_with(".bias") || t.name.contains("norm"))
+                .map(|t| t.range())
+                .collect(),
+            GradTarget::Lora => vec![],
+        };
+        let n = model.grad_len(target);
+        let reference = (keep_reference && target == GradTarget::Base).then(|| model.clone());
+        Self {
+            grads: vec![0.0; n],
+            opt: AdamW::new(n, no_decay),
+            model,
+            target,
+            reference,
+        }
+    }
+
+    pub fn grads(&self) -> &[f32] {
+        &self.grads
+    }
+
+    fn scores_of(
+        &self,
+        model: &CpuModel,
+        seq: &Sequence,
+        temperature: f32,
+        adapters: bool,
+    ) -> (crate::cpu::model::Activations, TokenScores) {
+        // The last token predicts nothing we score, so the forward stops before it.
+        let acts = model.forward(
+            &seq.tokens[..seq.tokens.len() - 1],
+            seq.prompt_len - 1,
+            adapters,
+        );
+        let targets = &seq.tokens[seq.prompt_len..];
+        let (logps, entropies) =
+            token_logprob_forward(&acts.logits, targets, temperature, model.config.vocab_size);
+        (acts, TokenScores { logps, entropies })
+    }
+}
+
+/// Rejects sequences the model cannot run: an empty prompt, no completion to score (when
+/// `scored`), or token ids outside the vocabulary.
+fn check_sequence(seq: &Sequence, vocab: usize, scored: bool) -> Result<()> {
+    let completion = seq.tokens.len().saturating_sub(seq.prompt_len);
+    if seq.prompt_len == 0 || seq.prompt_len > seq.tokens.len() || (scored && completion == 0) {
+        bail!(
+            "a sequence needs a non-empty prompt{} (prompt_len {} of {} tokens)",
+            if scored { " and completion" } else { "" },
+            seq.prompt_len,
+            seq.tokens.len()
+        );
+    }
+    if let Some(t) = seq.tokens.iter().find(|&&t| t as usize >= vocab) {
+        bail!("token id {t} is outside the model's vocabulary ({vocab})");
+    }
+    Ok(())
+}
+
+impl Backend for CpuBackend {
+    fn config(&self) -> &ModelConfig {
+        &self.model.config
+    }
+
+    fn generate(
+        &mut self,
+        prompt: &[u32],
+        n: usize,
+        params: &SamplingParams,
+        eos: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Sampled>> {
+        check_sequence(
+            &Sequence {
+                tokens: prompt,
+                prompt_len: prompt.len(),
+            },
+            self.model.config.vocab_size,
+            false,
+        )?;
+        let mut prefilled = KvCache::new(self.model.config.num_hidden_layers);
+        let first_logits = self.model.forward_cached(prompt, &mut prefilled, true);
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut cache = prefilled.clone();
+            let mut logits = first_logits.clone();
+            let mut s = Sampled {
+                tokens: vec![],
+                logprobs: vec![],
+                truncated: true,
+            };
+            while s.tokens.len() < params.max_new_tokens {
+                let (tok, lp) = sample_token(&logits, params, rng);
+                s.tokens.push(tok);
+                s.logprobs.push(lp);
+                if eos.contains(&tok) {
+                    s.truncated = false;
+                    break;
+                }
+                if s.tokens.len() < params.max_new_tokens {
+                    logits = self.model.forward_cached(&[tok], &mut cache, true);
+                }
+            }
+            out.push(s);
+        }
+        Ok(out)
+    }
+
+    fn score(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        policy: Policy,
+    ) -> Result<Vec<TokenScores>> {
+        let (model, adapters) = match (policy, &self.reference) {
+            (Policy::Trained, _) => (&self.model, true),
+            (Policy::Reference, Some(r)) => (r, false),
+            (Policy::Reference, None) => (&self.model, false),
+        };
+        seqs.iter()
+            .map(|s| {
+                check_sequence(s, model.config.vocab_size, true)?;
+                Ok(self.scores_of(model, s, temperature, adapters).1)
+            })
+            .collect()
+    }
+
+    fn forward_backward(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        dloss: &mut dyn FnMut(usize, &TokenScores) -> Vec<f32>,
+    ) -> Result<Vec<TokenScores>> {
+        let v = self.model.config.vocab_size;
+        let mut all = Vec::with_capacity(seqs.len());
+        for (i, seq) in seqs.iter().enumerate() {
+            check_sequence(seq, v, true)?;
+            let (acts, scores) = self.scores_of(&self.model, seq, temperature, true);
+            let dlogp = dloss(i, &scores);
+            if dlogp.len() != scores.logps.len() {
+                bail!(
+                    "dloss returned {} values for {} completion tokens",
+                    dlogp.len(),
+                    scores.logps.len()
+                );
+            }
+            if dlogp.iter().all(|&g| g == 0.0) {
+                // A masked-out sequence (or zero advantage without KL): nothing to propagate.
+                all.push(scores);
+                continue;
+            }
+            let targets = &seq.tokens[seq.prompt_len..];
+            let mut dlogits = vec![0.0; acts.logits.len()];
+            crate::cpu::layers::token_logprob_backward(
+                &mut dlogits,
+                &dlogp,
+                &acts.logits,
+                targets,
+                temperature,
+                v,
+            );
+            self.model
+                .backward(&acts, &dlogits, &mut self.grads, self.target);
+            all.push(scores);
+        }
+        Ok(all)
+    }
+
+    fn zero_grad(&mut self) {
+        self.grads.fill(0.0);
+    }
+
+    fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        clip_grad_norm(&mut self.grads, max_norm)
+    }
+
+    fn optimizer_step(&mut self, lr: f64, params: &OptimParams) {
+        let target = self.target;
+        let grads = std::mem::take(&mut self.grads);
+        self.opt
+            .step(self.model.trainable_mut(target), &grads, lr, params);
+        self.grads = grads;
+    }
+
+    fn trainable_layout(&self) -> &Layout {
+        match self.target {
+            GradTarget::Base => &self.model.layout.layout,
+            GradTarget::Lora => &self.model.lora.as_ref().expect("adapters").0.layout,
+        }
+    }
+
+    fn trainable_state(&self) -> TrainableState {
+        TrainableState {
+            params: self.model.trainable(self.target).to_vec(),
+            adam_m: self.opt.m.clone(),
+            adam_v: self.opt.v.clone(),
+            adam_t: self.opt.t,
+        }
+    }
+
+    fn load_trainable_state(&mut self, state: TrainableState) -> Result<()> {
+        let n = self.grads.len();
+        if state.params.len() != n || state.adam_m.len() != n || state.adam_v.len() != n {
+            bail!(
+                "checkpoint has {} trainable values, this model and LoRA config have {n}",
+                state.params.len()
+            );
+        }
+        *self.model.trainable_mut(self.target) = state.params;
+        (self.opt.m, self.opt.v, self.opt.t) = (state.adam_m, state.adam_v, state.adam_t);
+        Ok(())
+    }
+
+    fn merged_weights(&self) -> Vec<f32> {
+        self.model.merged_base()
+    }
+}

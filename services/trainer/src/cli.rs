@@ -1,0 +1,455 @@
+//! Entry points the `sqlrft` binary calls: `sqlrft train`, `sqlrft train export` and
+//! `sqlrft publish model`, each a clap `Args` struct and a `run_*` function.
+
+use crate::backend::Backend;
+use crate::checkpoint;
+use crate::config::ModelConfig;
+use crate::export::{export_adapter_dir, export_model_dir};
+use crate::hub::{resolve_dataset, resolve_model};
+use crate::metrics;
+use crate::params::SaveDtype;
+use crate::reward::RewardFunction;
+use crate::train::{RewardSpec, TrainConfig, Trainer, build_rewards, load_cpu_backend};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `sqlrft train`: GRPO fine-tuning on a dataset built by `sqlrft build` / `sqlrft distill`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrainArgs {
+    /// Base model: a Hugging Face model directory or a Hub repo id (downloaded with HF_TOKEN).
+    #[arg(long)]
+    pub model: String,
+    /// Prompts: a dataset JSONL, or a Hub dataset `owner/name[:file.jsonl]`.
+    #[arg(long)]
+    pub dataset: String,
+    /// Run directory: checkpoints, metrics.jsonl, training_curve.png.
+    #[arg(long, default_value = "runs/train")]
+    pub output_dir: PathBuf,
+    /// TOML training config (defaults are TRL 1.16's GRPOConfig; see configs/seed.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Continue from the run directory's latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Override `max_steps`.
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Override `save_steps`.
+    #[arg(long)]
+    pub save_steps: Option<u64>,
+    /// Override `seed`.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Score completions with the reward service at this URL (adds an `execution` reward of
+    /// kind http, weight 1, unless the config already has one by that name).
+    #[arg(long, env = "SQLRFT_REWARD_URL")]
+    pub reward_url: Option<String>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let mut cfg = TrainConfig::load(self.config.as_deref())?;
+        if let Some(v) = self.max_steps {
+            cfg.max_steps = v;
+        }
+        if let Some(v) = self.save_steps {
+            cfg.save_steps = v;
+        }
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        if let Some(url) = &self.reward_url
+            && !cfg.rewards.iter().any(|r| r.name == "execution")
+        {
+            cfg.rewards.push(RewardSpec {
+                name: "execution".into(),
+                weight: 1.0,
+                kind: "http".into(),
+                url: Some(url.clone()),
+                timeout_seconds: 120.0,
+            });
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// A flag that Ctrl-C or SIGTERM sets, so the loop can checkpoint before exiting. The handlers
+/// are installed before this returns (a signal right after is not lost); a second Ctrl-C while
+/// the checkpoint is written still only sets the flag. Needs a tokio runtime.
+pub fn stop_flag() -> Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term =
+            signal(SignalKind::terminate()).context("could not install the SIGTERM handler")?;
+        let mut int =
+            signal(SignalKind::interrupt()).context("could not install the Ctrl-C handler")?;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                tracing::warn!("stop requested: finishing this round and checkpointing");
+                f.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            f.store(true, Ordering::SeqCst);
+        }
+    });
+    Ok(flag)
+}
+
+/// Runs `sqlrft train` with the built-in reward kinds only.
+pub async fn run_train(args: TrainArgs) -> Result<()> {
+    run_train_with_rewards(args, vec![]).await
+}
+
+/// Runs `sqlrft train`; `custom` supplies in-process reward functions that config entries of
+/// `kind = "custom"` select by name (e.g. the execution reward against the sandbox DuckDB).
+pub async fn run_train_with_rewards(
+    args: TrainArgs,
+    custom: Vec<Arc<dyn RewardFunction>>,
+) -> Result<()> {
+    run_train_until(args, custom, stop_flag()?).await
+}
+
+/// `run_train_with_rewards` with an explicit stop flag (tests set it to interrupt a run).
+pub async fn run_train_until(
+    args: TrainArgs,
+    custom: Vec<Arc<dyn RewardFunction>>,
+    stop: Arc<AtomicBool>,
+) -> Result<()> {
+    let cfg = args.config()?;
+    let hub = sqlrft_hub::HubClient::from_env()?;
+    let model_dir = resolve_model(&args.model, &hub).await?;
+    let dataset = resolve_dataset(&args.dataset, &hub).await?;
+    let prompts = crate::data::load_jsonl(&dataset)?;
+    let rewards = build_rewards(&cfg.rewards, &custom)?;
+    let (backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
+    let mut trainer = Trainer::new(backend, tokenizer, cfg.clone(), prompts, rewards);
+    let out = &args.output_dir;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("could not create run directory `{}`", out.display()))?;
+    let metrics_path = out.join("metrics.jsonl");
+    let existing = checkpoint::latest(out)?;
+    match (&existing, args.resume) {
+        (Some(dir), true) => {
+            trainer.restore(dir)?;
+            metrics::truncate_jsonl(&metrics_path, trainer.step)?;
+            tracing::info!(checkpoint = %dir.display(), step = trainer.step, "resumed");
+        }
+        (None, true) => bail!(
+            "--resume: `{}` has no checkpoint to resume from",
+            out.display()
+        ),
+        (Some(_), false) => bail!(
+            "`{}` already holds checkpoints; pass --resume to continue that run or choose another --output-dir",
+            out.display()
+        ),
+        (None, false) => {
+            if metrics_path.exists() {
+                std::fs::remove_file(&metrics_path)?;
+            }
+        }
+    }
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(cfg.max_steps)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps  {msg}",
+        )
+        .expect("valid progress template"),
+    );
+    bar.set_position(trainer.step);
+    let mut last_saved = trainer.step;
+    while trainer.step < cfg.max_steps {
+        // A round is long CPU/GPU work without await points; yielding here lets the signal
+        // listener (and anything else on this runtime) run between rounds.
+        tokio::task::yield_now().await;
+        if stop.load(Ordering::SeqCst) {
+            let dir = trainer.save_checkpoint(out, &args.model)?;
+            bar.abandon_with_message(format!("interrupted; checkpoint {}", dir.display()));
+            plot(out)?;
+            return Ok(());
+        }
+        let before = trainer.step;
+        let steps = trainer.train_round().await?;
+        for m in &steps {
+            metrics::append_jsonl(&metrics_path, m)?;
+            bar.set_position(m.step);
+            bar.set_message(format!(
+                "reward {:.3}  loss {:.4}  kl {:.4}",
+                m.reward, m.loss, m.kl
+            ));
+        }
+        let crossed_save =
+            cfg.save_steps > 0 && trainer.step / cfg.save_steps > before / cfg.save_steps;
+        if crossed_save {
+            let dir = trainer.save_checkpoint(out, &args.model)?;
+            tracing::info!(step = trainer.step, checkpoint = %dir.display(), "checkpoint saved");
+            last_saved = trainer.step;
+            plot(out)?;
+        }
+    }
+    if last_saved != trainer.step {
+        trainer.save_checkpoint(out, &args.model)?;
+    }
+    plot(out)?;
+    bar.finish_with_message(format!(
+        "done: {} steps, run in {}",
+        trainer.step,
+        out.display()
+    ));
+    Ok(())
+}
+
+fn plot(out: &Path) -> Result<()> {
+    let path = out.join("metrics.jsonl");
+    if !path.exists() {
+        return Ok(());
+    }
+    metrics::plot_png(
+        &out.join("training_curve.png"),
+        &metrics::read_jsonl(&path)?,
+    )
+}
+
+/// `sqlrft train export`: merge a checkpoint's adapter into the base and write a Hugging Face
+/// model directory.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ExportArgs {
+    /// Run directory whose latest checkpoint to export.
+    #[arg(long, default_value = "runs/train", conflicts_with = "checkpoint")]
+    pub output_dir: PathBuf,
+    /// A specific checkpoint directory (`<run>/checkpoints/step-000100`).
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Base model (defaults to the one the run was trained from).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Where to write the model directory (or, with --adapter, the adapter directory).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Weight dtype on disk (defaults to the base model's `torch_dtype`).
+    #[arg(long, value_enum)]
+    pub dtype: Option<SaveDtype>,
+    /// Write the LoRA adapter alone, in PEFT's format, instead of a merged model.
+    #[arg(long)]
+    pub adapter: bool,
+}
+
+/// Runs `sqlrft train export`.
+pub async fn run_export(args: ExportArgs) -> Result<()> {
+    let ckpt = match &args.checkpoint {
+        Some(c) => c.clone(),
+        None => checkpoint::latest(&args.output_dir)?.with_context(|| {
+            format!(
+                "`{}` has no checkpoint; train first or pass --checkpoint",
+                args.output_dir.display()
+            )
+        })?,
+    };
+    let state_text = std::fs::read_to_string(ckpt.join("state.json")).with_context(|| {
+        format!(
+            "`{}` is not a checkpoint directory (no state.json)",
+            ckpt.display()
+        )
+    })?;
+    let meta: checkpoint::CheckpointState = serde_json::from_str(&state_text)?;
+    let cfg: TrainConfig = serde_json::from_value(meta.config.clone())
+        .context("checkpoint's training config does not parse")?;
+    let model = args.model.clone().unwrap_or(meta.model.clone());
+    let model_dir = resolve_model(&model, &sqlrft_hub::HubClient::from_env()?).await?;
+    let (mut backend, _) = load_cpu_backend(&model_dir, &cfg)?;
+    let (state, _) = checkpoint::load(&ckpt, backend.trainable_layout())?;
+    backend.load_trainable_state(state)?;
+    if args.adapter {
+        let (layout, data) = backend.model.lora.as_ref().with_context(|| {
+            format!(
+                "checkpoint `{}` trained every weight: it has no adapter; export without --adapter",
+                ckpt.display()
+            )
+        })?;
+        export_adapter_dir(layout, data, &cfg.lora, &model, &args.out)?;
+        eprintln!(
+            "exported the step {} adapter of `{}` to {}",
+            meta.step,
+            model,
+            args.out.display()
+        );
+        return Ok(());
+    }
+    let mc: &ModelConfig = backend.config();
+    let dtype = args
+        .dtype
+        .unwrap_or_else(|| SaveDtype::from_torch(mc.torch_dtype.as_deref()));
+    export_model_dir(&model_dir, mc, &backend.merged_weights(), &args.out, dtype)?;
+    eprintln!(
+        "exported step {} of `{}` to {}",
+        meta.step,
+        model,
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// `sqlrft publish model`: upload an exported model directory to the Hugging Face Hub.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PublishModelArgs {
+    /// Model directory written by `sqlrft train export`.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Target repo, `owner/name`.
+    #[arg(long)]
+    pub repo_id: String,
+    /// Create the repo as private.
+    #[arg(long)]
+    pub private: bool,
+}
+
+/// Checks that `dir` is a complete model directory before an upload.
+pub fn check_model_dir(dir: &Path) -> Result<()> {
+    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+        if !dir.join(f).exists() {
+            bail!(
+                "`{}` lacks {f}; write it with `sqlrft train export --out {}` first",
+                dir.display(),
+                dir.display()
+            );
+        }
+    }
+    ModelConfig::load(dir)?;
+    Ok(())
+}
+
+/// Runs `sqlrft publish model` with the Hub from the environment (`HF_ENDPOINT`, `HF_TOKEN`).
+pub async fn run_publish_model(args: PublishModelArgs) -> Result<()> {
+    let client = sqlrft_hub::HubClient::from_env()?;
+    let info = publish_model_dir(&client, &args.dir, &args.repo_id, args.private).await?;
+    match info.commit_oid {
+        Some(oid) => eprintln!(
+            "published {} file(s) of `{}` to `{}` (commit {oid})",
+            info.committed.len(),
+            args.dir.display(),
+            args.repo_id
+        ),
+        None => eprintln!(
+            "`{}` already holds this model; nothing to publish",
+            args.repo_id
+        ),
+    }
+    Ok(())
+}
+
+/// Checks `dir` is a complete model directory, then uploads it to `repo_id` (created if
+/// needed) in one commit.
+pub async fn publish_model_dir(
+    client: &sqlrft_hub::HubClient,
+    dir: &Path,
+    repo_id: &str,
+    private: bool,
+) -> Result<sqlrft_hub::CommitInfo> {
+    check_model_dir(dir)?;
+    let message = format!(
+        "Upload {} trained with sqlrft GRPO",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("model")
+    );
+    sqlrft_hub::publish_model_dir(client, repo_id, dir, private, &message)
+        .await
+        .with_context(|| format!("could not publish `{}` to `{repo_id}`", dir.display()))
+}
+
+/// Fine-tune a model with GRPO on SQL prompts, or export a checkpoint (`sqlrft train export`).
+#[derive(clap::Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct TrainCommand {
+    #[command(subcommand)]
+    pub action: Option<TrainAction>,
+    #[command(flatten)]
+    pub train: Option<TrainArgs>,
+}
+
+/// Subcommands of `sqlrft train`.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum TrainAction {
+    /// Merge a checkpoint into its base model (or write its adapter) as a Hugging Face model
+    /// directory.
+    Export(ExportArgs),
+}
+
+/// Runs `sqlrft train` or `sqlrft train export`; `custom` as in [`run_train_with_rewards`].
+pub async fn run_train_command(
+    cmd: TrainCommand,
+    custom: Vec<Arc<dyn RewardFunction>>,
+) -> Result<()> {
+    match (cmd.action, cmd.train) {
+        (Some(TrainAction::Export(args)), _) => run_export(args).await,
+        (None, Some(args)) => run_train_with_rewards(args, custom).await,
+        (None, None) => {
+            bail!("`sqlrft train` needs --model and --dataset (or the `export` subcommand)")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: Top,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Top {
+        Train(TrainCommand),
+    }
+
+    fn parse(args: &[&str]) -> Result<TrainCommand, clap::Error> {
+        Cli::try_parse_from(["sqlrft", "train"].iter().chain(args)).map(|c| match c.cmd {
+            Top::Train(t) => t,
+        })
+    }
+
+    #[test]
+    fn train_and_train_export_both_parse() {
+        let t = parse(&["--model", "m", "--dataset", "d.jsonl", "--resume"]).unwrap();
+        let args = t.train.unwrap();
+        assert!(t.action.is_none() && args.resume && args.model == "m");
+        let e = parse(&["export", "--out", "merged", "--adapter"]).unwrap();
+        match e.action {
+            Some(TrainAction::Export(x)) => assert!(x.adapter && x.out == Path::new("merged")),
+            None => panic!("export was not parsed"),
+        }
+        assert!(
+            parse(&["--dataset", "d.jsonl"]).is_err(),
+            "--model is required for training"
+        );
+    }
+
+    #[test]
+    #[ignore = "prints the help text for a person to read"]
+    fn show_help() {
+        for a in [&["--help"][..], &["export", "--help"][..]] {
+            println!("{}", parse(a).unwrap_err());
+        }
+    }
+}

@@ -1,0 +1,275 @@
+//! Per-step training metrics: appended to `metrics.jsonl` and drawn as a training-curve PNG.
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+/// Mean and standard deviation of one named reward over a generation batch (missing scores
+/// left out).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RewardStats {
+    pub mean: f64,
+    pub std: f64,
+    /// Fraction of completions whose score was invalid (infrastructure failure).
+    pub invalid_fraction: f64,
+}
+
+/// What one optimizer step reports, named like TRL's logs where TRL has the quantity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: u64,
+    pub epoch: u64,
+    pub lr: f64,
+    pub loss: f64,
+    /// Weighted reward: mean and std over the generation batch.
+    pub reward: f64,
+    pub reward_std: f64,
+    pub rewards: BTreeMap<String, RewardStats>,
+    /// Means of the sub-scores reward functions report, as `reward/metric`.
+    #[serde(default)]
+    pub reward_metrics: BTreeMap<String, f64>,
+    /// Mean k3 KL to the reference over completion tokens (0 when beta = 0).
+    pub kl: f64,
+    pub clip_ratio_low: f64,
+    pub clip_ratio_high: f64,
+    pub clip_ratio_region: f64,
+    pub entropy: f64,
+    pub completion_length_mean: f64,
+    pub completion_length_max: f64,
+    pub truncated_fraction: f64,
+    /// Fraction of groups whose rewards were all equal (no learning signal).
+    pub frac_reward_zero_std: f64,
+    pub grad_norm: f64,
+    /// Sampled plus scored tokens per second of wall time for this step's generation round.
+    pub tokens_per_second: f64,
+    pub elapsed_seconds: f64,
+}
+
+/// Appends one JSON line per step.
+pub fn append_jsonl(path: &Path, m: &StepMetrics) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("could not open metrics file `{}`", path.display()))?;
+    writeln!(f, "{}", serde_json::to_string(m)?)?;
+    Ok(())
+}
+
+/// Reads a metrics JSONL back (skipping lines that do not parse, e.g. a torn last line).
+pub fn read_jsonl(path: &Path) -> Result<Vec<StepMetrics>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read `{}`", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
+}
+
+/// Keeps the metrics of steps `<= step` (a resumed run rewrites what came after its checkpoint).
+pub fn truncate_jsonl(path: &Path, step: u64) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let kept: Vec<StepMetrics> = read_jsonl(path)?
+        .into_iter()
+        .filter(|m| m.step <= step)
+        .collect();
+    let text: String = kept
+        .iter()
+        .map(|m| serde_json::to_string(m).map(|s| s + "\n"))
+        .collect::<Result<_, _>>()?;
+    crate::params::write_atomic(path, text.as_bytes())
+}
+
+const FONT_PATHS: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+];
+
+/// Registers a system font for plot labels; false when none is found (the plot is then drawn
+/// without text).
+fn register_font() -> bool {
+    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FONT.get_or_init(|| {
+        for p in FONT_PATHS {
+            if let Ok(bytes) = std::fs::read(p) {
+                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+                if plotters::style::register_font(
+                    "sans-serif",
+                    plotters::style::FontStyle::Normal,
+                    bytes,
+                )
+                .is_ok()
+                {
+                    return true;
+                }
+            }
+        }
+        false
+    })
+}
+
+/// One chart of the training-curve image: a line and an optional (low, high) band.
+struct Panel<'a, A> {
+    area: &'a A,
+    name: &'a str,
+    points: Vec<(f64, f64)>,
+    band: Option<Vec<(f64, f64, f64)>>,
+    color: plotters::style::RGBColor,
+}
+
+/// Draws reward (mean ± std) and loss against step into a PNG.
+pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
+    use plotters::prelude::*;
+    if history.is_empty() {
+        return Ok(());
+    }
+    let labels = register_font();
+    let root = BitMapBackend::new(path, (1000, 700)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let (top, bottom) = root.split_vertically(350);
+    let steps = history.iter().map(|m| m.step).max().unwrap_or(1).max(1) as f64;
+    let series = |f: fn(&StepMetrics) -> f64| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .map(|m| (m.step as f64, f(m)))
+            .filter(|(_, y)| y.is_finite())
+            .collect()
+    };
+    let reward_band: Vec<(f64, f64, f64)> = history
+        .iter()
+        .map(|m| {
+            (
+                m.step as f64,
+                m.reward - m.reward_std,
+                m.reward + m.reward_std,
+            )
+        })
+        .collect();
+    let panels = [
+        Panel {
+            area: &top,
+            name: "reward",
+            points: series(|m| m.reward),
+            band: Some(reward_band),
+            color: BLUE,
+        },
+        Panel {
+            area: &bottom,
+            name: "loss",
+            points: series(|m| m.loss),
+            band: None,
+            color: RED,
+        },
+    ];
+    for Panel {
+        area,
+        name,
+        points,
+        band,
+        color,
+    } in panels
+    {
+        let mut lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+        let mut hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+        if let Some(b) = &band {
+            lo = b
+                .iter()
+                .map(|p| p.1)
+                .filter(|v| v.is_finite())
+                .fold(lo, f64::min);
+            hi = b
+                .iter()
+                .map(|p| p.2)
+                .filter(|v| v.is_finite())
+                .fold(hi, f64::max);
+        }
+        if !lo.is_finite() || !hi.is_finite() {
+            continue;
+        }
+        let pad = ((hi - lo) * 0.05).max(1e-6);
+        let mut builder = ChartBuilder::on(area);
+        builder
+            .margin(10)
+            .x_label_area_size(if labels { 30 } else { 0 })
+            .y_label_area_size(if labels { 60 } else { 0 });
+        if labels {
+            builder.caption(name, ("sans-serif", 22));
+        }
+        let mut chart = builder
+            .build_cartesian_2d(0.0..steps, (lo - pad)..(hi + pad))
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        let mut mesh = chart.configure_mesh();
+        if !labels {
+            mesh.disable_x_axis().disable_y_axis();
+        }
+        mesh.x_desc("step")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        if let Some(b) = band {
+            let poly: Vec<(f64, f64)> = b
+                .iter()
+                .map(|p| (p.0, p.2))
+                .chain(b.iter().rev().map(|p| (p.0, p.1)))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(poly, color.mix(0.15))))
+                .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+        }
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    }
+    root.present()
+        .map_err(|e| anyhow::anyhow!("could not write plot `{}`: {e}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jsonl_round_trips_and_truncates_after_a_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        for step in 1..=3 {
+            append_jsonl(
+                &path,
+                &StepMetrics {
+                    step,
+                    reward: step as f64,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        truncate_jsonl(&path, 2).unwrap();
+        let back = read_jsonl(&path).unwrap();
+        assert_eq!(back.iter().map(|m| m.step).collect::<Vec<_>>(), [1, 2]);
+    }
+
+    #[test]
+    fn plot_writes_a_png() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("curve.png");
+        let h: Vec<StepMetrics> = (1..=20)
+            .map(|s| StepMetrics {
+                step: s,
+                reward: (s as f64).sqrt(),
+                reward_std: 0.3,
+                loss: 1.0 / s as f64,
+                ..Default::default()
+            })
+            .collect();
+        plot_png(&path, &h).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+    }
+}

@@ -1,0 +1,159 @@
+//! Token sampling from logits: temperature, then top-k, then top-p (the order transformers'
+//! `generate` applies its logits warpers in), and the stop rules of a generation.
+
+use crate::cpu::layers::scaled_softmax;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// How completions are sampled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingParams {
+    /// Softmax temperature; 0 means greedy.
+    pub temperature: f32,
+    /// Nucleus sampling mass; 1 keeps every token.
+    pub top_p: f32,
+    /// Keep only the k most likely tokens; 0 keeps every token.
+    pub top_k: usize,
+    /// Stop after this many completion tokens (TRL's `max_completion_length`).
+    pub max_new_tokens: usize,
+}
+
+impl Default for SamplingParams {
+    /// TRL 1.16's GRPOConfig defaults.
+    fn default() -> Self {
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            max_new_tokens: 512,
+        }
+    }
+}
+
+/// One sampled completion.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sampled {
+    pub tokens: Vec<u32>,
+    /// `log softmax(logits / temperature)[token]` per token (before top-k / top-p truncation,
+    /// which is what the trainer's forward pass recomputes).
+    pub logprobs: Vec<f32>,
+    /// Hit `max_new_tokens` without an end-of-sequence token.
+    pub truncated: bool,
+}
+
+/// Draws one token from `logits`; returns it and its log-probability under `logits / temperature`.
+pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut impl Rng) -> (u32, f32) {
+    let temperature = if p.temperature > 0.0 {
+        p.temperature
+    } else {
+        1.0
+    };
+    let (lse, probs) = scaled_softmax(logits, temperature);
+    let logprob = |t: usize| logits[t] / temperature - lse;
+    if p.temperature <= 0.0 {
+        let best = argmax(logits);
+        return (best as u32, logprob(best));
+    }
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    // Stable sort by descending probability: ties keep index order, so sampling is reproducible.
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
+    if p.top_k > 0 {
+        order.truncate(p.top_k);
+    }
+    if p.top_p < 1.0 {
+        let kept_mass: f32 = order.iter().map(|&i| probs[i]).sum();
+        let mut cum = 0.0;
+        let mut keep = 0;
+        for &i in &order {
+            // Keep the smallest prefix whose mass reaches top_p (at least one token).
+            keep += 1;
+            cum += probs[i] / kept_mass;
+            if cum >= p.top_p {
+                break;
+            }
+        }
+        order.truncate(keep);
+    }
+    let total: f32 = order.iter().map(|&i| probs[i]).sum();
+    let mut u = rng.random::<f32>() * total;
+    for &i in &order {
+        u -= probs[i];
+        if u <= 0.0 {
+            return (i as u32, logprob(i));
+        }
+    }
+    let last = *order.last().expect("at least one token kept");
+    (last as u32, logprob(last))
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn greedy_picks_the_largest_logit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let p = SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        };
+        assert_eq!(sample_token(&[0.1, 2.0, -1.0], &p, &mut rng).0, 1);
+    }
+
+    #[test]
+    fn top_k_one_is_greedy_and_top_p_keeps_the_nucleus() {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let logits = [0.0, 3.0, 2.9, -5.0];
+        let k1 = SamplingParams {
+            top_k: 1,
+            ..Default::default()
+        };
+        let p = SamplingParams {
+            top_p: 0.5,
+            ..Default::default()
+        };
+        for _ in 0..50 {
+            assert_eq!(sample_token(&logits, &k1, &mut rng).0, 1);
+            assert_eq!(
+                sample_token(&logits, &p, &mut rng).0,
+                1,
+                "token 1 alone holds > 50% of the mass"
+            );
+        }
+    }
+
+    #[test]
+    fn sampling_frequencies_follow_the_tempered_distribution() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let logits = [0.0f32, 1.0, 2.0];
+        let p = SamplingParams {
+            temperature: 0.7,
+            ..Default::default()
+        };
+        let (_, probs) = scaled_softmax(&logits, 0.7);
+        let n = 20000;
+        let mut counts = [0usize; 3];
+        for _ in 0..n {
+            let (t, lp) = sample_token(&logits, &p, &mut rng);
+            assert!((lp.exp() - probs[t as usize]).abs() < 1e-6);
+            counts[t as usize] += 1;
+        }
+        for i in 0..3 {
+            let f = counts[i] as f32 / n as f32;
+            assert!(
+                (f - probs[i]).abs() < 0.02,
+                "token {i}: frequency {f} vs probability {}",
+                probs[i]
+            );
+        }
+    }
+}

@@ -1,0 +1,789 @@
+//! The GRPO loop: pull prompts, sample G completions each, score them, turn rewards into
+//! advantages, and take `num_iterations` optimizer steps on the batch; checkpoint as it goes.
+
+use crate::backend::{Backend, CpuBackend, Policy, Sequence, TokenScores};
+use crate::checkpoint::{self, CheckpointState, RngState};
+use crate::config::ModelConfig;
+use crate::cpu::model::CpuModel;
+use crate::data::{DataCursor, PromptStream};
+use crate::grpo::{self, Aggregation, GrpoParams, TokenInput};
+use crate::lora::{LoraConfig, LoraLayout};
+use crate::metrics::{RewardStats, StepMetrics};
+use crate::optim::OptimParams;
+use crate::params::{ModelLayout, load_weights};
+use crate::reward::{HttpReward, RewardFunction, RewardGroup, SoftFormat, StrictFormat};
+use crate::rollout::{
+    Completion, Prompt, RewardScore as ProtoRewardScore, RolloutBatch, ScoredGroup,
+};
+use crate::sampling::SamplingParams;
+use crate::tokenizer::ChatTokenizer;
+use anyhow::{Context, Result, bail};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One reward in the weighted sum.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewardSpec {
+    /// Name in metrics; also selects a reward function supplied by the caller (`kind = "custom"`).
+    pub name: String,
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// `format` (strict `<think>…</think><sql>…</sql>`), `format_soft` (partial credit), `http`
+    /// (the reward service at `url`), or `custom` (registered in-process by name, e.g. the
+    /// execution reward against the sandbox).
+    pub kind: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HTTP timeout per group, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_timeout() -> f64 {
+    120.0
+}
+
+/// Everything that shapes a run. Defaults are TRL 1.16's GRPOConfig; `configs/seed.toml` holds
+/// the seed project's Unsloth settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub seed: u64,
+    /// Optimizer steps in the run (the lr schedule spans these).
+    pub max_steps: u64,
+    /// Prompts per generation round; the round yields `prompts_per_step · num_generations`
+    /// completions (TRL: `per_device_train_batch_size · steps_per_generation`).
+    pub prompts_per_step: usize,
+    /// Micro-batches the round's completions are split into per optimizer step.
+    pub gradient_accumulation_steps: usize,
+    /// Prompts longer than this keep their last tokens (TRL truncates on the left).
+    pub max_prompt_length: usize,
+    /// Checkpoint every this many steps (and at the end, and on Ctrl-C / SIGTERM).
+    pub save_steps: u64,
+    /// Train every weight instead of a LoRA adapter.
+    pub full_finetune: bool,
+    pub lora: LoraConfig,
+    pub grpo: GrpoParams,
+    pub optim: OptimParams,
+    pub sampling: SamplingParams,
+    pub rewards: Vec<RewardSpec>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            max_steps: 500,
+            prompts_per_step: 1,
+            gradient_accumulation_steps: 1,
+            max_prompt_length: 512,
+            save_steps: 50,
+            full_finetune: false,
+            lora: LoraConfig::default(),
+            grpo: GrpoParams::default(),
+            optim: OptimParams::default(),
+            sampling: SamplingParams::default(),
+            rewards: vec![RewardSpec {
+                name: "format".into(),
+                weight: 1.0,
+                kind: "format".into(),
+                url: None,
+                timeout_seconds: 120.0,
+            }],
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Defaults, overlaid with a TOML file when given.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        use figment::providers::{Format, Serialized, Toml};
+        let mut fig = figment::Figment::from(Serialized::defaults(Self::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                bail!("training config `{}` does not exist", p.display());
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        let cfg: Self = fig.extract().with_context(|| {
+            format!(
+                "invalid training config{}",
+                path.map(|p| format!(" `{}`", p.display()))
+                    .unwrap_or_default()
+            )
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let completions = self.prompts_per_step * self.grpo.num_generations;
+        if self.grpo.num_generations < 2 {
+            bail!(
+                "grpo.num_generations must be at least 2 (advantages compare completions of one prompt)"
+            );
+        }
+        if self.gradient_accumulation_steps == 0
+            || !completions.is_multiple_of(self.gradient_accumulation_steps)
+        {
+            bail!(
+                "prompts_per_step · num_generations ({completions}) must be divisible by gradient_accumulation_steps ({})",
+                self.gradient_accumulation_steps
+            );
+        }
+        if self.sampling.max_new_tokens == 0
+            || self.grpo.num_iterations == 0
+            || self.prompts_per_step == 0
+        {
+            bail!(
+                "sampling.max_new_tokens, grpo.num_iterations and prompts_per_step must be at least 1"
+            );
+        }
+        if self.rewards.is_empty() {
+            bail!("at least one [[rewards]] entry is needed");
+        }
+        Ok(())
+    }
+}
+
+/// Builds the reward functions a config names; `custom` ones come from `registry` by name, and
+/// a registered function the config does not mention joins with weight 1.
+pub fn build_rewards(
+    specs: &[RewardSpec],
+    registry: &[Arc<dyn RewardFunction>],
+) -> Result<Vec<(Arc<dyn RewardFunction>, f64)>> {
+    specs
+        .iter()
+        .map(|s| {
+            let f: Arc<dyn RewardFunction> = match s.kind.as_str() {
+                "format" => Arc::new(StrictFormat),
+                "format_soft" => Arc::new(SoftFormat),
+                "http" => {
+                    let url = s.url.as_deref().with_context(|| {
+                        format!("reward `{}` of kind http needs a `url`", s.name)
+                    })?;
+                    Arc::new(HttpReward::new(
+                        s.name.clone(),
+                        url,
+                        Duration::from_secs_f64(s.timeout_seconds),
+                    )?)
+                }
+                "custom" => registry
+                    .iter()
+                    .find(|r| r.name() == s.name)
+                    .cloned()
+                    .with_context(|| {
+                        format!(
+                            "reward `{}` is `custom` but no such reward function is registered",
+                            s.name
+                        )
+                    })?,
+                other => {
+                    bail!("reward kind `{other}` is unknown (format, format_soft, http, custom)")
+                }
+            };
+            Ok((f, s.weight))
+        })
+        .chain(
+            registry
+                .iter()
+                .filter(|r| !specs.iter().any(|s| s.name == r.name()))
+                .map(|r| Ok((r.clone(), 1.0))),
+        )
+        .collect()
+}
+
+/// Loads a model directory into the CPU backend: base weights, plus fresh LoRA adapters
+/// (seeded) unless the config trains every weight.
+pub fn load_cpu_backend(
+    model_dir: &Path,
+    cfg: &TrainConfig,
+) -> Result<(CpuBackend, ChatTokenizer)> {
+    let mc = ModelConfig::load(model_dir)?;
+    let layout = ModelLayout::new(&mc);
+    let base = load_weights(model_dir, &layout.layout)?;
+    let tokenizer = ChatTokenizer::load(model_dir, &mc.eos_token_ids)?;
+    if tokenizer.vocab_size() > mc.vocab_size {
+        bail!(
+            "tokenizer has {} tokens but config.json's vocab_size is {}",
+            tokenizer.vocab_size(),
+            mc.vocab_size
+        );
+    }
+    let lora = if cfg.full_finetune {
+        None
+    } else {
+        let ll = LoraLayout::new(&cfg.lora, &mc)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_add(0x10a));
+        let data = ll.init(&mut rng);
+        Some((ll, data))
+    };
+    let keep_reference = cfg.full_finetune && cfg.grpo.beta != 0.0;
+    Ok((
+        CpuBackend::new(CpuModel::new(mc, base, lora), keep_reference),
+        tokenizer,
+    ))
+}
+
+/// One completion ready for the loss.
+struct Rollout {
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    advantage: f64,
+    /// Whether the completion's tokens count (false when masked as truncated).
+    mask: bool,
+}
+
+impl Rollout {
+    fn completion_len(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+    fn counted(&self) -> usize {
+        if self.mask { self.completion_len() } else { 0 }
+    }
+}
+
+/// A GRPO run over one backend.
+pub struct Trainer<B: Backend> {
+    pub backend: B,
+    pub tokenizer: ChatTokenizer,
+    pub cfg: TrainConfig,
+    rewards: Vec<(Arc<dyn RewardFunction>, f64)>,
+    data: PromptStream,
+    rng: ChaCha8Rng,
+    /// Optimizer steps taken.
+    pub step: u64,
+    started: Instant,
+    /// The last generation round, in the rollout contract's types.
+    pub last_rollout: Option<RolloutBatch>,
+}
+
+impl<B: Backend> Trainer<B> {
+    pub fn new(
+        backend: B,
+        tokenizer: ChatTokenizer,
+        cfg: TrainConfig,
+        prompts: Vec<Prompt>,
+        rewards: Vec<(Arc<dyn RewardFunction>, f64)>,
+    ) -> Self {
+        let data = PromptStream::new(prompts, cfg.seed, DataCursor::default());
+        let rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        Self {
+            backend,
+            tokenizer,
+            cfg,
+            rewards,
+            data,
+            rng,
+            step: 0,
+            started: Instant::now(),
+            last_rollout: None,
+        }
+    }
+
+    /// Checkpoints into `output_dir` (see [`crate::checkpoint`]).
+    pub fn save_checkpoint(&self, output_dir: &Path, model: &str) -> Result<PathBuf> {
+        let state = self.backend.trainable_state();
+        let meta = CheckpointState {
+            step: self.step,
+            cursor: self.data.cursor,
+            rng: RngState::capture(&self.rng),
+            adam_t: state.adam_t,
+            lora: !self.cfg.full_finetune,
+            config: serde_json::to_value(&self.cfg)?,
+            model: model.to_string(),
+        };
+        checkpoint::save(output_dir, self.backend.trainable_layout(), &state, &meta)
+    }
+
+    /// Continues from a checkpoint directory.
+    pub fn restore(&mut self, dir: &Path) -> Result<()> {
+        let (state, meta) = checkpoint::load(dir, self.backend.trainable_layout())?;
+        if meta.lora == self.cfg.full_finetune {
+            bail!(
+                "checkpoint `{}` was made with full_finetune = {}, this run has {}",
+                dir.display(),
+                !meta.lora,
+                self.cfg.full_finetune
+            );
+        }
+        // A resumed run continues exactly only under the same settings; the step budget and
+        // checkpoint interval may change.
+        if let Ok(mut saved) = serde_json::from_value::<TrainConfig>(meta.config.clone()) {
+            (saved.max_steps, saved.save_steps) = (self.cfg.max_steps, self.cfg.save_steps);
+            if saved != self.cfg {
+                tracing::warn!(checkpoint = %dir.display(), "resuming with a training config that differs from the checkpoint's; the run will not match an uninterrupted one");
+            }
+        }
+        self.backend.load_trainable_state(state)?;
+        self.step = meta.step;
+        self.rng = meta.rng.restore()?;
+        self.data.seek(meta.cursor);
+        Ok(())
+    }
+
+    fn encode_prompt(&self, prompt: &Prompt) -> Result<Vec<u32>> {
+        let text = self.tokenizer.render(&prompt.messages, true)?;
+        let mut ids = self.tokenizer.encode(&text)?;
+        if ids.len() > self.cfg.max_prompt_length {
+            ids.drain(..ids.len() - self.cfg.max_prompt_length);
+        }
+        if ids.is_empty() {
+            bail!("prompt `{}` renders to no tokens", prompt.id);
+        }
+        Ok(ids)
+    }
+
+    /// Samples and scores one generation round.
+    async fn rollout(&mut self) -> Result<(RolloutBatch, Vec<Vec<f64>>)> {
+        let g = self.cfg.grpo.num_generations;
+        let batch = self.data.next_batch(self.cfg.prompts_per_step);
+        let mut groups = Vec::with_capacity(batch.prompts.len());
+        // per_reward[k][i] over all completions of the round.
+        let mut per_reward: Vec<Vec<f64>> = vec![Vec::new(); self.rewards.len()];
+        for prompt in batch.prompts {
+            let prompt_ids = self.encode_prompt(&prompt)?;
+            let eos = self.tokenizer.eos_ids.clone();
+            let sampled =
+                self.backend
+                    .generate(&prompt_ids, g, &self.cfg.sampling, &eos, &mut self.rng)?;
+            let texts: Vec<String> = sampled
+                .iter()
+                .map(|s| self.tokenizer.decode(&s.tokens))
+                .collect::<Result<_>>()?;
+            let ground_truth: serde_json::Value =
+                serde_json::from_str(&prompt.ground_truth_json).unwrap_or(serde_json::Value::Null);
+            let group = RewardGroup {
+                prompt: &prompt,
+                ground_truth: &ground_truth,
+                completions: &texts,
+            };
+            let mut scores: Vec<Vec<ProtoRewardScore>> = vec![Vec::new(); g];
+            for (k, (f, _)) in self.rewards.iter().enumerate() {
+                let result = f.score_group(&group).await;
+                let per_completion = match result {
+                    Ok(v) if v.len() == g => v,
+                    Ok(v) => bail!(
+                        "reward `{}` returned {} scores for {g} completions",
+                        f.name(),
+                        v.len()
+                    ),
+                    Err(e) => {
+                        tracing::warn!(reward = f.name(), error = %format!("{e:#}"), "reward scoring failed; scores count as missing");
+                        vec![
+                            crate::reward::RewardScore {
+                                score: f64::NAN,
+                                is_score_valid: false,
+                                metrics: Default::default(),
+                                reason: format!("{e:#}")
+                            };
+                            g
+                        ]
+                    }
+                };
+                for (i, s) in per_completion.into_iter().enumerate() {
+                    let valid = s.is_score_valid && s.score.is_finite();
+                    per_reward[k].push(if valid { s.score } else { f64::NAN });
+                    scores[i].push(ProtoRewardScore {
+                        name: f.name().to_string(),
+                        score: s.score,
+                        valid,
+                        reason: s.reason,
+                        metrics: s.metrics.into_iter().collect(),
+                    });
+                }
+            }
+            let completions = sampled
+                .into_iter()
+                .zip(texts)
+                .zip(scores)
+                .map(|((s, text), rewards)| Completion {
+                    text,
+                    token_ids: s.tokens,
+                    sampling_logprobs: s.logprobs,
+                    truncated: s.truncated,
+                    rewards,
+                    reward: 0.0,
+                    advantage: 0.0,
+                })
+                .collect();
+            groups.push(ScoredGroup {
+                prompt: Some(prompt),
+                prompt_token_ids: prompt_ids,
+                completions,
+            });
+        }
+        Ok((
+            RolloutBatch {
+                step: self.step,
+                groups,
+            },
+            per_reward,
+        ))
+    }
+
+    /// One generation round followed by `num_iterations` optimizer steps; returns each step's
+    /// metrics. Stops with an error, before updating, on a non-finite loss or gradient.
+    pub async fn train_round(&mut self) -> Result<Vec<StepMetrics>> {
+        let round_start = Instant::now();
+        let p: GrpoParams = self.cfg.grpo.clone();
+        let g = p.num_generations;
+        let epoch = self.data.cursor.epoch;
+        let (mut batch, per_reward) = self.rollout().await?;
+        let weights: Vec<f64> = self.rewards.iter().map(|(_, w)| *w).collect();
+        let rewards = grpo::combine_rewards(&per_reward, &weights);
+        let advantages = grpo::advantages(&rewards, g, p.scale_rewards);
+        let mut rollouts = Vec::new();
+        for (c, (r, a)) in batch
+            .groups
+            .iter_mut()
+            .flat_map(|gr| gr.completions.iter_mut())
+            .zip(rewards.iter().zip(&advantages))
+        {
+            (c.reward, c.advantage) = (*r, *a);
+        }
+        for group in &batch.groups {
+            for c in &group.completions {
+                let mut tokens = group.prompt_token_ids.clone();
+                tokens.extend_from_slice(&c.token_ids);
+                rollouts.push(Rollout {
+                    tokens,
+                    prompt_len: group.prompt_token_ids.len(),
+                    advantage: c.advantage,
+                    mask: !(p.mask_truncated_completions && c.truncated),
+                });
+            }
+        }
+        let seqs: Vec<Sequence> = rollouts
+            .iter()
+            .map(|r| Sequence {
+                tokens: &r.tokens,
+                prompt_len: r.prompt_len,
+            })
+            .collect();
+        // Greedy sampling (temperature 0) scores with the plain softmax.
+        let temperature = if self.cfg.sampling.temperature > 0.0 {
+            self.cfg.sampling.temperature
+        } else {
+            1.0
+        };
+        // Log-probs under the sampling policy (only differ from the current ones after the first
+        // update) and under the reference policy (only needed for the KL term).
+        let old_logps = if p.num_iterations > 1 {
+            Some(self.backend.score(&seqs, temperature, Policy::Trained)?)
+        } else {
+            None
+        };
+        let ref_logps = if p.beta != 0.0 {
+            Some(self.backend.score(&seqs, temperature, Policy::Reference)?)
+        } else {
+            None
+        };
+        let num_items: usize = rollouts.iter().map(Rollout::counted).sum();
+        let generated: usize = rollouts.iter().map(Rollout::completion_len).sum();
+        let accum = self.cfg.gradient_accumulation_steps;
+        let micro = rollouts.len() / accum;
+        let mut out = Vec::new();
+        for _ in 0..p.num_iterations {
+            if self.step >= self.cfg.max_steps {
+                break;
+            }
+            self.backend.zero_grad();
+            let mut tally = Tally::default();
+            for (mb, chunk) in rollouts.chunks(micro).enumerate() {
+                let agg = Aggregation {
+                    loss_type: p.loss_type,
+                    sequences: chunk.len(),
+                    tokens: chunk.iter().map(Rollout::counted).sum(),
+                    grad_accum: accum,
+                    max_completion_length: self.cfg.sampling.max_new_tokens,
+                    num_items_in_batch: num_items,
+                };
+                let mb_seqs = &seqs[mb * micro..mb * micro + chunk.len()];
+                let mut dloss = |i: usize, scores: &TokenScores| -> Vec<f32> {
+                    let j = mb * micro + i;
+                    let old = old_logps.as_ref().map(|o| o[j].logps.as_slice());
+                    let reference = ref_logps.as_ref().map(|o| o[j].logps.as_slice());
+                    tally.add(&chunk[i], scores, old, reference, &agg, &p)
+                };
+                self.backend
+                    .forward_backward(mb_seqs, temperature, &mut dloss)?;
+            }
+            let grad_norm = self.backend.clip_grad_norm(self.cfg.optim.max_grad_norm);
+            if !tally.loss.is_finite() || !grad_norm.is_finite() {
+                bail!(
+                    "step {}: the loss is {} and the gradient norm {} — not finite, so training stopped before applying the update. \
+                     Lower optim.learning_rate or check the rewards; resume from the last checkpoint with --resume",
+                    self.step + 1,
+                    tally.loss,
+                    grad_norm
+                );
+            }
+            let lr = self
+                .cfg
+                .optim
+                .lr_at(self.step as usize, self.cfg.max_steps as usize);
+            self.backend.optimizer_step(lr, &self.cfg.optim);
+            self.step += 1;
+            out.push(self.step_metrics(
+                &tally,
+                lr,
+                grad_norm,
+                epoch,
+                &batch,
+                &per_reward,
+                &rewards,
+                generated,
+                round_start,
+            ));
+        }
+        self.last_rollout = Some(batch);
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step_metrics(
+        &self,
+        t: &Tally,
+        lr: f64,
+        grad_norm: f64,
+        epoch: u64,
+        batch: &RolloutBatch,
+        per_reward: &[Vec<f64>],
+        rewards: &[f64],
+        generated: usize,
+        round_start: Instant,
+    ) -> StepMetrics {
+        let g = self.cfg.grpo.num_generations;
+        let (reward, reward_std) = grpo::nan_mean_std(rewards);
+        let named: BTreeMap<String, RewardStats> = self
+            .rewards
+            .iter()
+            .zip(per_reward)
+            .map(|((f, _), vals)| {
+                let (mean, std) = grpo::nan_mean_std(vals);
+                let invalid =
+                    vals.iter().filter(|v| v.is_nan()).count() as f64 / vals.len().max(1) as f64;
+                (
+                    f.name().to_string(),
+                    RewardStats {
+                        mean,
+                        std: if std.is_nan() { 0.0 } else { std },
+                        invalid_fraction: invalid,
+                    },
+                )
+            })
+            .collect();
+        let mut sub: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in batch
+            .groups
+            .iter()
+            .flat_map(|gr| &gr.completions)
+            .flat_map(|c| &c.rewards)
+        {
+            for (k, v) in &r.metrics {
+                sub.entry(format!("{}/{k}", r.name)).or_default().push(*v);
+            }
+        }
+        let reward_metrics = sub
+            .into_iter()
+            .map(|(k, v)| (k, grpo::nan_mean_std(&v).0))
+            .collect();
+        let lens: Vec<f64> = batch
+            .groups
+            .iter()
+            .flat_map(|gr| gr.completions.iter().map(|c| c.token_ids.len() as f64))
+            .collect();
+        let truncated = batch
+            .groups
+            .iter()
+            .flat_map(|gr| &gr.completions)
+            .filter(|c| c.truncated)
+            .count();
+        let zero_std = rewards
+            .chunks(g)
+            .filter(|grp| grpo::nan_mean_std(grp).1.abs() < 1e-8)
+            .count();
+        let tokens = t.tokens.max(1) as f64;
+        let secs = round_start.elapsed().as_secs_f64();
+        StepMetrics {
+            step: self.step,
+            epoch,
+            lr,
+            loss: t.loss,
+            reward,
+            reward_std: if reward_std.is_nan() { 0.0 } else { reward_std },
+            rewards: named,
+            reward_metrics,
+            kl: t.kl / tokens,
+            clip_ratio_low: t.clip_low as f64 / tokens,
+            clip_ratio_high: t.clip_high as f64 / tokens,
+            clip_ratio_region: (t.clip_low + t.clip_high) as f64 / tokens,
+            entropy: t.entropy / tokens,
+            completion_length_mean: lens.iter().sum::<f64>() / lens.len().max(1) as f64,
+            completion_length_max: lens.iter().copied().fold(0.0, f64::max),
+            truncated_fraction: truncated as f64 / lens.len().max(1) as f64,
+            frac_reward_zero_std: zero_std as f64 / (rewards.len() / g).max(1) as f64,
+            grad_norm,
+            tokens_per_second: generated as f64 / secs.max(1e-9),
+            elapsed_seconds: self.started.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Where the prompt stream stands.
+    pub fn cursor(&self) -> DataCursor {
+        self.data.cursor
+    }
+}
+
+/// Loss and metric sums over one optimizer step's tokens.
+#[derive(Default)]
+struct Tally {
+    loss: f64,
+    kl: f64,
+    entropy: f64,
+    clip_low: usize,
+    clip_high: usize,
+    tokens: usize,
+}
+
+impl Tally {
+    /// Adds one sequence's token losses and returns `∂loss/∂logp` per completion token.
+    /// `old` and `reference` are that sequence's sampling-policy and reference log-probs.
+    fn add(
+        &mut self,
+        r: &Rollout,
+        scores: &TokenScores,
+        old: Option<&[f32]>,
+        reference: Option<&[f32]>,
+        agg: &Aggregation,
+        p: &GrpoParams,
+    ) -> Vec<f32> {
+        if !r.mask {
+            return vec![0.0; scores.logps.len()];
+        }
+        let w = agg.token_weight(r.counted());
+        scores
+            .logps
+            .iter()
+            .enumerate()
+            .map(|(t, &lp)| {
+                let x = TokenInput {
+                    logp: lp as f64,
+                    old_logp: old.map_or(lp as f64, |o| o[t] as f64),
+                    ref_logp: reference.map_or(0.0, |o| o[t] as f64),
+                    advantage: r.advantage,
+                };
+                let tl = grpo::token_loss(x, p);
+                self.loss += w * tl.loss;
+                self.kl += tl.kl;
+                self.entropy += scores.entropies[t] as f64;
+                self.clip_low += tl.clipped_low as usize;
+                self.clip_high += tl.clipped_high as usize;
+                self.tokens += 1;
+                (w * tl.dloss_dlogp) as f32
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_config_file_gives_the_seed_projects_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/seed.toml");
+        let c = TrainConfig::load(Some(&path)).unwrap();
+        assert_eq!(
+            (c.lora.rank, c.lora.alpha, c.grpo.num_generations),
+            (16, 16.0, 4)
+        );
+        assert_eq!(
+            (
+                c.optim.learning_rate,
+                c.optim.adam_beta2,
+                c.optim.weight_decay
+            ),
+            (5e-6, 0.99, 0.1)
+        );
+        assert_eq!(
+            (
+                c.optim.warmup_ratio,
+                c.optim.lr_scheduler_type,
+                c.optim.max_grad_norm
+            ),
+            (0.1, crate::optim::LrSchedule::Cosine, 0.1)
+        );
+        assert_eq!(c.sampling.temperature, 0.6);
+        assert_eq!(
+            c.rewards
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>(),
+            ["execution", "format"],
+            "the file's rewards replace the default list"
+        );
+        // Untouched fields keep TRL's defaults.
+        assert_eq!(
+            (c.grpo.loss_type, c.grpo.beta, c.grpo.epsilon),
+            (crate::grpo::LossType::Dapo, 0.0, 0.2)
+        );
+    }
+
+    #[test]
+    fn defaults_are_trl_grpo_config() {
+        let c = TrainConfig::default();
+        assert_eq!(
+            (
+                c.grpo.num_generations,
+                c.sampling.max_new_tokens,
+                c.optim.learning_rate
+            ),
+            (8, 512, 1e-6)
+        );
+        assert_eq!(
+            (
+                c.optim.adam_beta2,
+                c.optim.max_grad_norm,
+                c.optim.lr_scheduler_type
+            ),
+            (0.999, 1.0, crate::optim::LrSchedule::Linear)
+        );
+        assert_eq!(
+            (
+                c.grpo.scale_rewards,
+                c.grpo.num_iterations,
+                c.grpo.mask_truncated_completions
+            ),
+            (crate::grpo::ScaleRewards::Group, 1, false)
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_rejected_with_the_field_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bad.toml");
+        std::fs::write(&p, "[grpo]\nnum_generations = 1\n").unwrap();
+        assert!(
+            format!("{:#}", TrainConfig::load(Some(&p)).unwrap_err()).contains("num_generations")
+        );
+        std::fs::write(&p, "[optim]\nlearning_rat = 1.0\n").unwrap();
+        assert!(format!("{:#}", TrainConfig::load(Some(&p)).unwrap_err()).contains("learning_rat"));
+        assert!(
+            TrainConfig::load(Some(&dir.path().join("missing.toml")))
+                .unwrap_err()
+                .to_string()
+                .contains("does not exist")
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests of sqlrft-trainer: one test binary, modules by subject.
+mod golden;
+mod hub;
+mod model;
+mod reference;
+mod tiny;
+mod train;

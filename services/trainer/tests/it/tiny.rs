@@ -1,0 +1,153 @@
+//! Tiny Hugging Face model directories made by the tests: seeded random weights under the real
+//! tensor names, a byte-level BPE tokenizer trained in memory, a ChatML chat template.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sqlrft_trainer::config::ModelConfig;
+use sqlrft_trainer::params::{ModelLayout, SaveDtype, serialize_tensors};
+use std::path::Path;
+use tokenizers::models::TrainerWrapper;
+use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::{AddedToken, Tokenizer};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Qwen2,
+    Llama,
+}
+
+pub const CHAT_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+const CORPUS: &[&str] = &[
+    "SELECT count(*) FROM orders WHERE status = 'open';",
+    "SELECT name, sum(amount) FROM payments GROUP BY name ORDER BY 2 DESC;",
+    "<think>count the rows of the table</think><sql>SELECT 1</sql>",
+    "How many customers placed an order last month?",
+    "a quick brown fox jumps over the lazy dog",
+    "abcdefghijklm nopqrstuvwxyz ABCDEFGHIJKLM NOPQRSTUVWXYZ 0123456789",
+    "You are an expert in writing optimized SQL queries.",
+];
+
+/// Trains a byte-level BPE in memory and writes `tokenizer.json`; returns the vocab size.
+pub fn write_tokenizer(dir: &Path) -> usize {
+    let specials: Vec<AddedToken> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+        .iter()
+        .map(|t| AddedToken::from(*t, true))
+        .collect();
+    let mut trainer = TrainerWrapper::BpeTrainer(
+        BpeTrainerBuilder::new()
+            .vocab_size(320)
+            .min_frequency(1)
+            .show_progress(false)
+            .special_tokens(specials.clone())
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .build(),
+    );
+    let mut tok = Tokenizer::new(BPE::default());
+    tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tok.with_decoder(Some(ByteLevel::default()));
+    tok.train(&mut trainer, CORPUS.iter().cycle().take(CORPUS.len() * 3))
+        .unwrap();
+    tok.add_special_tokens(specials).unwrap();
+    tok.save(dir.join("tokenizer.json"), false).unwrap();
+    let config = serde_json::json!({
+        "bos_token": null,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "chat_template": CHAT_TEMPLATE,
+    });
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        serde_json::to_string_pretty(&config).unwrap(),
+    )
+    .unwrap();
+    tok.get_vocab_size(true)
+}
+
+/// `config.json` text of a tiny model of `family` over `vocab` tokens.
+pub fn config_json(family: Family, vocab: usize, eos: u32) -> serde_json::Value {
+    match family {
+        Family::Qwen2 => serde_json::json!({
+            "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "vocab_size": vocab,
+            "hidden_size": 32, "intermediate_size": 48, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": true,
+            "hidden_act": "silu", "max_position_embeddings": 512, "eos_token_id": eos, "torch_dtype": "float32"
+        }),
+        Family::Llama => serde_json::json!({
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": vocab,
+            "hidden_size": 24, "intermediate_size": 40, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 1, "head_dim": 6, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+            "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                             "original_max_position_embeddings": 64},
+            "tie_word_embeddings": false, "attention_bias": false, "mlp_bias": false, "hidden_act": "silu",
+            "max_position_embeddings": 512, "eos_token_id": [eos], "torch_dtype": "float32"
+        }),
+    }
+}
+
+/// Seeded weights for `cfg`: norms near 1, everything else uniform in ±`scale`.
+pub fn random_weights(cfg: &ModelConfig, seed: u64, scale: f32) -> Vec<f32> {
+    let layout = ModelLayout::new(cfg);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut w = vec![0.0f32; layout.layout.len];
+    for t in &layout.layout.tensors {
+        let is_norm = t.name.contains("norm");
+        for v in &mut w[t.range()] {
+            *v = if is_norm {
+                1.0 + rng.random_range(-0.1..0.1)
+            } else {
+                rng.random_range(-scale..scale)
+            };
+        }
+    }
+    w
+}
+
+/// Writes a complete tiny model directory; returns its config.
+pub fn write_model(dir: &Path, family: Family, seed: u64) -> ModelConfig {
+    std::fs::create_dir_all(dir).unwrap();
+    let vocab = write_tokenizer(dir);
+    let tok = Tokenizer::from_file(dir.join("tokenizer.json")).unwrap();
+    let eos = tok.token_to_id("<|im_end|>").unwrap();
+    let cfg_text = config_json(family, vocab, eos).to_string();
+    std::fs::write(dir.join("config.json"), &cfg_text).unwrap();
+    let cfg = ModelConfig::parse(&cfg_text).unwrap();
+    let weights = random_weights(&cfg, seed, 0.2);
+    write_weights(dir, &cfg, &weights, SaveDtype::F32);
+    cfg
+}
+
+pub fn write_weights(dir: &Path, cfg: &ModelConfig, weights: &[f32], dtype: SaveDtype) {
+    let layout = ModelLayout::new(cfg);
+    let bytes = serialize_tensors(
+        layout
+            .layout
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice(), &weights[t.range()])),
+        dtype,
+        None,
+    )
+    .unwrap();
+    std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+}
+
+/// A dataset JSONL in the builder's Fireworks RFT shape.
+pub fn write_dataset(path: &Path, n: usize) {
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "messages": [
+                    {"role": "system", "content": "Answer with SQL."},
+                    {"role": "user", "content": format!("How many orders have id {i}?")},
+                    {"role": "assistant", "content": format!("<think>filter</think><sql>SELECT count(*) FROM orders WHERE id = {i}</sql>")}
+                ],
+                "ground_truth": [{"count": 1}],
+                "sql": format!("SELECT count(*) FROM orders WHERE id = {i}")
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
