@@ -49,7 +49,8 @@ pub fn type_name(ty: &LogicalTypeHandle) -> String {
         LogicalTypeId::Enum => "ENUM".into(),
         LogicalTypeId::Bit => "BIT".into(),
         LogicalTypeId::Bignum => "BIGNUM".into(),
-        LogicalTypeId::SqlNull => "\"NULL\"".into(),
+        // DuckDB clients see a bare NULL literal as INTEGER (as mcp-server-motherduck prints it).
+        LogicalTypeId::SqlNull => "INTEGER".into(),
         LogicalTypeId::List => format!("{}[]", type_name(&ty.child(0))),
         LogicalTypeId::Array => format!("{}[]", type_name(&ty.child(0))),
         LogicalTypeId::Map => format!(
@@ -325,6 +326,12 @@ pub(crate) fn run_query(
         }
         let mut cells = Vec::with_capacity(columns.len());
         for (i, ty) in logical.iter().enumerate() {
+            // An untyped `NULL` column has no Rust value type (duckdb-rs panics reading it).
+            if ty.id() == LogicalTypeId::SqlNull {
+                cells.push(Json::Null);
+                bytes += 4;
+                continue;
+            }
             let value: Value = row.get(i)?;
             let cell = to_cell(value, ty);
             bytes += approximate_size(&cell);

@@ -204,3 +204,16 @@ async fn a_free_connection_is_used_even_with_no_waiting_room() {
         .await
         .expect("the only connection is free");
 }
+
+#[tokio::test]
+async fn an_untyped_null_column_is_null() {
+    let db = TestDb::new("SELECT 1");
+    let result = db
+        .pool()
+        .query("SELECT 42 AS answer, 'x' AS s, NULL AS n")
+        .await
+        .unwrap();
+    assert_eq!(result.rows, vec![vec![json!(42), json!("x"), json!(null)]]);
+    // ../shared/reference/motherduck-0.8.1/tabulate_0.10.0_edge.txt: `SELECT NULL AS only_null` is INTEGER.
+    assert_eq!(result.types[2], "INTEGER");
+}
