@@ -2,7 +2,8 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a build script binary reused from another checkout must not point there.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let rollout = root.join("sqlrft/v1/rollout.proto");
     println!("cargo:rerun-if-changed={}", rollout.display());
     let mut config = prost_build::Config::new();

@@ -99,9 +99,14 @@ async fn readyz(State(pool): State<ReadOnlyPool>) -> Response {
     }
 }
 
+/// Cancelled when the client stops reading the reply (it hung up) or the reply has been sent.
+/// rmcp keeps running a handler whose client is gone; the tool watches this to stop the query.
+#[derive(Clone)]
+pub(crate) struct ReplyAbandoned(pub(crate) CancellationToken);
+
 async fn shed_load(
     State(in_flight): State<Arc<Semaphore>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let Ok(permit) = in_flight.try_acquire_owned() else {
@@ -118,11 +123,16 @@ async fn shed_load(
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return response;
     };
+    let abandoned = CancellationToken::new();
+    request
+        .extensions_mut()
+        .insert(ReplyAbandoned(abandoned.clone()));
     // The reply is an SSE stream that is still being produced when the headers go out: the
-    // request keeps its slot until the body has been sent.
+    // request keeps its slot until the body has been sent or the client has gone.
     let (parts, body) = next.run(request).await.into_parts();
+    let on_drop = abandoned.drop_guard();
     let guarded = body.into_data_stream().map(move |chunk| {
-        let _held = &permit;
+        let _held = (&permit, &on_drop);
         chunk
     });
     Response::from_parts(parts, Body::from_stream(guarded))

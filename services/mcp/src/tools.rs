@@ -17,6 +17,7 @@ use sqlrft_core::ResultSet;
 use sqlrft_duck::{QueryError, ReadOnlyPool};
 use tracing::Instrument;
 
+use crate::http::ReplyAbandoned;
 use crate::table;
 
 /// motherduck's exact tool description and argument description: clients key off them.
@@ -273,8 +274,14 @@ impl ServerHandler for DuckTools {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let abandoned = context
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<ReplyAbandoned>())
+            .map(|reply| reply.0.clone())
+            .unwrap_or_default();
         let span = tracing::info_span!(
             "tool_call",
             tool = %request.name,
@@ -285,17 +292,25 @@ impl ServerHandler for DuckTools {
         let started = Instant::now();
         let arguments = request.arguments.unwrap_or_default();
         let result = async {
-            let result = match request.name.as_ref() {
-                "query" => self.query(&arguments).await,
-                "list_tables" => self.list_tables().await,
-                "describe_table" => self.describe_table(&arguments).await,
-                other => {
-                    return Err(McpError::invalid_params(
+            let work = async {
+                match request.name.as_ref() {
+                    "query" => Ok(self.query(&arguments).await),
+                    "list_tables" => Ok(self.list_tables().await),
+                    "describe_table" => Ok(self.describe_table(&arguments).await),
+                    other => Err(McpError::invalid_params(
                         format!(
                             "unknown tool `{other}`; this server has: query, list_tables, describe_table"
                         ),
                         None,
-                    ));
+                    )),
+                }
+            };
+            // Dropping the query future interrupts DuckDB and returns the connection to the pool.
+            let result = tokio::select! {
+                result = work => result?,
+                () = abandoned.cancelled() => {
+                    tracing::Span::current().record("outcome", "client gone");
+                    return Err(McpError::internal_error("the client hung up before the reply", None));
                 }
             };
             let span = tracing::Span::current();
