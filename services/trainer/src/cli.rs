@@ -42,8 +42,12 @@ pub struct TrainArgs {
     /// Override `seed`.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Score completions with the reward service at this URL (adds an `execution` reward of
-    /// kind http, weight 1, unless the config already has one by that name).
+    /// Score completions by running their SQL on this sandbox DuckDB file in process: the
+    /// config's `execution` reward runs here (one with weight 1 is added if there is none).
+    #[arg(long, conflicts_with = "reward_url")]
+    pub sandbox: Option<PathBuf>,
+    /// Score completions with the reward service at this URL instead (`sqlrft reward serve`):
+    /// the config's `execution` reward calls it (one with weight 1 is added if there is none).
     #[arg(long, env = "SQLRFT_REWARD_URL")]
     pub reward_url: Option<String>,
     /// Hide the progress bar.
@@ -63,16 +67,27 @@ impl TrainArgs {
         if let Some(v) = self.seed {
             cfg.seed = v;
         }
-        if let Some(url) = &self.reward_url
-            && !cfg.rewards.iter().any(|r| r.name == "execution")
-        {
-            cfg.rewards.push(RewardSpec {
-                name: "execution".into(),
-                weight: 1.0,
-                kind: "http".into(),
+        // The flags say where the `execution` reward runs its SQL, over what the config says.
+        let executor = match (&self.sandbox, &self.reward_url) {
+            (Some(database), _) => Some(RewardSpec {
+                database: Some(database.clone()),
+                ..RewardSpec::new("execution", "execution")
+            }),
+            (None, Some(url)) => Some(RewardSpec {
                 url: Some(url.clone()),
-                timeout_seconds: 120.0,
-            });
+                ..RewardSpec::new("execution", "http")
+            }),
+            (None, None) => None,
+        };
+        if let Some(executor) = executor {
+            match cfg.rewards.iter_mut().find(|r| r.name == "execution") {
+                Some(configured) => {
+                    configured.kind = executor.kind;
+                    configured.database = executor.database;
+                    configured.url = executor.url;
+                }
+                None => cfg.rewards.push(executor),
+            }
         }
         cfg.validate()?;
         Ok(cfg)
@@ -427,6 +442,51 @@ mod tests {
         Cli::try_parse_from(["sqlrft", "train"].iter().chain(args)).map(|c| match c.cmd {
             Top::Train(t) => t,
         })
+    }
+
+    #[test]
+    fn sandbox_and_reward_url_say_where_the_configured_execution_reward_runs() {
+        let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/seed.toml");
+        let common = ["--model", "m", "--dataset", "d.jsonl", "--config", seed];
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = common.iter().chain(extra).copied().collect();
+            parse(&args).unwrap().train.unwrap().config()
+        };
+        let execution = |cfg: &TrainConfig| {
+            cfg.rewards
+                .iter()
+                .find(|r| r.name == "execution")
+                .cloned()
+                .unwrap()
+        };
+        let seeded = TrainConfig::load(Some(Path::new(seed))).unwrap();
+        let weight = execution(&seeded).weight;
+
+        let local = with(&["--sandbox", "data/sandbox.duckdb"]).unwrap();
+        let spec = execution(&local);
+        assert_eq!(spec.kind, "execution");
+        assert_eq!(
+            spec.database.as_deref(),
+            Some(Path::new("data/sandbox.duckdb"))
+        );
+        assert_eq!(spec.weight, weight);
+        assert_eq!(local.rewards.len(), seeded.rewards.len());
+
+        let remote = with(&["--reward-url", "http://127.0.0.1:8090"]).unwrap();
+        let spec = execution(&remote);
+        assert_eq!(
+            (spec.kind.as_str(), spec.url.as_deref()),
+            ("http", Some("http://127.0.0.1:8090"))
+        );
+        assert_eq!(spec.database, None);
+
+        let both: Vec<&str> = common
+            .iter()
+            .chain(&["--sandbox", "a", "--reward-url", "b"])
+            .copied()
+            .collect();
+        let err = parse(&both).err().unwrap().to_string();
+        assert!(err.contains("cannot be used with"), "{err}");
     }
 
     #[test]

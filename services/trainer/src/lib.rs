@@ -4,7 +4,8 @@
 //! `GRPOTrainer` (advantages, clipped surrogate, k3 KL, the `grpo`/`bnpo`/`dr_grpo`/`dapo`
 //! aggregations); the model runs on a [`backend::Backend`], of which [`backend::CpuBackend`] is
 //! the plain f32 reference that faster backends are held to. Rewards come from
-//! [`reward::RewardFunction`]s: in-process ones and the reward service over HTTP.
+//! [`reward::RewardFunction`]s: format checks and SQL execution on the sandbox in process
+//! ([`execution::ExecutionReward`]), or the reward service over HTTP.
 
 pub mod backend;
 pub mod checkpoint;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod data;
+pub mod execution;
 pub mod export;
 pub mod grpo;
 pub mod hub;

@@ -1,30 +1,8 @@
 //! Reward functions: named scorers of a GRPO group (one prompt, G completions).
 //!
-//! [`RewardFunction`] is the one seam: the in-process format rewards below implement it, so does
-//! [`HttpReward`] (the reward service's batch endpoint), and an execution reward from the
-//! `sqlrft-reward` library needs only a small adapter that calls it per group, e.g.
-//!
-//! ```ignore
-//! struct Execution { engine: Arc<sqlrft_reward::engine::RewardEngine>, options: ScoreOptions }
-//! impl RewardFunction for Execution {
-//!     fn name(&self) -> &str { "execution" }
-//!     fn score_group<'a>(&'a self, g: &'a RewardGroup<'a>) -> BoxFuture<'a, Result<Vec<RewardScore>>> {
-//!         Box::pin(async move {
-//!             let truth = GroundTruth::parse(Some(g.ground_truth), &Default::default())?;
-//!             let evals = self.engine.score_group(g.completions, &truth, &self.options).await;
-//!             Ok(evals.into_iter().map(|e| RewardScore {
-//!                 score: e.score,
-//!                 is_score_valid: e.is_score_valid,
-//!                 metrics: e.metrics.into_iter()
-//!                     .map(|(k, m)| (k, if m.is_score_valid { m.score } else { f64::NAN }))
-//!                     .collect(),
-//!                 reason: e.reason,
-//!             }).collect())
-//!         })
-//!     }
-//! }
-//! // then: sqlrft_trainer::run_train_with_rewards(args, vec![Arc::new(Execution { .. })])
-//! ```
+//! [`RewardFunction`] is the one seam: the format rewards below implement it, so do
+//! [`HttpReward`] (the reward service's batch endpoint) and
+//! [`crate::execution::ExecutionReward`] (the same engine in process).
 
 use crate::rollout::{ChatMessage, Prompt};
 use anyhow::{Context, Result};
@@ -113,13 +91,30 @@ fn tag_body<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
     Some(&text[start..end])
 }
 
-/// The seed project's answer format: `<think>…</think>` then `<sql>…</sql>`, nothing else.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StrictFormat;
+/// A format check as a reward, under the name its config entry gives it.
+#[derive(Clone, Debug)]
+pub struct FormatReward {
+    name: String,
+    check: fn(&str) -> f64,
+}
 
-/// Partial credit for the format: 0.25 per well-formed, non-empty tag pair, `think` before `sql`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SoftFormat;
+impl FormatReward {
+    /// The seed project's answer format: `<think>…</think>` then `<sql>…</sql>`, nothing else.
+    pub fn strict(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            check: strict_format_score,
+        }
+    }
+
+    /// Partial credit: 0.25 per well-formed, non-empty tag pair, `think` before `sql`.
+    pub fn soft(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            check: soft_format_score,
+        }
+    }
+}
 
 pub fn strict_format_score(text: &str) -> f64 {
     let t = text.trim();
@@ -155,39 +150,20 @@ pub fn soft_format_score(text: &str) -> f64 {
     score
 }
 
-fn score_each(
-    group: &RewardGroup,
-    f: fn(&str) -> f64,
-) -> BoxFuture<'static, Result<Vec<RewardScore>>> {
-    let scores = group
-        .completions
-        .iter()
-        .map(|c| RewardScore::valid(f(c)))
-        .collect();
-    Box::pin(async move { Ok(scores) })
-}
-
-impl RewardFunction for StrictFormat {
+impl RewardFunction for FormatReward {
     fn name(&self) -> &str {
-        "format"
+        &self.name
     }
     fn score_group<'a>(
         &'a self,
         group: &'a RewardGroup<'a>,
     ) -> BoxFuture<'a, Result<Vec<RewardScore>>> {
-        score_each(group, strict_format_score)
-    }
-}
-
-impl RewardFunction for SoftFormat {
-    fn name(&self) -> &str {
-        "format_soft"
-    }
-    fn score_group<'a>(
-        &'a self,
-        group: &'a RewardGroup<'a>,
-    ) -> BoxFuture<'a, Result<Vec<RewardScore>>> {
-        score_each(group, soft_format_score)
+        let scores = group
+            .completions
+            .iter()
+            .map(|c| RewardScore::valid((self.check)(c)))
+            .collect();
+        Box::pin(async move { Ok(scores) })
     }
 }
 
@@ -201,6 +177,9 @@ pub mod wire {
         pub completions: Vec<String>,
         pub ground_truth: serde_json::Value,
         pub messages: Vec<Message>,
+        /// The dataset's gold SQL; the service runs it when `ground_truth` has no rows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub gold_sql: Option<String>,
     }
 
     #[derive(Serialize, Deserialize, Debug, PartialEq)]
@@ -230,6 +209,9 @@ pub mod wire {
                     content: m.content.clone(),
                 })
                 .collect(),
+            gold_sql: Some(group.prompt.sql.trim())
+                .filter(|sql| !sql.is_empty())
+                .map(str::to_string),
         }
     }
 }

@@ -6,12 +6,13 @@ use crate::checkpoint::{self, CheckpointState, RngState};
 use crate::config::ModelConfig;
 use crate::cpu::model::CpuModel;
 use crate::data::{DataCursor, PromptStream};
+use crate::execution::ExecutionReward;
 use crate::grpo::{self, Aggregation, GrpoParams, TokenInput};
 use crate::lora::{LoraConfig, LoraLayout};
 use crate::metrics::{RewardStats, StepMetrics};
 use crate::optim::OptimParams;
 use crate::params::{ModelLayout, load_weights};
-use crate::reward::{HttpReward, RewardFunction, RewardGroup, SoftFormat, StrictFormat};
+use crate::reward::{FormatReward, HttpReward, RewardFunction, RewardGroup};
 use crate::rollout::{
     Completion, Prompt, RewardScore as ProtoRewardScore, RolloutBatch, ScoredGroup,
 };
@@ -21,6 +22,7 @@ use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sqlrft_core::score::ScoreOptions;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,15 +36,37 @@ pub struct RewardSpec {
     pub name: String,
     #[serde(default = "one")]
     pub weight: f64,
-    /// `format` (strict `<think>…</think><sql>…</sql>`), `format_soft` (partial credit), `http`
-    /// (the reward service at `url`), or `custom` (registered in-process by name, e.g. the
-    /// execution reward against the sandbox).
+    /// `format` (strict `<think>…</think><sql>…</sql>`), `format_soft` (partial credit),
+    /// `execution` (run the SQL on the sandbox `database` in process and compare results),
+    /// `http` (the reward service at `url`), or `custom` (registered in process by name).
     pub kind: String,
     #[serde(default)]
     pub url: Option<String>,
     /// HTTP timeout per group, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: f64,
+    /// The sandbox DuckDB file of an `execution` reward.
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// How an `execution` reward scores (`partial`, `format_gate`, `tolerance`, `mode`), as the
+    /// reward service's request options.
+    #[serde(default)]
+    pub scoring: ScoreOptions,
+}
+
+impl RewardSpec {
+    /// A reward of `kind` named `name`, weight 1, other settings at their defaults.
+    pub fn new(name: impl Into<String>, kind: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            weight: 1.0,
+            kind: kind.into(),
+            url: None,
+            timeout_seconds: default_timeout(),
+            database: None,
+            scoring: ScoreOptions::default(),
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -92,13 +116,7 @@ impl Default for TrainConfig {
             grpo: GrpoParams::default(),
             optim: OptimParams::default(),
             sampling: SamplingParams::default(),
-            rewards: vec![RewardSpec {
-                name: "format".into(),
-                weight: 1.0,
-                kind: "format".into(),
-                url: None,
-                timeout_seconds: 120.0,
-            }],
+            rewards: vec![RewardSpec::new("format", "format")],
         }
     }
 }
@@ -165,8 +183,8 @@ pub fn build_rewards(
         .iter()
         .map(|s| {
             let f: Arc<dyn RewardFunction> = match s.kind.as_str() {
-                "format" => Arc::new(StrictFormat),
-                "format_soft" => Arc::new(SoftFormat),
+                "format" => Arc::new(FormatReward::strict(&s.name)),
+                "format_soft" => Arc::new(FormatReward::soft(&s.name)),
                 "http" => {
                     let url = s.url.as_deref().with_context(|| {
                         format!("reward `{}` of kind http needs a `url`", s.name)
@@ -176,6 +194,16 @@ pub fn build_rewards(
                         url,
                         Duration::from_secs_f64(s.timeout_seconds),
                     )?)
+                }
+                "execution" => {
+                    let database = s.database.as_deref().with_context(|| {
+                        format!(
+                            "reward `{}` of kind execution needs a `database` (the sandbox DuckDB \
+                             file `sqlrft build` wrote); or pass --sandbox",
+                            s.name
+                        )
+                    })?;
+                    Arc::new(ExecutionReward::open(s.name.clone(), database, s.scoring)?)
                 }
                 "custom" => registry
                     .iter()
@@ -188,7 +216,9 @@ pub fn build_rewards(
                         )
                     })?,
                 other => {
-                    bail!("reward kind `{other}` is unknown (format, format_soft, http, custom)")
+                    bail!(
+                        "reward kind `{other}` is unknown (format, format_soft, execution, http, custom)"
+                    )
                 }
             };
             Ok((f, s.weight))

@@ -2,6 +2,7 @@
 mod golden;
 mod hub;
 mod model;
+mod pipeline;
 mod reference;
 mod tiny;
 mod train;

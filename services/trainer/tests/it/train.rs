@@ -74,11 +74,8 @@ fn toy_config(max_steps: u64) -> TrainConfig {
             ..LoraConfig::default()
         },
         rewards: vec![RewardSpec {
-            name: "lowercase".into(),
-            weight: 1.0,
-            kind: "custom".into(),
-            url: None,
             timeout_seconds: 1.0,
+            ..RewardSpec::new("lowercase", "custom")
         }],
         ..TrainConfig::default()
     };
@@ -199,6 +196,7 @@ fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> T
         max_steps: None,
         save_steps: None,
         seed: None,
+        sandbox: None,
         reward_url: None,
         quiet: true,
     }
@@ -359,11 +357,9 @@ fn failing_reward_service_counts_as_missing_not_zero() {
         .port();
     let mut cfg = toy_config(1);
     cfg.rewards.push(RewardSpec {
-        name: "execution".into(),
-        weight: 1.0,
-        kind: "http".into(),
         url: Some(format!("http://127.0.0.1:{port}")),
         timeout_seconds: 5.0,
+        ..RewardSpec::new("execution", "http")
     });
     let mut t = trainer(&model, &data, &cfg, Arc::new(Lowercase::new()));
     let m = run_rounds(&mut t, 1);
@@ -426,13 +422,7 @@ fn registered_rewards_join_the_config_with_weight_one() {
     let rewards = build_rewards(&cfg.rewards, &[Arc::new(Lowercase::new())]).unwrap();
     let names: Vec<(&str, f64)> = rewards.iter().map(|(f, w)| (f.name(), *w)).collect();
     assert_eq!(names, [("format", 1.0), ("lowercase", 1.0)]);
-    let missing = vec![RewardSpec {
-        name: "execution".into(),
-        weight: 1.0,
-        kind: "custom".into(),
-        url: None,
-        timeout_seconds: 1.0,
-    }];
+    let missing = vec![RewardSpec::new("execution", "custom")];
     let err = build_rewards(&missing, &[]).err().unwrap().to_string();
     assert!(err.contains("execution"), "{err}");
 }

@@ -1,0 +1,93 @@
+//! The execution reward in process: the completion's SQL runs read-only on the sandbox DuckDB
+//! and its result is compared with the prompt's ground truth by the reward service's own engine,
+//! so a trainer without a reward service scores exactly as one with it would.
+
+use crate::reward::{RewardFunction, RewardGroup, RewardScore};
+use anyhow::{Context, Result};
+use futures::future::BoxFuture;
+use sqlrft_core::ground_truth::GroundTruth;
+use sqlrft_core::score::{Evaluation, ScoreOptions};
+use sqlrft_reward::{EmbeddedExecutor, RewardEngine};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Gold SQL results worth keeping: one per prompt of a typical dataset.
+const GOLD_CACHE_ENTRIES: usize = 4096;
+
+pub struct ExecutionReward {
+    name: String,
+    engine: RewardEngine,
+    options: ScoreOptions,
+}
+
+impl ExecutionReward {
+    /// Opens `database` read-only (the same hardened pool the MCP server uses).
+    pub fn open(name: impl Into<String>, database: &Path, options: ScoreOptions) -> Result<Self> {
+        let name = name.into();
+        options
+            .validate()
+            .map_err(|e| anyhow::anyhow!("reward `{name}`: {e}"))?;
+        let executor = EmbeddedExecutor::open(database, Default::default()).with_context(|| {
+            format!(
+                "reward `{name}` cannot open its sandbox `{}`; pass the `sandbox.duckdb` that \
+                 `sqlrft build` wrote (--sandbox or `database` in the reward's config entry)",
+                database.display()
+            )
+        })?;
+        Ok(Self {
+            name,
+            engine: RewardEngine::new(Arc::new(executor), GOLD_CACHE_ENTRIES)?,
+            options,
+        })
+    }
+}
+
+impl RewardFunction for ExecutionReward {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn score_group<'a>(
+        &'a self,
+        group: &'a RewardGroup<'a>,
+    ) -> BoxFuture<'a, Result<Vec<RewardScore>>> {
+        Box::pin(async move {
+            // Datasets from `sqlrft distill` carry only the gold SQL, beside the messages.
+            let mut extra = serde_json::Map::new();
+            if !group.prompt.sql.trim().is_empty() {
+                extra.insert("gold_sql".into(), group.prompt.sql.clone().into());
+            }
+            let truth = GroundTruth::parse(Some(group.ground_truth), &extra).map_err(|e| {
+                anyhow::anyhow!(
+                    "prompt `{}` has an unusable ground truth: {e}",
+                    group.prompt.id
+                )
+            })?;
+            let evaluations = self
+                .engine
+                .score_group(group.completions, &truth, &self.options)
+                .await;
+            Ok(evaluations.into_iter().map(reward_score).collect())
+        })
+    }
+}
+
+fn reward_score(evaluation: Evaluation) -> RewardScore {
+    RewardScore {
+        score: evaluation.score,
+        is_score_valid: evaluation.is_score_valid,
+        metrics: evaluation
+            .metrics
+            .into_iter()
+            .map(|(name, metric)| {
+                let value = if metric.is_score_valid {
+                    metric.score
+                } else {
+                    f64::NAN
+                };
+                (name, value)
+            })
+            .collect(),
+        reason: evaluation.reason,
+    }
+}
