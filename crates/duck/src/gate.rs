@@ -16,10 +16,9 @@ const NOT_A_QUERY: &str = "Only SELECT statements";
 /// Syntax errors come back as [`QueryError::Sql`] with DuckDB's own message (as if the query
 /// had run); anything that parses but is not a single query is [`QueryError::Refused`].
 pub fn parse_select(conn: &duckdb::Connection, sql: &str) -> Result<Json, QueryError> {
-    let serialized: String =
-        conn.query_row("SELECT json_serialize_sql(?::VARCHAR)", [sql], |row| {
-            row.get(0)
-        })?;
+    let serialized: String = conn
+        .prepare_cached("SELECT json_serialize_sql(?::VARCHAR)")?
+        .query_row([sql], |row| row.get(0))?;
     let ast: Json = serde_json::from_str(&serialized).map_err(|e| {
         QueryError::Internal(format!("DuckDB returned an unreadable parse tree: {e}"))
     })?;

@@ -12,6 +12,9 @@ fn locked_config(access: AccessMode) -> Result<Config, duckdb::Error> {
         .enable_external_access(false)?
         .enable_autoload_extension(false)?
         .with("autoinstall_known_extensions", "false")?
+        // One thread per query: a pool runs its connections' queries in parallel already, and
+        // handing a small query to DuckDB's worker threads costs more than it runs.
+        .threads(1)?
         .with("lock_configuration", "true")
 }
 

@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
 use futures::StreamExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
@@ -62,15 +62,13 @@ pub fn router(
 
     // Past connections + waiting room, a request would only queue: answer 503 at once instead.
     let in_flight = Arc::new(Semaphore::new(config.connections + config.max_waiting));
-    let mut mcp = mcp.layer(middleware::from_fn_with_state(in_flight, shed_load));
-    if let Some(token) = config.token.clone() {
-        mcp = mcp.layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            require_bearer,
-        ));
-    }
+    let mcp = mcp.layer(middleware::from_fn_with_state(in_flight, shed_load));
     Router::new()
-        .merge(mcp)
+        .merge(sqlrft_serve::require_bearer(
+            mcp,
+            config.token.clone(),
+            "sqlrft",
+        ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(pool))
         .layer(TraceLayer::new_for_http())
@@ -110,18 +108,10 @@ async fn shed_load(
     next: Next,
 ) -> Response {
     let Ok(permit) = in_flight.try_acquire_owned() else {
-        let mut response = (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({
-                "jsonrpc": "2.0", "id": null,
-                "error": {"code": -32000, "message": "server busy: too many queries in flight; retry after 1 s"}
-            })),
-        )
-            .into_response();
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return sqlrft_serve::busy(serde_json::json!({
+            "jsonrpc": "2.0", "id": null,
+            "error": {"code": -32000, "message": "server busy: too many queries in flight; retry after 1 s"}
+        }));
     };
     let abandoned = CancellationToken::new();
     request
@@ -136,34 +126,4 @@ async fn shed_load(
         chunk
     });
     Response::from_parts(parts, Body::from_stream(guarded))
-}
-
-async fn require_bearer(
-    State(token): State<Arc<String>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
-        return next.run(request).await;
-    }
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong bearer token: send `Authorization: Bearer <token>` (the server's --token)",
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"sqlrft\""),
-    );
-    response
-}
-
-/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

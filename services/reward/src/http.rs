@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -62,7 +62,7 @@ pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
     // A backstop past the engine's own per-query deadline, which answers first with an
     // invalid evaluation.
     let backstop = config.eval_timeout() * 2 + Duration::from_secs(5);
-    let mut api = Router::new()
+    let api = Router::new()
         .route("/v1/evaluate", post(evaluate))
         .route("/v1/evaluate/batch", post(evaluate_batch))
         .with_state(state)
@@ -73,14 +73,12 @@ pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
             backstop,
         ))
         .layer(middleware::from_fn_with_state(in_flight, shed_load));
-    if let Some(token) = config.token.clone() {
-        api = api.layer(middleware::from_fn_with_state(
-            Arc::new(token),
-            require_bearer,
-        ));
-    }
     Router::new()
-        .merge(api)
+        .merge(sqlrft_serve::require_bearer(
+            api,
+            config.token.clone(),
+            "sqlrft-reward",
+        ))
         .route("/openapi.json", get(openapi_document))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(engine))
@@ -154,46 +152,8 @@ async fn shed_load(
 ) -> Response {
     match in_flight.try_acquire() {
         Ok(_permit) => next.run(request).await,
-        Err(_) => {
-            let mut response = (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": "server busy: too many evaluations in flight; retry after 1 s"})),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
-        }
+        Err(_) => sqlrft_serve::busy(
+            json!({"error": "server busy: too many evaluations in flight; retry after 1 s"}),
+        ),
     }
-}
-
-async fn require_bearer(
-    State(token): State<Arc<String>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
-        return next.run(request).await;
-    }
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "missing or wrong bearer token: send `Authorization: Bearer <token>` (the service's --token)"})),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Bearer realm=\"sqlrft-reward\""),
-    );
-    response
-}
-
-/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

@@ -22,7 +22,7 @@ async fn post(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
 #[tokio::test]
 async fn bearer_token_is_required_when_configured() {
     let fixture = Fixture::start(sqlrft_mcp::DEMO_SQL, |c| c.token = Some("s3cret".into())).await;
-    let url = fixture.server.mcp_url();
+    let url = sqlrft_mcp::mcp_url(&fixture.server);
     let anonymous = post(&url, &[]).await;
     assert_eq!(anonymous.status(), 401);
     assert_eq!(
@@ -51,7 +51,7 @@ async fn bearer_token_is_required_when_configured() {
 #[tokio::test]
 async fn foreign_browser_origins_are_rejected() {
     let fixture = Fixture::demo().await;
-    let url = fixture.server.mcp_url();
+    let url = sqlrft_mcp::mcp_url(&fixture.server);
     assert_eq!(
         post(&url, &[("Origin", "http://evil.example")])
             .await
@@ -65,7 +65,7 @@ async fn foreign_browser_origins_are_rejected() {
 #[tokio::test]
 async fn loopback_server_rejects_foreign_host_headers() {
     let fixture = Fixture::demo().await;
-    let url = fixture.server.mcp_url();
+    let url = sqlrft_mcp::mcp_url(&fixture.server);
     assert_eq!(
         post(&url, &[("Host", "attacker.example")]).await.status(),
         403
@@ -75,9 +75,12 @@ async fn loopback_server_rejects_foreign_host_headers() {
     })
     .await;
     assert_eq!(
-        post(&allowed.server.mcp_url(), &[("Host", "api.example.com")])
-            .await
-            .status(),
+        post(
+            &sqlrft_mcp::mcp_url(&allowed.server),
+            &[("Host", "api.example.com")]
+        )
+        .await
+        .status(),
         200
     );
 }
@@ -98,7 +101,7 @@ async fn rmcp_client_sees_typed_results() {
     use rmcp::transport::StreamableHttpClientTransport;
 
     let fixture = Fixture::demo().await;
-    let transport = StreamableHttpClientTransport::from_uri(fixture.server.mcp_url());
+    let transport = StreamableHttpClientTransport::from_uri(sqlrft_mcp::mcp_url(&fixture.server));
     let client = ().serve(transport).await.expect("rmcp client connects");
     let tools = client.list_all_tools().await.unwrap();
     assert!(
@@ -116,7 +119,8 @@ async fn rmcp_client_sees_typed_results() {
     let result = client.call_tool(call).await.unwrap();
     let structured = result.structured_content.expect("structured content");
     // The same query through the pool directly must give the same typed rows.
-    let pool = sqlrft_duck::ReadOnlyPool::open(&fixture.server.db, Default::default()).unwrap();
+    let pool =
+        sqlrft_duck::ReadOnlyPool::open(&fixture.server.state.db, Default::default()).unwrap();
     let direct = pool
         .query("SELECT name, altitude FROM airports WHERE country = 'Norway' ORDER BY altitude")
         .await

@@ -41,10 +41,11 @@ async fn official_python_sdk_initializes_lists_and_queries() {
     };
     let fixture = Fixture::demo().await;
     let sql = "SELECT name, iata, altitude FROM airports WHERE altitude > 500 ORDER BY altitude";
-    let pool = sqlrft_duck::ReadOnlyPool::open(&fixture.server.db, Default::default()).unwrap();
+    let pool =
+        sqlrft_duck::ReadOnlyPool::open(&fixture.server.state.db, Default::default()).unwrap();
     let expected = sqlrft_mcp::structured(&pool.query(sql).await.unwrap());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_session.py");
-    let url = fixture.server.mcp_url();
+    let url = sqlrft_mcp::mcp_url(&fixture.server);
     let output = tokio::task::spawn_blocking(move || {
         Command::new(python)
             .arg(script)

@@ -176,7 +176,7 @@ async fn unknown_tool_is_a_protocol_error_naming_the_tools() {
 async fn path_without_trailing_slash_also_serves() {
     let fixture = Fixture::demo().await;
     let response = reqwest::Client::new()
-        .post(fixture.server.mcp_url())
+        .post(sqlrft_mcp::mcp_url(&fixture.server))
         .header("Accept", "application/json, text/event-stream")
         .json(&tool_call(
             "1",

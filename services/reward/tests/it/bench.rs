@@ -27,7 +27,7 @@ async fn bench_reward_throughput() {
     }
     run_bench(BenchArgs {
         db,
-        mcp_url: Some(mcp.mcp_url()),
+        mcp_url: Some(sqlrft_mcp::mcp_url(&mcp)),
         peer_python: peer,
         seed,
         cases: None,

@@ -22,7 +22,7 @@ async fn embedded_and_mcp_return_the_same_result_sets() {
     let fx = fixture();
     let mcp = mcp_server(&fx).await;
     let embedded = EmbeddedExecutor::open(&fx.db, Default::default()).unwrap();
-    let remote = McpExecutor::new(&mcp.mcp_url(), None, Duration::from_secs(10));
+    let remote = McpExecutor::new(&sqlrft_mcp::mcp_url(&mcp), None, Duration::from_secs(10));
     for sql in QUERIES {
         let local = embedded.query(sql).await.unwrap();
         let through_mcp = remote.query(sql).await.unwrap();
@@ -59,7 +59,7 @@ async fn the_service_scores_the_same_through_mcp_as_embedded() {
     let mcp = mcp_server(&fx).await;
     let local = embedded_server(&fx).await;
     let remote = start(RewardConfig {
-        mcp_url: Some(mcp.mcp_url()),
+        mcp_url: Some(sqlrft_mcp::mcp_url(&mcp)),
         port: 0,
         ..RewardConfig::default()
     })
@@ -90,7 +90,7 @@ async fn the_mcp_executor_reconnects_after_the_server_restarts() {
     let fx = fixture();
     let first = mcp_server(&fx).await;
     let addr = first.addr;
-    let remote = McpExecutor::new(&first.mcp_url(), None, Duration::from_secs(10));
+    let remote = McpExecutor::new(&sqlrft_mcp::mcp_url(&first), None, Duration::from_secs(10));
     assert!(remote.query("SELECT 1").await.is_ok());
     first.shutdown().await.unwrap();
     match remote.query("SELECT 1").await {

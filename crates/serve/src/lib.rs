@@ -1,0 +1,250 @@
+//! What every sqlrft HTTP service does the same way, so `sqlrft mcp serve` and `sqlrft reward
+//! serve` behave alike on Cloud Run: bind with a clear error, TCP_NODELAY, drain on SIGTERM,
+//! a bearer token on the API routes, and 503 + `Retry-After` instead of a queue.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Binds `host:port`; port 0 picks a free one.
+pub async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((host, port)).await.with_context(|| {
+        format!("could not listen on {host}:{port}; is the port in use? pick another with --port")
+    })
+}
+
+/// A service running in this process, with `state` beside it (what its callers need to see).
+pub struct Server<T> {
+    pub addr: SocketAddr,
+    pub state: T,
+    cancel: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl<T> Server<T> {
+    /// Serves `app` on `listener` in the background until `cancel` fires, then lets in-flight
+    /// requests finish.
+    pub fn spawn(listener: TcpListener, app: Router, cancel: CancellationToken, state: T) -> Self {
+        let addr = listener
+            .local_addr()
+            .expect("a bound TCP listener has an address");
+        // Without TCP_NODELAY a keep-alive client waits ~40 ms per reply (Nagle + delayed ACK).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(%err, "could not set TCP_NODELAY");
+            }
+        });
+        let stop = cancel.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        Server {
+            addr,
+            state,
+            cancel,
+            task,
+        }
+    }
+
+    /// `http://host:port`, no trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests, lets in-flight ones finish, and waits.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.cancel.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the server stops (after [`Server::cancel_token`] fires).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.unwrap_or(Ok(()))
+    }
+
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then drains: what a binary's `serve` does last.
+    pub async fn run_until_signal(self) -> std::io::Result<()> {
+        let cancel = self.cancel_token();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received; draining");
+            cancel.cancel();
+        });
+        self.wait().await
+    }
+}
+
+/// Writes `url` to `file` atomically, for scripts that bind port 0 and wait for the file.
+pub fn write_url_file(file: &Path, url: &str) -> anyhow::Result<()> {
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, url)
+        .and_then(|()| std::fs::rename(&partial, file))
+        .with_context(|| format!("could not write the server URL to `{}`", file.display()))
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what Cloud Run and Kubernetes send).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(%err, "no SIGTERM handler; only Ctrl-C stops the server");
+            let _ = ctrl_c.await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// 503 with `Retry-After: 1` and `body` as JSON: the answer to a request past capacity.
+pub fn busy(body: serde_json::Value) -> Response {
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// Who may call the routes of a [`require_bearer`] layer.
+struct BearerToken {
+    token: String,
+    realm: &'static str,
+}
+
+/// Requires `Authorization: Bearer <token>` on every route of `routes`; 401 with
+/// `WWW-Authenticate` otherwise. `None` leaves them open.
+pub fn require_bearer(routes: Router, token: Option<String>, realm: &'static str) -> Router {
+    match token {
+        Some(token) => routes.layer(middleware::from_fn_with_state(
+            Arc::new(BearerToken { token, realm }),
+            check_bearer,
+        )),
+        None => routes,
+    }
+}
+
+async fn check_bearer(
+    State(expected): State<Arc<BearerToken>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.token.as_bytes())) {
+        return next.run(request).await;
+    }
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "missing or wrong bearer token: send `Authorization: Bearer <token>` (the server's --token)"})),
+    )
+        .into_response();
+    let challenge = format!("Bearer realm=\"{}\"", expected.realm);
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::get;
+
+    #[test]
+    fn secrets_compare_by_content_and_length() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+    }
+
+    #[tokio::test]
+    async fn a_token_guards_its_routes_and_the_server_drains_on_cancel() {
+        let api = require_bearer(
+            Router::new().route("/api", get(|| async { "ok" })),
+            Some("t0k".into()),
+            "test",
+        );
+        let app = api.route("/open", get(|| async { "open" }));
+        let server = Server::spawn(
+            bind("127.0.0.1", 0).await.unwrap(),
+            app,
+            CancellationToken::new(),
+            (),
+        );
+        let base = server.base_url();
+        let client = reqwest::Client::new();
+        let denied = client.get(format!("{base}/api")).send().await.unwrap();
+        assert_eq!(denied.status(), 401);
+        assert_eq!(
+            denied.headers()["www-authenticate"],
+            "Bearer realm=\"test\""
+        );
+        let wrong = client
+            .get(format!("{base}/api"))
+            .bearer_auth("t0K")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401);
+        let allowed = client
+            .get(format!("{base}/api"))
+            .bearer_auth("t0k")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(allowed.text().await.unwrap(), "ok");
+        let open = client.get(format!("{base}/open")).send().await.unwrap();
+        assert_eq!(open.status(), 200);
+        server.shutdown().await.unwrap();
+        assert!(client.get(format!("{base}/open")).send().await.is_err());
+    }
+
+    #[test]
+    fn the_url_file_appears_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("url");
+        write_url_file(&file, "http://127.0.0.1:1").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "http://127.0.0.1:1"
+        );
+        assert!(!file.with_extension("partial").exists());
+        let missing = dir.path().join("no/such/dir/url");
+        let err = write_url_file(&missing, "x").unwrap_err().to_string();
+        assert!(err.contains("no/such/dir/url"), "{err}");
+    }
+}
