@@ -54,8 +54,8 @@ impl RewardFunction for ExecutionReward {
         Box::pin(async move {
             // Datasets from `sqlrft distill` carry only the gold SQL, beside the messages.
             let mut extra = serde_json::Map::new();
-            if !group.prompt.sql.trim().is_empty() {
-                extra.insert("gold_sql".into(), group.prompt.sql.clone().into());
+            if let Some(sql) = group.prompt.gold_sql() {
+                extra.insert("gold_sql".into(), sql.into());
             }
             let truth = GroundTruth::parse(Some(group.ground_truth), &extra).map_err(|e| {
                 anyhow::anyhow!(

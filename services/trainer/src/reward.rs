@@ -209,9 +209,7 @@ pub mod wire {
                     content: m.content.clone(),
                 })
                 .collect(),
-            gold_sql: Some(group.prompt.sql.trim())
-                .filter(|sql| !sql.is_empty())
-                .map(str::to_string),
+            gold_sql: group.prompt.gold_sql().map(str::to_string),
         }
     }
 }
