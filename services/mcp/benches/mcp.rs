@@ -13,7 +13,13 @@ struct Cli {
     bench: bool,
 }
 
+/// The same allocator as the `sqlrft` binary, so both measure the same server.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tokio::runtime::Runtime::new()?.block_on(run_bench(cli.args))
+    tokio::runtime::Runtime::new()?
+        .block_on(run_bench(cli.args))
+        .map(drop)
 }

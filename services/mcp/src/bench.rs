@@ -9,6 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
+use sqlrft_duck::{PoolOptions, ReadOnlyPool};
+
 use crate::{McpConfig, start};
 
 /// Measure the MCP server on an OpenFlights database (see ../shared/acceptance/make_openflights_db.py).
@@ -31,6 +33,34 @@ pub struct McpBenchArgs {
     pub concurrency: usize,
 }
 
+/// What a workload is sent to: a server over HTTP, or DuckDB through the pool directly.
+#[derive(Clone)]
+enum Target {
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
+    Engine(ReadOnlyPool),
+}
+
+impl Target {
+    async fn run(&self, sql: &str) -> anyhow::Result<()> {
+        match self {
+            Target::Http { client, base } => call(client, base, sql).await.map(drop),
+            Target::Engine(pool) => pool.query(sql).await.map(drop).map_err(Into::into),
+        }
+    }
+}
+
+/// One workload measured on DuckDB alone, on sqlrft and (when given) on the peer.
+#[derive(Debug, Clone)]
+pub struct WorkloadResult {
+    pub workload: &'static str,
+    pub duckdb_alone: Measurement,
+    pub sqlrft: Measurement,
+    pub peer: Option<Measurement>,
+}
+
 /// Throughput and latency of one workload against one server.
 #[derive(Debug, Clone)]
 pub struct Measurement {
@@ -48,7 +78,8 @@ const MIXED: &[&str] = &[
     "SELECT equipment, count(*) AS n FROM routes GROUP BY equipment HAVING count(*) > 100 ORDER BY n DESC, equipment",
 ];
 
-pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<()> {
+/// Runs every workload, prints the table and the ratios, and returns what it measured.
+pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>> {
     let server = start(McpConfig {
         db: Some(args.db.clone()),
         port: 0,
@@ -66,9 +97,21 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<()> {
     };
     let mixed = |i: usize| MIXED[i % MIXED.len()].to_string();
 
+    // DuckDB alone, in this process, with no server in front: the most any server on this
+    // engine and machine could reach, so the ratio against it shows what the server costs.
+    let engine = Target::Engine(ReadOnlyPool::open(&args.db, PoolOptions::default())?);
+    let ours = Target::Http {
+        client: client.clone(),
+        base: ours,
+    };
+    let peer = args.peer.as_ref().map(|peer| Target::Http {
+        client: client.clone(),
+        base: peer.trim_end_matches('/').to_string(),
+    });
+
     println!("workload                     server       requests    req/s     p50 ms    p99 ms");
-    let mut ratios = Vec::new();
-    for (name, concurrency, queries) in [
+    let mut results = Vec::new();
+    for (workload, concurrency, queries) in [
         (
             "point, sequential",
             1usize,
@@ -77,26 +120,43 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<()> {
         ("point, concurrent", args.concurrency, &point),
         ("mixed analytical, sequential", 1, &mixed),
     ] {
-        let ours_m = measure(&client, &ours, args.requests, concurrency, queries).await?;
-        print_row(name, "sqlrft", &ours_m);
-        if let Some(peer) = &args.peer {
-            let peer_m = measure(
-                &client,
-                peer.trim_end_matches('/'),
-                args.peer_requests,
-                concurrency,
-                queries,
-            )
-            .await?;
-            print_row(name, "peer", &peer_m);
-            ratios.push((name, ours_m.per_second / peer_m.per_second));
+        let duckdb_alone = measure(&engine, args.requests, concurrency, queries).await?;
+        print_row(workload, "duckdb alone", &duckdb_alone);
+        let sqlrft = measure(&ours, args.requests, concurrency, queries).await?;
+        print_row(workload, "sqlrft", &sqlrft);
+        let peer = match &peer {
+            Some(peer) => {
+                let measured = measure(peer, args.peer_requests, concurrency, queries).await?;
+                print_row(workload, "peer", &measured);
+                Some(measured)
+            }
+            None => None,
+        };
+        results.push(WorkloadResult {
+            workload,
+            duckdb_alone,
+            sqlrft,
+            peer,
+        });
+    }
+    for result in &results {
+        let (ours, alone) = (result.sqlrft.per_second, result.duckdb_alone.per_second);
+        println!(
+            "{}: sqlrft runs at {:.0}% of DuckDB alone",
+            result.workload,
+            ours / alone * 100.0
+        );
+        if let Some(peer) = &result.peer {
+            println!(
+                "{}: ratio sqlrft/peer {:.1}x (DuckDB alone/peer, the ceiling here: {:.1}x)",
+                result.workload,
+                ours / peer.per_second,
+                alone / peer.per_second
+            );
         }
     }
-    for (name, ratio) in ratios {
-        println!("ratio sqlrft/peer, {name}: {ratio:.1}x");
-    }
     server.shutdown().await?;
-    Ok(())
+    Ok(results)
 }
 
 fn print_row(workload: &str, server: &str, m: &Measurement) {
@@ -159,27 +219,21 @@ async fn airport_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec
 }
 
 async fn measure(
-    client: &reqwest::Client,
-    base: &str,
+    target: &Target,
     requests: usize,
     concurrency: usize,
     query: &(dyn Fn(usize) -> String + Sync),
 ) -> anyhow::Result<Measurement> {
     // Warm the connection pool and the server's caches before timing.
     for i in 0..concurrency.min(requests) {
-        call(client, base, &query(i)).await?;
+        target.run(&query(i)).await?;
     }
     let queries: Arc<Vec<String>> = Arc::new((0..requests).map(query).collect());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
-        let (client, base, queries, next) = (
-            client.clone(),
-            base.to_string(),
-            queries.clone(),
-            next.clone(),
-        );
+        let (target, queries, next) = (target.clone(), queries.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -188,7 +242,7 @@ async fn measure(
                     break;
                 }
                 let sent = Instant::now();
-                call(&client, &base, &queries[i]).await?;
+                target.run(&queries[i]).await?;
                 latencies.push(sent.elapsed());
             }
             anyhow::Ok(latencies)
@@ -202,8 +256,8 @@ async fn measure(
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     Ok(Measurement {
-        requests,
-        per_second: requests as f64 / elapsed.as_secs_f64(),
+        requests: latencies.len(),
+        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
     })

@@ -81,6 +81,7 @@ const CASES: &[(&str, &str)] = &[
 ];
 
 struct Case {
+    gold_sql: String,
     candidate: String,
     /// The tutorial's form: a list of row objects.
     records: Value,
@@ -198,6 +199,7 @@ async fn load_cases(engine: &RewardEngine, file: Option<&Path>) -> anyhow::Resul
             .map_err(|e| anyhow::anyhow!("gold SQL `{gold_sql}` failed: {e}; does --db hold the OpenFlights data (or pass --cases)?"))?;
         let predicted = engine.executor().query(&candidate).await.ok();
         cases.push(Case {
+            gold_sql,
             candidate,
             records: records(&gold),
             gold,
@@ -293,25 +295,35 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         http,
     );
 
-    // HTTP batches of 8 completions (a GRPO group) against one ground truth.
-    let batches: Arc<Vec<Value>> = Arc::new(
-        cases
-            .iter()
-            .map(|case| {
-                let group: Vec<&str> = (0..8).map(|_| case.candidate.as_str()).collect();
-                json!({"completions": group, "ground_truth": case.records})
-            })
-            .collect(),
-    );
-    let batch = {
-        let url = format!("{}/v1/evaluate/batch", server.base_url());
-        post_workload(&client, url, batches, n / 8, c, 8).await?
-    };
-    record(
-        &format!("HTTP /v1/evaluate/batch x8, embedded, {c} conc."),
-        n,
-        batch,
-    );
+    // HTTP batches of 8 completions (a GRPO group) against one ground truth: eight different
+    // queries, and the same query eight times (a converged group; the service runs it once).
+    let url = format!("{}/v1/evaluate/batch", server.base_url());
+    let mut texts: Vec<&str> = Vec::new();
+    for text in cases
+        .iter()
+        .flat_map(|c| [c.candidate.as_str(), c.gold_sql.as_str()])
+    {
+        if !texts.contains(&text) {
+            texts.push(text);
+        }
+    }
+    for (label, distinct) in [("different SQL", true), ("1 SQL x8", false)] {
+        let batches: Arc<Vec<Value>> = Arc::new(
+            (0..cases.len())
+                .map(|k| {
+                    let group: Vec<&str> = (0..8)
+                        .map(|j| match distinct {
+                            true => texts[(k + j) % texts.len()],
+                            false => cases[k].candidate.as_str(),
+                        })
+                        .collect();
+                    json!({"completions": group, "ground_truth": cases[k].records})
+                })
+                .collect(),
+        );
+        let batch = post_workload(&client, url.clone(), batches, n / 8, c, 8).await?;
+        record(&format!("HTTP batch x8 ({label}), {c} conc."), n, batch);
+    }
 
     // Through MCP.
     if let Some(mcp_url) = &args.mcp_url {
