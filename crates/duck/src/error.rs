@@ -32,6 +32,61 @@ pub enum QueryError {
     Internal(String),
 }
 
+/// The kind of a [`QueryError`], with a stable name for logs and for clients on the other side
+/// of a wire (the MCP server sends it in a tool error's `_meta`), so nobody parses messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryErrorKind {
+    Refused,
+    Sql,
+    Timeout,
+    TooLarge,
+    Busy,
+    Internal,
+}
+
+impl QueryErrorKind {
+    /// The `_meta` key of an MCP tool error that holds the kind's name.
+    pub const MCP_META_KEY: &'static str = "sqlrft/error_kind";
+
+    const ALL: [QueryErrorKind; 6] = [
+        QueryErrorKind::Refused,
+        QueryErrorKind::Sql,
+        QueryErrorKind::Timeout,
+        QueryErrorKind::TooLarge,
+        QueryErrorKind::Busy,
+        QueryErrorKind::Internal,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            QueryErrorKind::Refused => "refused",
+            QueryErrorKind::Sql => "sql_error",
+            QueryErrorKind::Timeout => "timeout",
+            QueryErrorKind::TooLarge => "too_large",
+            QueryErrorKind::Busy => "busy",
+            QueryErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The kind [`name`](Self::name) gave, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+}
+
+impl QueryError {
+    pub fn kind(&self) -> QueryErrorKind {
+        match self {
+            QueryError::Refused(_) => QueryErrorKind::Refused,
+            QueryError::Sql(_) => QueryErrorKind::Sql,
+            QueryError::Timeout(_) => QueryErrorKind::Timeout,
+            QueryError::TooLarge { .. } => QueryErrorKind::TooLarge,
+            QueryError::Busy(_) => QueryErrorKind::Busy,
+            QueryError::Internal(_) => QueryErrorKind::Internal,
+        }
+    }
+}
+
 impl From<duckdb::Error> for QueryError {
     fn from(err: duckdb::Error) -> Self {
         QueryError::Sql(duckdb_message(&err))
@@ -43,5 +98,18 @@ pub(crate) fn duckdb_message(err: &duckdb::Error) -> String {
     match err {
         duckdb::Error::DuckDBFailure(_, Some(message)) => message.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_name_reads_back_as_that_kind() {
+        for kind in QueryErrorKind::ALL {
+            assert_eq!(QueryErrorKind::from_name(kind.name()), Some(kind));
+        }
+        assert_eq!(QueryErrorKind::from_name("Refused"), None);
     }
 }

@@ -18,7 +18,7 @@ pub use duckdb;
 
 pub use catalog::{ColumnDescription, TableDescription, TableInfo, quote_identifier};
 pub use cells::{collect_result_set, type_name};
-pub use error::{OpenError, QueryError};
+pub use error::{OpenError, QueryError, QueryErrorKind};
 pub use gate::{outermost_order_by, parse_select};
 pub use limits::Limits;
 pub use pool::{PoolOptions, ReadOnlyPool};

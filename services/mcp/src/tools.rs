@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    InitializeResult, JsonObject, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
-    ServerCapabilities, Tool, ToolAnnotations,
+    InitializeResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProtocolVersion, ServerCapabilities, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use sqlrft_core::ResultSet;
-use sqlrft_duck::{QueryError, ReadOnlyPool};
+use sqlrft_duck::{QueryErrorKind, ReadOnlyPool};
 use tracing::Instrument;
 
 use crate::http::ReplyAbandoned;
@@ -61,10 +61,15 @@ impl DuckTools {
                 reply
             }
             Err(err) => {
-                tracing::Span::current().record("outcome", error_kind(&err));
-                CallToolResult::error(vec![ContentBlock::text(format!(
+                let kind = err.kind().name();
+                tracing::Span::current().record("outcome", kind);
+                let mut reply = CallToolResult::error(vec![ContentBlock::text(format!(
                     "{QUERY_ERROR_PREFIX}{err}"
-                ))])
+                ))]);
+                let mut meta = JsonObject::new();
+                meta.insert(QueryErrorKind::MCP_META_KEY.into(), kind.into());
+                reply.meta = Some(MetaObject(meta));
+                reply
             }
         }
     }
@@ -145,17 +150,6 @@ fn input_error(message: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!(
         "Input validation error: {message}"
     ))])
-}
-
-fn error_kind(err: &QueryError) -> &'static str {
-    match err {
-        QueryError::Refused(_) => "refused",
-        QueryError::Sql(_) => "sql_error",
-        QueryError::Timeout(_) => "timeout",
-        QueryError::TooLarge { .. } => "too_large",
-        QueryError::Busy(_) => "busy",
-        QueryError::Internal(_) => "internal",
-    }
 }
 
 /// The typed result as `structuredContent` (the schema in [`result_schema`]).

@@ -18,7 +18,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use sqlrft_core::ResultSet;
 use sqlrft_core::score::{FailureKind, QueryFailure};
-use sqlrft_duck::{PoolOptions, QueryError, ReadOnlyPool};
+use sqlrft_duck::{PoolOptions, QueryError, QueryErrorKind, ReadOnlyPool};
 
 /// Why a query gave no result.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,21 +49,21 @@ pub trait SqlExecutor: Send + Sync {
 
 /// Maps the duck crate's errors onto the completion-or-infrastructure split.
 fn from_query_error(err: QueryError) -> ExecError {
-    let failure = |kind| {
-        ExecError::Query(QueryFailure {
-            kind,
-            message: err.to_string(),
-        })
-    };
-    match &err {
-        QueryError::Refused(_) => failure(FailureKind::Refused),
-        QueryError::Sql(_) => failure(FailureKind::Sql),
-        QueryError::Timeout(_) => failure(FailureKind::Timeout),
-        QueryError::TooLarge { .. } => failure(FailureKind::TooLarge),
-        QueryError::Busy(_) | QueryError::Internal(_) => {
-            ExecError::Infrastructure(format!("the embedded database failed: {err}"))
+    from_kind(err.kind(), err.to_string(), "the embedded database")
+}
+
+/// A query's own failures score the completion; a busy or broken `runner` is infrastructure.
+fn from_kind(kind: QueryErrorKind, message: String, runner: &str) -> ExecError {
+    let kind = match kind {
+        QueryErrorKind::Refused => FailureKind::Refused,
+        QueryErrorKind::Sql => FailureKind::Sql,
+        QueryErrorKind::Timeout => FailureKind::Timeout,
+        QueryErrorKind::TooLarge => FailureKind::TooLarge,
+        QueryErrorKind::Busy | QueryErrorKind::Internal => {
+            return ExecError::Infrastructure(format!("{runner} failed: {message}"));
         }
-    }
+    };
+    ExecError::Query(QueryFailure { kind, message })
 }
 
 /// Runs SQL in this process on a read-only pool over one DuckDB file.
@@ -242,7 +242,17 @@ fn read_reply(reply: CallToolResult) -> Result<ResultSet, ExecError> {
         .collect::<Vec<_>>()
         .join("\n");
     if reply.is_error == Some(true) {
-        return Err(classify_tool_error(&text));
+        // sqlrft's server names the kind; other servers (mcp-server-motherduck) only write text.
+        let named = reply
+            .meta
+            .as_ref()
+            .and_then(|meta| meta.0.get(QueryErrorKind::MCP_META_KEY))
+            .and_then(|kind| kind.as_str())
+            .and_then(QueryErrorKind::from_name);
+        return Err(match named {
+            Some(kind) => from_kind(kind, strip_wrapper(&text).to_string(), "the MCP server"),
+            None => classify_tool_error(&text),
+        });
     }
     let Some(structured) = reply.structured_content else {
         return Err(ExecError::Infrastructure(
@@ -258,9 +268,14 @@ fn read_reply(reply: CallToolResult) -> Result<ResultSet, ExecError> {
     })
 }
 
-/// Sorts an MCP tool error into the duck crate's kinds by the messages it writes.
+/// The query's own message, without the tool's "Error executing …" wrapper.
+fn strip_wrapper(text: &str) -> &str {
+    text.strip_prefix(MCP_ERROR_PREFIX).unwrap_or(text).trim()
+}
+
+/// Sorts a tool error that names no kind by its text (the messages the duck crate writes).
 fn classify_tool_error(text: &str) -> ExecError {
-    let message = text.strip_prefix(MCP_ERROR_PREFIX).unwrap_or(text).trim();
+    let message = strip_wrapper(text);
     let kind = if message.starts_with("Refused") {
         FailureKind::Refused
     } else if message.starts_with("Interrupted") {
@@ -306,6 +321,33 @@ mod tests {
         assert_eq!(mcp_endpoint("http://h:1/"), "http://h:1/mcp");
         assert_eq!(mcp_endpoint("http://h:1/mcp/"), "http://h:1/mcp");
         assert_eq!(mcp_endpoint("http://h:1/mcp"), "http://h:1/mcp");
+    }
+
+    #[test]
+    fn a_named_kind_wins_over_the_text() {
+        let reply = |kind: &str| {
+            let mut reply = CallToolResult::error(vec![rmcp::model::ContentBlock::text(format!(
+                "{MCP_ERROR_PREFIX}the query was cancelled"
+            ))]);
+            let mut meta = rmcp::model::JsonObject::new();
+            meta.insert(QueryErrorKind::MCP_META_KEY.into(), kind.into());
+            reply.meta = Some(rmcp::model::MetaObject(meta));
+            reply
+        };
+        let Err(ExecError::Query(failure)) = read_reply(reply("timeout")) else {
+            panic!("a query failure")
+        };
+        assert_eq!(failure.kind, FailureKind::Timeout);
+        assert_eq!(failure.message, "the query was cancelled");
+        assert!(matches!(
+            read_reply(reply("busy")),
+            Err(ExecError::Infrastructure(_))
+        ));
+        // A kind this client does not know: the text decides (a DuckDB error here).
+        let Err(ExecError::Query(failure)) = read_reply(reply("from_the_future")) else {
+            panic!("a query failure")
+        };
+        assert_eq!(failure.kind, FailureKind::Sql);
     }
 
     #[test]

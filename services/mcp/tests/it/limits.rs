@@ -22,6 +22,7 @@ async fn slow_queries_are_interrupted_with_a_clear_error() {
             .unwrap(),
     );
     assert_eq!(reply["result"]["isError"], true);
+    assert_eq!(reply["result"]["_meta"]["sqlrft/error_kind"], "timeout");
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("time limit"), "{text}");
 }

@@ -78,6 +78,7 @@ async fn query_errors_use_motherducks_prefix_and_duckdbs_message() {
     let reply = first_data(&response.text().await.unwrap());
     let captured = captured_reply("v08_query_error.txt");
     assert_eq!(reply["result"]["isError"], true);
+    assert_eq!(reply["result"]["_meta"]["sqlrft/error_kind"], "sql_error");
     let text = reply["result"]["content"][0]["text"].as_str().unwrap();
     let captured_text = captured["result"]["content"][0]["text"].as_str().unwrap();
     // DuckDB's suggestion list differs between versions; the prefix and the error itself do not.
@@ -104,6 +105,10 @@ async fn writes_are_refused_as_tool_errors() {
         .await;
         let reply = first_data(&response.text().await.unwrap());
         assert_eq!(reply["result"]["isError"], true, "{sql}: {reply}");
+        assert_eq!(
+            reply["result"]["_meta"]["sqlrft/error_kind"], "refused",
+            "{sql}"
+        );
         let text = reply["result"]["content"][0]["text"].as_str().unwrap();
         assert!(
             text.starts_with("Error executing tool query: ❌ Error executing query: Refused"),
