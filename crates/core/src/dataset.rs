@@ -5,7 +5,7 @@
 //! beside the chat: the gold SQL, its complexity class and feature tags, and a typed ground truth
 //! `{columns, types, rows, ordered, sql}` whose cells follow [`crate::result`]'s encoding.
 //! The tutorial's ground truth (a list of `{column: value}` objects) is still accepted and can be
-//! written with [`GroundTruth::Rows`].
+//! written with [`RecordGroundTruth::Rows`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -199,10 +199,11 @@ impl TypedGroundTruth {
     }
 }
 
-/// A record's `ground_truth`: typed (ours) or the tutorial's list of row objects.
+/// A record's `ground_truth` field as a dataset file stores it: typed (ours) or the tutorial's list
+/// of row objects. Reward code reads it as a [`crate::ground_truth::GroundTruth`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum GroundTruth {
+pub enum RecordGroundTruth {
     Typed(TypedGroundTruth),
     Rows(Vec<Map<String, Value>>),
 }
@@ -212,7 +213,7 @@ pub enum GroundTruth {
 pub struct DatasetRecord {
     /// `[system, user, assistant]`: schema prompt, question, gold SQL (or its reasoning form).
     pub messages: Vec<ChatMessage>,
-    pub ground_truth: GroundTruth,
+    pub ground_truth: RecordGroundTruth,
     /// Stable id of the query the record was made from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
@@ -253,16 +254,20 @@ mod tests {
 
     #[test]
     fn typed_ground_truth_round_trips_as_typed() {
-        let truth = GroundTruth::Typed(typed());
+        let truth = RecordGroundTruth::Typed(typed());
         let text = serde_json::to_string(&truth).unwrap();
-        assert_eq!(serde_json::from_str::<GroundTruth>(&text).unwrap(), truth);
+        assert_eq!(
+            serde_json::from_str::<RecordGroundTruth>(&text).unwrap(),
+            truth
+        );
     }
 
     #[test]
     fn tutorial_rows_parse_as_rows() {
-        let truth: GroundTruth = serde_json::from_value(json!([{"a": 1}, {"a": null}])).unwrap();
+        let truth: RecordGroundTruth =
+            serde_json::from_value(json!([{"a": 1}, {"a": null}])).unwrap();
         match truth {
-            GroundTruth::Rows(rows) => assert_eq!(rows.len(), 2),
+            RecordGroundTruth::Rows(rows) => assert_eq!(rows.len(), 2),
             other => panic!("expected rows, got {other:?}"),
         }
     }
@@ -295,7 +300,7 @@ mod tests {
     fn record_omits_empty_optional_fields() {
         let record = DatasetRecord {
             messages: vec![ChatMessage::user("q")],
-            ground_truth: GroundTruth::Typed(typed()),
+            ground_truth: RecordGroundTruth::Typed(typed()),
             id: String::new(),
             sql: "SELECT 1".into(),
             complexity: Complexity::Easy,

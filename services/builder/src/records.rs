@@ -10,7 +10,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sqlrft_core::dataset::{
-    ChatMessage, Complexity, DatasetRecord, GroundTruth, QueryTag, TypedGroundTruth,
+    ChatMessage, Complexity, DatasetRecord, QueryTag, RecordGroundTruth, TypedGroundTruth,
 };
 
 use crate::schema::Schema;
@@ -213,8 +213,8 @@ pub fn record(
             ChatMessage::assistant(answer),
         ],
         ground_truth: match ground_truth_format {
-            GroundTruthFormat::Typed => GroundTruth::Typed(truth.clone()),
-            GroundTruthFormat::Tutorial => GroundTruth::Rows(truth.to_row_objects()),
+            GroundTruthFormat::Typed => RecordGroundTruth::Typed(truth.clone()),
+            GroundTruthFormat::Tutorial => RecordGroundTruth::Rows(truth.to_row_objects()),
         },
         id: query.id.clone(),
         sql: query.sql.clone(),
@@ -325,7 +325,7 @@ mod tests {
         assert!(r.messages[0].content.contains("| airport_id | BIGINT |"));
         assert_eq!(r.messages[1].content, "Which airports?");
         assert_eq!(r.messages[2].content, query().sql);
-        assert_eq!(r.ground_truth, GroundTruth::Typed(truth()));
+        assert_eq!(r.ground_truth, RecordGroundTruth::Typed(truth()));
         let value = serde_json::to_value(&r).unwrap();
         assert_eq!(value["ground_truth"]["ordered"], json!(true));
         assert_eq!(value["complexity"], json!("easy"));

@@ -1,7 +1,7 @@
 use std::collections::{BTreeSet, HashSet};
 
 use serde_json::Value;
-use sqlrft_core::dataset::{DatasetRecord, GroundTruth};
+use sqlrft_core::dataset::{DatasetRecord, RecordGroundTruth};
 
 use crate::support::{build_all, read_jsonl, run_on, scalar, small_demo_args};
 
@@ -77,7 +77,7 @@ async fn offline_build_gives_records_whose_truth_is_what_their_sql_returns() {
         );
         assert_eq!(record.messages[2].content, record.sql);
         assert!(!record.messages[1].content.trim().is_empty());
-        let GroundTruth::Typed(truth) = &record.ground_truth else {
+        let RecordGroundTruth::Typed(truth) = &record.ground_truth else {
             panic!("typed ground truth expected")
         };
         // Independently: run the SQL on the sandbox and compare.
