@@ -213,19 +213,9 @@ mod tests {
             denied.headers()["www-authenticate"],
             "Bearer realm=\"test\""
         );
-        let wrong = client
-            .get(format!("{base}/api"))
-            .bearer_auth("t0K")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(wrong.status(), 401);
-        let allowed = client
-            .get(format!("{base}/api"))
-            .bearer_auth("t0k")
-            .send()
-            .await
-            .unwrap();
+        let api_with = |token: &str| client.get(format!("{base}/api")).bearer_auth(token).send();
+        assert_eq!(api_with("t0K").await.unwrap().status(), 401);
+        let allowed = api_with("t0k").await.unwrap();
         assert_eq!(allowed.text().await.unwrap(), "ok");
         let open = client.get(format!("{base}/open")).send().await.unwrap();
         assert_eq!(open.status(), 200);

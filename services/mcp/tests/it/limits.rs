@@ -6,14 +6,29 @@ use serde_json::json;
 
 use crate::{Fixture, first_data, tool_call, tutorial_post};
 
+/// A `query` call that runs until it is interrupted.
+fn endless_query(id: &str) -> serde_json::Value {
+    tool_call(
+        id,
+        "query",
+        json!({"query": "SELECT count(*) FROM range(100000000000)"}),
+    )
+}
+
+/// A server with one connection and no waiting room: one running query makes it busy.
+async fn one_slot(timeout_secs: f64) -> Fixture {
+    Fixture::start("SELECT 1", |c| {
+        c.connections = 1;
+        c.max_waiting = 0;
+        c.timeout_secs = timeout_secs;
+    })
+    .await
+}
+
 #[tokio::test]
 async fn slow_queries_are_interrupted_with_a_clear_error() {
     let fixture = Fixture::start("SELECT 1", |c| c.timeout_secs = 0.3).await;
-    let call = tool_call(
-        "t",
-        "query",
-        json!({"query": "SELECT count(*) FROM range(100000000000)"}),
-    );
+    let call = endless_query("t");
     let reply = first_data(
         &tutorial_post(&fixture.server.base_url(), &call)
             .await
@@ -59,20 +74,11 @@ async fn oversized_requests_get_413() {
 
 #[tokio::test]
 async fn overload_is_answered_with_503_and_retry_after() {
-    let fixture = Fixture::start("SELECT 1", |c| {
-        c.connections = 1;
-        c.max_waiting = 0;
-        c.timeout_secs = 5.0;
-    })
-    .await;
+    let fixture = one_slot(5.0).await;
     let base = fixture.server.base_url();
     let slow_base = base.clone();
     let slow = tokio::spawn(async move {
-        let call = tool_call(
-            "s",
-            "query",
-            json!({"query": "SELECT count(*) FROM range(100000000000)"}),
-        );
+        let call = endless_query("s");
         // Read the whole reply: a client that hangs up gives its slot back.
         let reply = tutorial_post(&slow_base, &call).await;
         let status = reply.status();
@@ -102,18 +108,9 @@ async fn overload_is_answered_with_503_and_retry_after() {
 
 #[tokio::test]
 async fn a_client_that_hangs_up_stops_its_query() {
-    let fixture = Fixture::start("SELECT 1", |c| {
-        c.connections = 1;
-        c.max_waiting = 0;
-        c.timeout_secs = 600.0;
-    })
-    .await;
+    let fixture = one_slot(600.0).await;
     let base = fixture.server.base_url();
-    let call = tool_call(
-        "h",
-        "query",
-        json!({"query": "SELECT count(*) FROM range(100000000000)"}),
-    );
+    let call = endless_query("h");
     // The headers arrive while the query runs; dropping the reply unread hangs up.
     let reply = tutorial_post(&base, &call).await;
     assert!(
