@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use sha2::{Digest, Sha256};
+use sqlrft_llm::Provider;
 use sqlrft_llm::stub::{LlmStub, StubResponse};
-use sqlrft_llm::{Provider, Role};
 
 use crate::answer::{EndpointSettings, Sampling};
 use crate::dataset::Selection;
@@ -123,10 +123,12 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<BenchReport> {
         let mut key = Sha256::new();
         key.update(model.as_bytes());
         key.update(question.as_bytes());
-        let roll = u64::from_le_bytes(key.finalize()[..8].try_into().expect("8 bytes")) % 100;
+        let hash = u64::from_le_bytes(key.finalize()[..8].try_into().expect("8 bytes"));
+        let roll = hash % 100;
         let sql = match gold.get(&question) {
             Some(sql) if roll < skill => sql.clone(),
-            _ => "SELECT 42 AS wrong".to_string(),
+            // A different wrong query per item, so no two answers share a query either.
+            _ => format!("SELECT {hash} AS wrong"),
         };
         StubResponse::text(format!("<think>read the schema</think><sql>{sql}</sql>"))
             .with_latency(latency)
@@ -184,32 +186,46 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<BenchReport> {
     })
 }
 
-/// Writes `n` records cycling through `test` under fresh ids; returns the file and each
-/// question's gold SQL.
+/// Writes `n` distinct records made from `test`'s: record `i` asks its question with `(#i)`
+/// appended and its gold SQL wrapped as `SELECT * FROM (gold) AS item_i` (same rows, other
+/// text), so no two items share a prompt or a query. Returns the file and each question's
+/// gold SQL.
 fn repeat_test_set(
     test: &Path,
     out: &Path,
     n: usize,
 ) -> Result<(PathBuf, HashMap<String, String>)> {
     let set = crate::dataset::load(test)?;
+    let usable: Vec<_> = set.items.iter().filter(|i| i.gold_sql.is_some()).collect();
+    anyhow::ensure!(
+        !usable.is_empty(),
+        "the quickstart test set has no items with gold SQL"
+    );
     let mut lines = String::new();
     let mut gold = HashMap::new();
     for i in 0..n {
-        let item = &set.items[i % set.items.len()];
+        let item = usable[i % usable.len()];
+        let gold_sql = item.gold_sql.as_deref().expect("filtered above");
+        let ordered = gold_sql.to_ascii_uppercase().contains("ORDER BY");
+        let sql = format!("SELECT * FROM ({gold_sql}) AS item_{i}");
         let mut record = item.record.clone();
         record.insert("id".into(), format!("bench-{i}").into());
+        record.insert("sql".into(), sql.clone().into());
+        // The wrapper keeps the rows; it also keeps their order, which the gold SQL decided.
+        record.insert("ordered".into(), ordered.into());
+        if let Some(serde_json::Value::Object(truth)) = record.get_mut("ground_truth") {
+            truth.insert("sql".into(), sql.clone().into());
+        }
+        let mut question = String::new();
+        if let Some(serde_json::Value::Array(messages)) = record.get_mut("messages") {
+            for m in messages.iter_mut().filter(|m| m["role"] == "user") {
+                question = format!("{} (#{i})", m["content"].as_str().unwrap_or_default());
+                m["content"] = question.clone().into();
+            }
+        }
         lines.push_str(&serde_json::to_string(&record)?);
         lines.push('\n');
-        if let Some(sql) = &item.gold_sql {
-            let question = item
-                .messages
-                .iter()
-                .rev()
-                .find(|m| m.role == Role::User)
-                .map(|m| m.content.clone())
-                .unwrap_or_default();
-            gold.insert(question, sql.clone());
-        }
+        gold.insert(question, sql);
     }
     std::fs::write(out, lines).with_context(|| format!("could not write `{}`", out.display()))?;
     Ok((out.to_path_buf(), gold))

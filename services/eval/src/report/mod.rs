@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use doc::Block;
 pub use summary::{
     Accuracy, DatasetInfo, Disagreement, DisagreementAnswer, ModelSummary, Pair, Slice, Status,
-    Summary, format_p, summarize,
+    Summary, format_p, p_phrase, summarize,
 };
 
 use crate::verdict::Outcome;
@@ -432,10 +432,10 @@ fn answers(s: &Summary) -> Vec<String> {
         };
         let mut line = format!(
             "{other} vs {}: {lift:+.2} pp; right on {won} items {} missed, wrong on {lost} it got \
-             (McNemar p = {}, {significance})",
+             (McNemar {}, {significance})",
             s.base,
             s.base,
-            format_p(p.p_value)
+            p_phrase(p.p_value)
         );
         if let Some((class, delta)) = biggest_gap(s, other) {
             line.push_str(&format!("; largest change in {class} ({delta:+.1} pp)"));

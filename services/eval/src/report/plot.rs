@@ -82,7 +82,8 @@ fn draw(root: &Area<'_>, summary: &Summary) -> Result<(), Box<dyn std::error::Er
         .disable_x_axis()
         .y_labels(12)
         .y_label_formatter(&percent)
-        .light_line_style(RGBColor(235, 235, 235));
+        .light_line_style(TRANSPARENT)
+        .bold_line_style(RGBColor(225, 225, 225));
     if !labels {
         mesh.disable_y_axis();
     }

@@ -191,13 +191,22 @@ impl Pair {
             "could be chance"
         };
         format!(
-            "{winner} better on {won} items, {loser} on {lost} (p = {}, {strength})",
-            format_p(self.p_value)
+            "{winner} better on {won} items, {loser} on {lost} ({}, {strength})",
+            p_phrase(self.p_value)
         )
     }
 }
 
-/// A p-value to three significant digits, or "< 0.0001".
+/// "p = 0.0123", or "p < 0.0001".
+pub fn p_phrase(p: f64) -> String {
+    if p < 1e-4 {
+        "p < 0.0001".into()
+    } else {
+        format!("p = {p:.4}")
+    }
+}
+
+/// A p-value to four decimals, or "< 0.0001".
 pub fn format_p(p: f64) -> String {
     if p < 1e-4 {
         "< 0.0001".into()

@@ -74,10 +74,6 @@ fn build_fixture() -> Fixture {
             id: record["id"].as_str().expect("an id").to_string(),
             question,
             gold_sql: record["sql"].as_str().expect("gold SQL").to_string(),
-            complexity: record["complexity"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
         });
         lines.push(line.to_string());
     }
