@@ -389,18 +389,28 @@ fn blocks(s: &Summary, png: Vec<u8>) -> Vec<Block> {
         });
         b.push(Block::Details {
             summary: format!(
-                "{}{} — right: {}",
+                "{}{} — right: {} — {}",
                 d.item,
                 d.complexity
                     .as_deref()
                     .map(|c| format!(" ({c})"))
                     .unwrap_or_default(),
-                right.join(", ")
+                right.join(", "),
+                shorten(&d.question, 90)
             ),
             blocks: inner,
         });
     }
     b
+}
+
+/// The first `max` characters of `text` on one line, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
 
 /// The sentences at the top: each model against the base, and where it differs most.
