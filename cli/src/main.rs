@@ -45,6 +45,8 @@ enum Command {
     Publish(PublishCommand),
     /// GRPO training (`train export` writes a merged Hugging Face model).
     Train(sqlrft_trainer::TrainCommand),
+    /// Execution accuracy of models on a test set, with a significance report.
+    Eval(sqlrft_eval::EvalArgs),
     /// GPU backend tools: probe, compile kernels, checks and benchmarks (needs a CUDA driver).
     Cuda(sqlrft_cuda::CudaArgs),
     /// Benchmarks that measure sqlrft against the tools it replaces, in the same run.
@@ -95,6 +97,8 @@ enum BenchCommand {
     Reward(sqlrft_reward::BenchArgs),
     /// Ground truth for 1,000 queries and 1,000 LLM calls against a slow stub.
     Build(sqlrft_builder::BenchArgs),
+    /// 1,000 items x 3 models against a stub with 200 ms latency, scored on a sandbox.
+    Eval(sqlrft_eval::BenchArgs),
 }
 
 /// DuckDB allocates heavily in every parse, bind and plan; with mimalloc in place of glibc malloc
@@ -140,6 +144,7 @@ fn main() -> anyhow::Result<()> {
                 sqlrft_trainer::run_publish_model(args).await
             }
             Command::Train(command) => sqlrft_trainer::run_train_command(command, Vec::new()).await,
+            Command::Eval(args) => sqlrft_eval::run_eval(&args).await.map(drop),
             Command::Bench(BenchCommand::Mcp(args)) => {
                 sqlrft_mcp::bench::run_bench(args).await.map(drop)
             }
@@ -148,6 +153,9 @@ fn main() -> anyhow::Result<()> {
                 let report = sqlrft_builder::run_bench(&args).await?;
                 println!("{report}");
                 Ok(())
+            }
+            Command::Bench(BenchCommand::Eval(args)) => {
+                sqlrft_eval::run_bench(&args).await.map(drop)
             }
             Command::Cuda(_) => unreachable!("handled before the runtime starts"),
         }

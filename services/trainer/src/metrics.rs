@@ -93,7 +93,7 @@ const FONT_PATHS: &[&str] = &[
 
 /// Registers a system font for plot labels; false when none is found (the plot is then drawn
 /// without text).
-fn register_font() -> bool {
+pub fn register_font() -> bool {
     static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *FONT.get_or_init(|| {
         for p in FONT_PATHS {

@@ -1,0 +1,5 @@
+mod bench;
+mod endpoints;
+mod local;
+mod resume;
+mod support;
