@@ -9,7 +9,6 @@ use crate::kernels::{KernelSource, SOURCES};
 use crate::nvrtc::{Nvrtc, nvrtc};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Compiles kernel sources through NVRTC and keeps the CUBINs in a folder.
@@ -92,8 +91,7 @@ impl KernelCache {
             return Ok((bytes, Origin::Cached));
         }
         let cubin = self.nvrtc.compile(source, &self.arch)?;
-        write_atomically(&path, &cubin)
-            .with_context(|| format!("could not write the compiled kernel `{}`", path.display()))?;
+        sqlrft_files::write(&path, &cubin).context("could not cache the compiled kernel")?;
         Ok((cubin, Origin::Compiled))
     }
 
@@ -107,13 +105,4 @@ impl KernelCache {
         }
         Ok(compiled)
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

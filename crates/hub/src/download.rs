@@ -1,11 +1,12 @@
 //! Listing repo files and downloading them into an on-disk cache.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use futures::StreamExt;
 use reqwest::header::{CONTENT_LENGTH, ETAG, LINK};
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+use sqlrft_files::AtomicFile;
 
 use crate::client::{
     HubClient, HubError, RepoType, encode_path, encode_segment, split_repo_id, transport_error,
@@ -146,7 +147,11 @@ impl HubClient {
             size,
         };
         let meta_json = serde_json::to_vec(&meta).expect("cache metadata serialises");
-        write_atomically(&meta_path, &meta_json).await?;
+        let meta_file = meta_path.clone();
+        durably(&meta_path, move || {
+            sqlrft_files::write(&meta_file, meta_json)
+        })
+        .await?;
         Ok(local)
     }
 
@@ -176,35 +181,24 @@ impl HubClient {
         Ok(RemoteFile { etag, size })
     }
 
-    /// Streams `url` into `dest` through a temp file in the same directory; returns bytes written.
+    /// Streams `url` into `dest` atomically (a reader sees the old copy or the whole new one);
+    /// returns bytes written.
     async fn fetch_to(&self, what: &str, url: &str, dest: &Path) -> Result<u64, HubError> {
         let response = self
             .send_ok(what, || Ok(self.authed(self.http.get(url))))
             .await?;
-        let dir = dest.parent().expect("cache paths have a parent");
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| HubError::io("creating cache directory", dir, e))?;
-        let tmp = temp_sibling(dest);
-        let mut file = tokio::fs::File::create(&tmp)
-            .await
-            .map_err(|e| HubError::io("creating", &tmp, e))?;
+        let mut file = AtomicFile::create(dest)?;
         let mut stream = response.bytes_stream();
         let mut written = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| transport_error(what, url, e))?;
+            // A chunk lands in the page cache in microseconds, so it is written here; the fsync
+            // in `commit` is the slow step and goes to the blocking pool.
             file.write_all(&chunk)
-                .await
-                .map_err(|e| HubError::io("writing", &tmp, e))?;
+                .map_err(|e| HubError::io("writing", dest, e))?;
             written += chunk.len() as u64;
         }
-        file.sync_all()
-            .await
-            .map_err(|e| HubError::io("syncing", &tmp, e))?;
-        drop(file);
-        tokio::fs::rename(&tmp, dest)
-            .await
-            .map_err(|e| HubError::io("renaming into place", dest, e))?;
+        durably(dest, move || file.commit()).await?;
         Ok(written)
     }
 }
@@ -227,34 +221,21 @@ async fn read_meta(path: &Path) -> Option<CacheMeta> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn temp_sibling(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.part-{}", std::process::id()))
+/// Runs a write that fsyncs on the blocking pool, off the async workers.
+async fn durably(
+    path: &Path,
+    write: impl FnOnce() -> Result<(), sqlrft_files::Error> + Send + 'static,
+) -> Result<(), HubError> {
+    tokio::task::spawn_blocking(write)
+        .await
+        .map_err(|e| HubError::io("could not finish writing", path, std::io::Error::other(e)))?
+        .map_err(HubError::from)
 }
 
-/// Writes `bytes` to `path` via a synced temp file and a rename, so readers never see half.
-pub(crate) async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), HubError> {
-    let dir = path.parent().expect("cache paths have a parent");
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| HubError::io("creating directory", dir, e))?;
-    let tmp = temp_sibling(path);
-    let mut file = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| HubError::io("creating", &tmp, e))?;
-    file.write_all(bytes)
-        .await
-        .map_err(|e| HubError::io("writing", &tmp, e))?;
-    file.sync_all()
-        .await
-        .map_err(|e| HubError::io("syncing", &tmp, e))?;
-    drop(file);
-    tokio::fs::rename(&tmp, path)
-        .await
-        .map_err(|e| HubError::io("renaming into place", path, e))
+impl From<sqlrft_files::Error> for HubError {
+    fn from(e: sqlrft_files::Error) -> Self {
+        HubError::io(e.action, e.path, e.source)
+    }
 }
 
 #[cfg(test)]

@@ -94,9 +94,7 @@ impl<T> Server<T> {
 
 /// Writes `url` to `file` atomically, for scripts that bind port 0 and wait for the file.
 pub fn write_url_file(file: &Path, url: &str) -> anyhow::Result<()> {
-    let partial = file.with_extension("partial");
-    std::fs::write(&partial, url)
-        .and_then(|()| std::fs::rename(&partial, file))
+    sqlrft_files::write(file, url)
         .with_context(|| format!("could not write the server URL to `{}`", file.display()))
 }
 
@@ -232,9 +230,10 @@ mod tests {
             std::fs::read_to_string(&file).unwrap(),
             "http://127.0.0.1:1"
         );
-        assert!(!file.with_extension("partial").exists());
-        let missing = dir.path().join("no/such/dir/url");
-        let err = write_url_file(&missing, "x").unwrap_err().to_string();
-        assert!(err.contains("no/such/dir/url"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        // A directory that cannot be made: its parent is a file.
+        let blocked = file.join("url");
+        let err = write_url_file(&blocked, "x").unwrap_err().to_string();
+        assert!(err.contains(&*blocked.to_string_lossy()), "{err}");
     }
 }

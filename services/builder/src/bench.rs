@@ -18,7 +18,7 @@ use crate::catalog::{SchemaSource, read_schema};
 use crate::pipeline::grammar_queries;
 use crate::queries::{Acceptor, Mix};
 use crate::records::{Origin, QueryItem, TruthItem};
-use crate::stage::{FailAfter, Journal};
+use crate::stage::{FailAfter, open_journal};
 use crate::synthetic::{RowPlan, generate};
 use crate::{questions, sandbox, truth};
 
@@ -177,7 +177,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport> {
     let options = truth::TruthOptions::default();
     let pool = truth::open_pool(&sandbox_path, &options)?;
     let (mut journal, done) =
-        Journal::open::<TruthItem>(&dir.join("bench-truth.jsonl"), "bench", |t| {
+        open_journal::<TruthItem>(&dir.join("bench-truth.jsonl"), "bench", |t| {
             t.id().to_string()
         })?;
     let hidden = indicatif::ProgressBar::hidden();
@@ -215,7 +215,7 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport> {
             }
         })
         .collect();
-    let (mut journal, done) = Journal::open(
+    let (mut journal, done) = open_journal(
         &dir.join("bench-questions.jsonl"),
         "bench",
         |q: &crate::records::QuestionItem| q.id.clone(),

@@ -18,7 +18,7 @@ use sqlrft_llm::{ChatRequest, JsonSchemaFormat, LlmClient, Message};
 use crate::queries::Acceptor;
 use crate::records::Origin;
 use crate::schema::Schema;
-use crate::stage::{FailAfter, Journal};
+use crate::stage::{FailAfter, open_journal};
 
 /// One answered batch, as journaled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ pub async fn generate(
     progress: &indicatif::ProgressBar,
 ) -> Result<LlmQueryStats> {
     let (mut journal, mut done) =
-        Journal::open::<QueryBatch>(journal_path, key, |b| b.batch.to_string())?;
+        open_journal::<QueryBatch>(journal_path, key, |b| b.batch.to_string())?;
     let schema_text = schema.to_prompt_text();
     let quotas: Vec<(Complexity, usize)> = acceptor
         .stats

@@ -18,7 +18,7 @@ use sqlrft_core::DuckType;
 use sqlrft_llm::{ChatRequest, JsonSchemaFormat, LlmClient, Message};
 
 use crate::schema::{Column, Schema, Table};
-use crate::stage::{FailAfter, Journal};
+use crate::stage::{FailAfter, open_journal};
 use crate::synthetic::{Cell, GeneratedTable, cast_to};
 
 /// One answered chunk, as journaled.
@@ -228,7 +228,7 @@ pub async fn fill(
     fail_after: FailAfter,
     progress: &indicatif::ProgressBar,
 ) -> Result<LlmRowStats> {
-    let (mut journal, mut done) = Journal::open::<RowChunk>(journal_path, key, RowChunk::id)?;
+    let (mut journal, mut done) = open_journal::<RowChunk>(journal_path, key, RowChunk::id)?;
     let schema_text = schema.to_prompt_text();
     let concurrency = client.config().max_concurrency.max(1);
     let mut stats = LlmRowStats::default();

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use serde_json::json;
 use sqlrft_core::dataset::Complexity;
+use sqlrft_files::{write_json, write_jsonl};
 use sqlrft_llm::{LlmClient, LlmConfig, Provider};
 
 use crate::catalog::{SchemaSource, read_schema};
@@ -23,8 +24,7 @@ use crate::records::{
 };
 use crate::schema::Schema;
 use crate::stage::{
-    FailAfter, Journal, Manifest, StageRecord, key_of, now, read_json, read_jsonl,
-    write_json_atomic, write_jsonl_atomic,
+    FailAfter, Manifest, StageRecord, key_of, now, open_journal, read_json, read_jsonl,
 };
 use crate::synthetic::{RowPlan, generate};
 use crate::{report, sandbox, truth};
@@ -423,7 +423,7 @@ pub fn schema_stage_from(
         .validate()
         .map_err(|e| anyhow::anyhow!("the schema of {} is unusable: {e}", source.describe()))?;
     let layout = Layout::new(&common.out);
-    write_json_atomic(&layout.schema(), &schema)?;
+    write_json(&layout.schema(), &schema)?;
     let count_keys = |declared: bool| {
         schema
             .tables
@@ -500,7 +500,7 @@ pub async fn sandbox_stage(
     }
     sandbox::write_sandbox(&schema, &tables, &layout.sandbox())?;
     let profiles = sandbox::profile(&layout.sandbox(), &schema)?;
-    write_json_atomic(&layout.profiles(), &profiles)?;
+    write_json(&layout.profiles(), &profiles)?;
     let _ = std::fs::remove_file(layout.progress(STAGE));
     stats["rows"] = json!(profiles.row_counts);
     finish(
@@ -580,7 +580,7 @@ pub async fn queries_stage(
                 .unwrap_or_else(|| "does the sandbox have rows?".into())
         );
     }
-    write_jsonl_atomic(&layout.queries(), &acceptor.accepted)?;
+    write_jsonl(&layout.queries(), &acceptor.accepted)?;
     let _ = std::fs::remove_file(layout.progress(STAGE));
     let mut stats = serde_json::to_value(&acceptor.stats)?;
     if let (Some(stats), Some(extra)) = (stats.as_object_mut(), extra.as_object()) {
@@ -647,7 +647,7 @@ pub async fn truth_stage(common: &CommonArgs, opts: &TruthOpts) -> Result<StageO
     };
     let pool = truth::open_pool(&layout.sandbox(), &options)?;
     let (mut journal, done) =
-        Journal::open::<TruthItem>(&layout.progress(STAGE), &key, |t| t.id().to_string())?;
+        open_journal::<TruthItem>(&layout.progress(STAGE), &key, |t| t.id().to_string())?;
     let outcomes = truth::compute(
         &pool,
         &queries,
@@ -657,7 +657,7 @@ pub async fn truth_stage(common: &CommonArgs, opts: &TruthOpts) -> Result<StageO
         &progress_bar("truth"),
     )
     .await?;
-    write_jsonl_atomic(&layout.truth(), &outcomes)?;
+    write_jsonl(&layout.truth(), &outcomes)?;
     journal.remove()?;
     let (kept, dropped) = truth::tally(&outcomes);
     let by_id: HashMap<&str, &QueryItem> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
@@ -722,7 +722,7 @@ pub async fn questions_stage(
     let questions: Vec<QuestionItem> = match llm.client_for(LlmStage::Questions)? {
         Some(client) => {
             let (mut journal, done) =
-                Journal::open::<QuestionItem>(&layout.progress(STAGE), &key, |q| q.id.clone())?;
+                open_journal::<QuestionItem>(&layout.progress(STAGE), &key, |q| q.id.clone())?;
             let (answers, llm_stats) = crate::questions::ask_llm(
                 &client,
                 &schema,
@@ -773,7 +773,7 @@ pub async fn questions_stage(
             "queries without a template question (LLM-generated queries) need `--llm` at the questions stage"
         );
     }
-    write_jsonl_atomic(&layout.questions(), &questions)?;
+    write_jsonl(&layout.questions(), &questions)?;
     finish(common, STAGE, key, &["questions.jsonl"], stats, started)
 }
 
@@ -873,7 +873,7 @@ pub fn dataset_stage(common: &CommonArgs, opts: &DatasetOpts) -> Result<StageOut
                     )
                 },
             );
-            write_jsonl_atomic(&common.out.join(name), records)?;
+            write_jsonl(&common.out.join(name), records)?;
             outputs.push(name);
         }
     }

@@ -15,7 +15,8 @@ use sqlrft_llm::{ChatRequest, JsonSchemaFormat, LlmClient, Message};
 
 use crate::records::{QueryItem, QuestionItem};
 use crate::schema::Schema;
-use crate::stage::{FailAfter, Journal};
+use crate::stage::FailAfter;
+use sqlrft_files::Journal;
 
 /// Styles the LLM is asked to write in, so questions do not all sound alike.
 pub const STYLES: &[(&str, &str)] = &[

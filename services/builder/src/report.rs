@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::Value;
 
-use crate::stage::{Manifest, write_atomic};
+use crate::stage::Manifest;
 
 const STAGES: &[&str] = &[
     "schema",
@@ -147,7 +147,7 @@ pub fn render(out: &Path) -> Result<String> {
 
 /// Writes `report.md` atomically.
 pub fn write(out: &Path) -> Result<()> {
-    write_atomic(&out.join("report.md"), render(out)?.as_bytes())
+    Ok(sqlrft_files::write(&out.join("report.md"), render(out)?)?)
 }
 
 fn table(md: &mut String, header: (&str, &str), object: &Value) -> Result<()> {

@@ -9,10 +9,10 @@ use anyhow::{Context, Result};
 use sqlrft_duck::duckdb::types::{ToSql, ToSqlOutput, Value as DuckValue};
 use sqlrft_duck::duckdb::{Connection, appender_params_from_iter};
 use sqlrft_duck::{Limits, collect_result_set, quote_identifier};
+use sqlrft_files::Staged;
 
 use crate::grammar::{ColumnProfile, Profiles};
 use crate::schema::{KeyOrigin, Schema};
-use crate::stage::{commit, temp_path};
 use crate::synthetic::{Cell, GeneratedTable};
 
 impl ToSql for Cell {
@@ -79,10 +79,10 @@ fn quoted_list(names: &[String]) -> String {
 /// Writes a complete sandbox at `path`: built under a temporary name, checkpointed, then
 /// renamed, so `path` is either absent, the previous sandbox, or the finished new one.
 pub fn write_sandbox(schema: &Schema, tables: &[GeneratedTable], path: &Path) -> Result<()> {
-    let tmp = temp_path(path);
-    remove_database(&tmp);
+    let staged = Staged::file(path)?;
+    let tmp = staged.path();
     {
-        let conn = Connection::open(&tmp)
+        let conn = Connection::open(tmp)
             .with_context(|| format!("could not create sandbox `{}`", tmp.display()))?;
         conn.execute_batch(&create_tables_sql(schema))
             .context("could not create the sandbox tables from schema.json")?;
@@ -106,8 +106,9 @@ pub fn write_sandbox(schema: &Schema, tables: &[GeneratedTable], path: &Path) ->
         }
         conn.execute_batch("CHECKPOINT;")?;
     }
+    // The old database's write-ahead log must not outlive it next to the new one.
     remove_database(path);
-    commit(&tmp, path)
+    Ok(staged.commit()?)
 }
 
 /// Removes a DuckDB file and its write-ahead log, if present.

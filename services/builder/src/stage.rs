@@ -1,5 +1,5 @@
-//! Resumability: atomic file writes, the stage manifest (which stage finished from which
-//! inputs), and append-only progress journals for stages that make many items.
+//! Resumability: the stage manifest (which stage finished from which inputs), and keyed progress
+//! journals for stages that make many items. The durable writing itself is `sqlrft-files`.
 //!
 //! A stage is skipped when the manifest records it finished with the same key (a hash of its
 //! options and of its inputs' keys) and its outputs still exist. A stage that makes many items
@@ -7,73 +7,15 @@
 //! journal (dropping a torn last line), keeps the finished items and makes only the rest.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// Writes `bytes` to `path` so that readers see the old file or the new one, never a part:
-/// a temporary file in the same directory, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    {
-        let mut file =
-            File::create(&tmp).with_context(|| format!("could not create `{}`", tmp.display()))?;
-        file.write_all(bytes)
-            .and_then(|_| file.sync_all())
-            .with_context(|| format!("could not write `{}`", tmp.display()))?;
-    }
-    commit(&tmp, path)
-}
-
-/// Writes a JSONL file atomically, one line per item.
-pub fn write_jsonl_atomic<T: Serialize>(
-    path: &Path,
-    items: impl IntoIterator<Item = T>,
-) -> Result<()> {
-    let mut bytes = Vec::new();
-    for item in items {
-        serde_json::to_writer(&mut bytes, &item)?;
-        bytes.push(b'\n');
-    }
-    write_atomic(path, &bytes)
-}
-
-pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value)?;
-    bytes.push(b'\n');
-    write_atomic(path, &bytes)
-}
-
-/// The temporary name a file is built under before [`commit`] renames it into place.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Renames a finished temporary file into place and makes the rename durable.
-pub fn commit(tmp: &Path, path: &Path) -> Result<()> {
-    fs::rename(tmp, path).with_context(|| {
-        format!(
-            "could not move `{}` into place as `{}`",
-            tmp.display(),
-            path.display()
-        )
-    })?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Ok(dir) = File::open(dir)
-    {
-        let _ = dir.sync_all();
-    }
-    Ok(())
-}
+use sqlrft_files::{Journal, JournalError};
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
@@ -155,7 +97,7 @@ impl Manifest {
     pub fn record(out: &Path, stage: &str, record: StageRecord) -> Result<()> {
         let mut manifest = Self::load(out)?;
         manifest.stages.insert(stage.to_string(), record);
-        write_json_atomic(&Self::path(out), &manifest)
+        Ok(sqlrft_files::write_json(&Self::path(out), &manifest)?)
     }
 }
 
@@ -163,114 +105,45 @@ pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// An append-only JSONL journal of finished items, tied to one stage key.
-pub struct Journal {
-    file: File,
-    path: PathBuf,
-}
-
+/// The first line of a progress journal: the stage key its items were made for.
 #[derive(Serialize, Deserialize)]
 struct JournalHeader {
     journal_key: String,
 }
 
-impl Journal {
-    /// Opens the journal at `path` for `key`, returning the items already in it by id. A
-    /// journal written for another key is started afresh; a torn last line (a kill during a
-    /// write) is dropped.
-    pub fn open<T: DeserializeOwned>(
-        path: &Path,
-        key: &str,
-        id_of: impl Fn(&T) -> String,
-    ) -> Result<(Journal, HashMap<String, T>)> {
-        let mut items = HashMap::new();
-        let mut valid_len = 0u64;
-        let mut reuse = false;
-        if let Ok(file) = File::open(path) {
-            let mut reader = BufReader::new(file);
-            let mut first = true;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let read = reader.read_line(&mut line)?;
-                if read == 0 || !line.ends_with('\n') {
-                    break;
-                }
-                if first {
-                    first = false;
-                    match serde_json::from_str::<JournalHeader>(&line) {
-                        Ok(header) if header.journal_key == key => reuse = true,
-                        _ => break,
-                    }
-                } else {
-                    match serde_json::from_str::<T>(&line) {
-                        Ok(item) => {
-                            items.insert(id_of(&item), item);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                valid_len += read as u64;
-            }
+/// Opens the progress journal at `path` for stage `key`, returning the items already in it by
+/// id. A journal written for another key, or one whose lines no longer read back as items, is
+/// started afresh; a torn last line (a kill during a write) is dropped by [`Journal::open`].
+pub fn open_journal<T: DeserializeOwned>(
+    path: &Path,
+    key: &str,
+    id_of: impl Fn(&T) -> String,
+) -> Result<(Journal, HashMap<String, T>)> {
+    let resumed = match Journal::open::<serde_json::Value>(path) {
+        Ok((journal, mut lines)) => {
+            let header = (!lines.is_empty()).then(|| lines.remove(0));
+            let ours = header
+                .and_then(|h| serde_json::from_value::<JournalHeader>(h).ok())
+                .is_some_and(|h| h.journal_key == key);
+            let items: Option<HashMap<String, T>> = lines
+                .into_iter()
+                .map(|line| serde_json::from_value(line).map(|item| (id_of(&item), item)))
+                .collect::<Result<_, _>>()
+                .ok();
+            items.filter(|_| ours).map(|items| (journal, items))
         }
-        if !reuse {
-            items.clear();
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir)?;
-            }
-            let mut file = File::create(path)
-                .with_context(|| format!("could not create `{}`", path.display()))?;
-            let mut header = serde_json::to_vec(&JournalHeader {
-                journal_key: key.to_string(),
-            })?;
-            header.push(b'\n');
-            file.write_all(&header)?;
-            file.sync_all()?;
-        } else {
-            // Cut a torn or unreadable tail so new lines start on a clean line.
-            let file = OpenOptions::new().write(true).open(path)?;
-            file.set_len(valid_len)?;
-        }
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .with_context(|| format!("could not open `{}` for appending", path.display()))?;
-        Ok((
-            Journal {
-                file,
-                path: path.to_path_buf(),
-            },
-            items,
-        ))
+        Err(JournalError::Corrupt { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(resumed) = resumed {
+        return Ok(resumed);
     }
-
-    /// Appends one finished item as a single write of one line.
-    pub fn append<T: Serialize>(&mut self, item: &T) -> Result<()> {
-        let mut line = serde_json::to_vec(item)?;
-        line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .with_context(|| format!("could not append to `{}`", self.path.display()))
-    }
-
-    /// Makes appended lines durable.
-    pub fn sync(&mut self) -> Result<()> {
-        self.file
-            .sync_data()
-            .context("could not sync the progress journal")
-    }
-
-    pub fn remove(self) -> Result<()> {
-        drop(self.file);
-        fs::remove_file(&self.path).or_else(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
-        Ok(())
-    }
+    let mut journal = Journal::create(path)?;
+    journal.append(&JournalHeader {
+        journal_key: key.to_string(),
+    })?;
+    journal.sync()?;
+    Ok((journal, HashMap::new()))
 }
 
 /// A deliberate failure after `n` items, so tests can interrupt a stage midway like a kill.
@@ -299,44 +172,16 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.json");
-        write_json_atomic(&path, &serde_json::json!({"a": 1})).unwrap();
-        write_json_atomic(&path, &serde_json::json!({"a": 2})).unwrap();
-        let names: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names.len(), 1, "{names:?}");
-        assert_eq!(read_json::<serde_json::Value>(&path).unwrap()["a"], 2);
-    }
-
-    #[test]
-    fn journal_resumes_and_drops_a_torn_line() {
+    fn journal_resumes_items_by_id() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("progress.jsonl");
-        let (mut journal, items) = Journal::open::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
+        let (mut journal, items) = open_journal::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
         assert!(items.is_empty());
-        journal
-            .append(&Item {
-                id: "a".into(),
-                n: 1,
-            })
-            .unwrap();
-        journal
-            .append(&Item {
-                id: "b".into(),
-                n: 2,
-            })
-            .unwrap();
+        for (id, n) in [("a", 1), ("b", 2)] {
+            journal.append(&Item { id: id.into(), n }).unwrap();
+        }
         drop(journal);
-        // A kill in the middle of a write.
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
-        file.write_all(b"{\"id\":\"c\",\"n\"").unwrap();
-        drop(file);
-
-        let (mut journal, items) = Journal::open::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
+        let (mut journal, items) = open_journal::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
         assert_eq!(items.len(), 2);
         journal
             .append(&Item {
@@ -345,16 +190,28 @@ mod tests {
             })
             .unwrap();
         drop(journal);
-        let (_, items) = Journal::open::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
+        let (_, items) = open_journal::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
         assert_eq!(items.len(), 3);
         assert_eq!(items["c"].n, 3);
+    }
+
+    #[test]
+    fn journal_whose_items_no_longer_read_back_starts_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("progress.jsonl");
+        let (mut journal, _) = open_journal::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
+        journal.append(&serde_json::json!({"id": "a"})).unwrap();
+        drop(journal);
+        let (_, items) = open_journal::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
+        assert!(items.is_empty());
+        assert_eq!(fs::read_to_string(&path).unwrap().lines().count(), 1);
     }
 
     #[test]
     fn journal_for_another_key_starts_fresh() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("progress.jsonl");
-        let (mut journal, _) = Journal::open::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
+        let (mut journal, _) = open_journal::<Item>(&path, "k1", |i| i.id.clone()).unwrap();
         journal
             .append(&Item {
                 id: "a".into(),
@@ -362,7 +219,7 @@ mod tests {
             })
             .unwrap();
         drop(journal);
-        let (_, items) = Journal::open::<Item>(&path, "k2", |i| i.id.clone()).unwrap();
+        let (_, items) = open_journal::<Item>(&path, "k2", |i| i.id.clone()).unwrap();
         assert!(items.is_empty());
     }
 

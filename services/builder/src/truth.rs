@@ -15,7 +15,8 @@ use sqlrft_core::dataset::TypedGroundTruth;
 use sqlrft_duck::{Limits, PoolOptions, QueryError, ReadOnlyPool};
 
 use crate::records::{DropReason, QueryItem, TruthItem};
-use crate::stage::{FailAfter, Journal};
+use crate::stage::FailAfter;
+use sqlrft_files::Journal;
 
 /// How ground truth is computed.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use sqlrft_duck::Limits;
 use sqlrft_llm::{ChatRequest, LlmClient, LlmConfig, Provider, Usage};
 
 use crate::hub::HubArgs;
-use crate::output::{ResumableJsonl, write_atomically};
+use crate::output::ResumableJsonl;
 use crate::prompt::{student_prompt, teacher_messages};
 use crate::publish::{PublishDatasetArgs, run_publish_dataset};
 use crate::shard::Shard;
@@ -412,10 +412,7 @@ pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
         elapsed_secs: 0.0,
     };
     summary.elapsed_secs = started.elapsed().as_secs_f64();
-    write_atomically(
-        &sidecar(&output, "summary.json"),
-        &serde_json::to_vec_pretty(&summary)?,
-    )?;
+    sqlrft_files::write_json(&sidecar(&output, "summary.json"), &summary)?;
 
     if args.publish {
         let repo_id = args
@@ -560,23 +557,10 @@ pub(crate) fn count_dropped(path: &Path) -> anyhow::Result<BTreeMap<String, usiz
     Ok(counts)
 }
 
-/// Parsed complete lines of a JSONL file (a missing file has none).
+/// Parsed complete lines of a JSONL file (a missing file has none; a shard still being
+/// written may end in a torn line, which is left out).
 pub(crate) fn read_complete_lines(path: &Path) -> anyhow::Result<Vec<Value>> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("could not read `{}`", path.display())),
-    };
-    let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
-    complete
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(n, l)| {
-            serde_json::from_str(l)
-                .with_context(|| format!("`{}` line {} is not JSON", path.display(), n + 1))
-        })
-        .collect()
+    Ok(sqlrft_files::Journal::read(path)?)
 }
 
 #[cfg(test)]

@@ -8,7 +8,6 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::distill::{DistillSummary, count_dropped, count_kept, read_complete_lines, sidecar};
-use crate::output::write_atomically;
 use crate::shard::Shard;
 
 /// Flags of `sqlrft distill merge`.
@@ -120,7 +119,7 @@ fn merge(args: &MergeArgs) -> anyhow::Result<MergeSummary> {
         serde_json::to_writer(&mut text, value)?;
         text.push(b'\n');
     }
-    write_atomically(&args.output, &text)?;
+    sqlrft_files::write(&args.output, &text)?;
 
     let mut dropped_text = Vec::new();
     let mut dropped = 0;
@@ -134,7 +133,7 @@ fn merge(args: &MergeArgs) -> anyhow::Result<MergeSummary> {
             }
         }
     }
-    write_atomically(&sidecar(&args.output, "dropped.jsonl"), &dropped_text)?;
+    sqlrft_files::write(&sidecar(&args.output, "dropped.jsonl"), &dropped_text)?;
     merge_summaries(&inputs, &args.output)?;
     Ok(MergeSummary {
         inputs,
@@ -185,8 +184,8 @@ fn merge_summaries(inputs: &[PathBuf], output: &std::path::Path) -> anyhow::Resu
         output: output.to_path_buf(),
         elapsed_secs: parts.iter().map(|p| p.elapsed_secs).fold(0.0, f64::max),
     };
-    write_atomically(
+    Ok(sqlrft_files::write_json(
         &sidecar(output, "summary.json"),
-        &serde_json::to_vec_pretty(&merged)?,
-    )
+        &merged,
+    )?)
 }

@@ -8,7 +8,7 @@
 
 use crate::backend::TrainableState;
 use crate::data::DataCursor;
-use crate::params::{Layout, SaveDtype, read_tensors, serialize_tensors, write_atomic};
+use crate::params::{Layout, SaveDtype, read_tensors, serialize_tensors};
 use anyhow::{Context, Result, bail};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -90,13 +90,7 @@ pub fn save(
 ) -> Result<PathBuf> {
     let final_dir = step_dir(output_dir, meta.step);
     let parent = final_dir.parent().expect("checkpoint dir has a parent");
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("could not create `{}`", parent.display()))?;
-    let tmp = parent.join(format!(".step-{:06}.tmp-{}", meta.step, std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp)?;
+    let staged = sqlrft_files::Staged::dir(&final_dir)?;
     let named = |data: &'_ [f32]| -> Vec<(String, Vec<usize>, Vec<f32>)> {
         layout
             .tensors
@@ -112,7 +106,7 @@ pub fn save(
         SaveDtype::F32,
         None,
     )?;
-    write_atomic(&tmp.join("trainable.safetensors"), &bytes)?;
+    staged.write("trainable.safetensors", &bytes)?;
     let shape = [state.adam_m.len()];
     let bytes = serialize_tensors(
         [
@@ -122,18 +116,10 @@ pub fn save(
         SaveDtype::F32,
         None,
     )?;
-    write_atomic(&tmp.join("optimizer.safetensors"), &bytes)?;
-    write_atomic(
-        &tmp.join("state.json"),
-        serde_json::to_string_pretty(meta)?.as_bytes(),
-    )?;
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir)?;
-    }
-    std::fs::rename(&tmp, &final_dir)
-        .with_context(|| format!("could not move checkpoint into `{}`", final_dir.display()))?;
-    std::fs::File::open(parent)?.sync_all()?;
-    write_atomic(
+    staged.write("optimizer.safetensors", &bytes)?;
+    staged.write("state.json", serde_json::to_string_pretty(meta)?)?;
+    staged.commit()?;
+    sqlrft_files::write(
         &parent.join("latest"),
         final_dir
             .file_name()

@@ -3,8 +3,9 @@
 
 use crate::config::ModelConfig;
 use crate::lora::{LoraConfig, LoraLayout};
-use crate::params::{ModelLayout, SaveDtype, serialize_tensors, write_atomic};
+use crate::params::{ModelLayout, SaveDtype, serialize_tensors};
 use anyhow::{Context, Result};
+use sqlrft_files::Staged;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -30,28 +31,14 @@ pub fn export_model_dir(
     dtype: SaveDtype,
 ) -> Result<()> {
     let layout = ModelLayout::new(config);
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)
-        .with_context(|| format!("could not create `{}`", parent.display()))?;
-    let name = out.file_name().and_then(|n| n.to_str()).unwrap_or("export");
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp)?;
+    let staged = Staged::dir(out)?;
 
     let mut cfg = config.raw.clone();
     if cfg.get("dtype").is_some() {
         cfg["dtype"] = dtype.torch_name().into();
     }
     cfg["torch_dtype"] = dtype.torch_name().into();
-    write_atomic(
-        &tmp.join("config.json"),
-        serde_json::to_string_pretty(&cfg)?.as_bytes(),
-    )?;
+    staged.write("config.json", serde_json::to_string_pretty(&cfg)?)?;
 
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let bytes = serialize_tensors(
@@ -63,23 +50,17 @@ pub fn export_model_dir(
         dtype,
         Some(metadata),
     )?;
-    write_atomic(&tmp.join("model.safetensors"), &bytes)?;
+    staged.write("model.safetensors", &bytes)?;
 
     for f in COPIED_FILES {
         let src = base_dir.join(f);
         if src.exists() {
             let data = std::fs::read(&src)
                 .with_context(|| format!("could not read `{}`", src.display()))?;
-            write_atomic(&tmp.join(f), &data)?;
+            staged.write(f, &data)?;
         }
     }
-    if out.exists() {
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("could not replace `{}`", out.display()))?;
-    }
-    std::fs::rename(&tmp, out)
-        .with_context(|| format!("could not move the export into `{}`", out.display()))?;
-    Ok(())
+    Ok(staged.commit()?)
 }
 
 /// Writes a LoRA adapter as PEFT saves one (`adapter_config.json` + `adapter_model.safetensors`),
@@ -91,8 +72,6 @@ pub fn export_adapter_dir(
     base_model: &str,
     out: &Path,
 ) -> Result<()> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("could not create `{}`", out.display()))?;
     let adapter_config = serde_json::json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -108,9 +87,9 @@ pub fn export_adapter_dir(
         "use_dora": false,
         "modules_to_save": null,
     });
-    write_atomic(
+    sqlrft_files::write(
         &out.join("adapter_config.json"),
-        serde_json::to_string_pretty(&adapter_config)?.as_bytes(),
+        serde_json::to_string_pretty(&adapter_config)?,
     )?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
     let bytes = serialize_tensors(
@@ -122,5 +101,8 @@ pub fn export_adapter_dir(
         SaveDtype::F32,
         Some(metadata),
     )?;
-    write_atomic(&out.join("adapter_model.safetensors"), &bytes)
+    Ok(sqlrft_files::write(
+        &out.join("adapter_model.safetensors"),
+        &bytes,
+    )?)
 }

@@ -81,7 +81,7 @@ pub fn truncate_jsonl(path: &Path, step: u64) -> Result<()> {
         .iter()
         .map(|m| serde_json::to_string(m).map(|s| s + "\n"))
         .collect::<Result<_, _>>()?;
-    crate::params::write_atomic(path, text.as_bytes())
+    Ok(sqlrft_files::write(path, text)?)
 }
 
 const FONT_PATHS: &[&str] = &[

@@ -356,27 +356,3 @@ pub fn read_tensors(path: &Path) -> Result<BTreeMap<String, HostTensor>> {
         })
         .collect()
 }
-
-/// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("could not create `{}`", dir.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)
-        .with_context(|| format!("could not write `{}`", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("could not move `{}` into place", path.display()))?;
-    Ok(())
-}

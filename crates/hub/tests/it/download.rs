@@ -73,7 +73,7 @@ async fn download_caches_and_the_second_call_is_a_hit() {
     // No temp files are left beside the cached ones.
     let leftovers: Vec<_> = walk(cache.path())
         .into_iter()
-        .filter(|p| p.to_string_lossy().contains(".part-"))
+        .filter(|p| p.to_string_lossy().contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
