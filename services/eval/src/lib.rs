@@ -18,7 +18,6 @@ mod answer;
 pub mod bench;
 mod cli;
 mod dataset;
-mod journal;
 mod rate;
 pub mod report;
 mod run;

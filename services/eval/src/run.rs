@@ -15,7 +15,7 @@ use sqlrft_llm::Usage;
 
 use crate::answer::{Answerer, AskFailure, EndpointSettings, Sampling};
 use crate::dataset::{self, EvalItem, Selection};
-use crate::journal::Journal;
+use sqlrft_files::Journal;
 use crate::rate::RateLimiter;
 use crate::scorer::{BusyClock, Scorer};
 use crate::spec::ModelSpec;
@@ -290,6 +290,8 @@ struct ModelTask {
 async fn run_model(task: ModelTask) -> Result<ModelRun> {
     let started = Instant::now();
     let (journal, earlier) = Journal::open::<ItemRecord>(&task.journal)?;
+    // Answers finish on many tasks at once; each append is one line under the lock.
+    let journal = std::sync::Mutex::new(journal);
     let mut records: HashMap<String, ItemRecord> = HashMap::new();
     for record in earlier {
         records.insert(record.item.clone(), record);
@@ -307,7 +309,7 @@ async fn run_model(task: ModelTask) -> Result<ModelRun> {
             .map(|s| s.completion.clone())
             .collect();
         *record = score(&task, item, completions, record.clone()).await;
-        journal.append(&*record)?;
+        append(&journal, &*record)?;
     }
     let correct = AtomicUsize::new(records.values().filter(|r| r.correct()).count());
     let done = AtomicUsize::new(records.len());
@@ -349,7 +351,7 @@ async fn run_model(task: ModelTask) -> Result<ModelRun> {
                                 latencies: answer.latencies,
                             };
                             let record = score(task, item, answer.texts, record).await;
-                            journal.append(&record)?;
+                            append(&journal, &record)?;
                             if record.correct() {
                                 correct.fetch_add(1, Ordering::Relaxed);
                             }
@@ -415,4 +417,13 @@ async fn score(
         .map(|(completion, evaluation)| SampleRecord::new(completion, evaluation))
         .collect();
     record
+}
+
+/// Appends one finished item to the model's journal (shared by the model's concurrent asks).
+fn append(journal: &std::sync::Mutex<Journal>, record: &ItemRecord) -> Result<()> {
+    journal
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the journal lock is poisoned"))?
+        .append(record)?;
+    Ok(())
 }
