@@ -168,7 +168,11 @@ fn cases() -> Vec<Case> {
             .before(train_inputs)
             .append("--max-steps 1 --quiet")
             .provides(Asset::Trained)
-            .writes(&["runs/qwen-sql/metrics.jsonl"]),
+            .writes(&[
+                "runs/qwen-sql/metrics.jsonl",
+                "runs/qwen-sql/training_curve.png",
+                "runs/qwen-sql/checkpoints/step-000001/state.json",
+            ]),
         case("sqlrft train ... --reward-url http://127.0.0.1:8090")
             .before(|w, f| {
                 train_inputs(w, f)?;
