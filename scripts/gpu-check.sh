@@ -6,7 +6,7 @@
 #
 # Usage (from the repository root, on the GPU machine; there is no Rust there, so the binaries
 # are built elsewhere and carried):
-#   SQLRFT_CUDA_BIN=path/to/sqlrft-cuda        # or SQLRFT_BIN=path/to/sqlrft (uses `sqlrft cuda`)
+#   SQLRFT_BIN=path/to/sqlrft                  # its `sqlrft cuda` commands (default: sqlrft on PATH)
 #   SQLRFT_CUDA_TEST_BIN=path/to/it-<hash>     # optional: crates/cuda's integration-test binary
 #   OUT=/some/folder bash scripts/gpu-check.sh [--quick]
 #
@@ -47,13 +47,11 @@ export PYTHONUNBUFFERED=1
 exec > >(tee -a "$OUT/log.txt") 2>&1
 echo "== gpu-check $(date -u +%FT%TZ) in $PWD"
 
-# The binary: sqlrft-cuda, or `sqlrft cuda`.
-if [ -n "${SQLRFT_CUDA_BIN:-}" ]; then
-  CUDA=("$SQLRFT_CUDA_BIN")
-elif [ -n "${SQLRFT_BIN:-}" ]; then
+# The binary: `sqlrft cuda`.
+if [ -n "${SQLRFT_BIN:-}" ]; then
   CUDA=("$SQLRFT_BIN" cuda)
-elif command -v sqlrft-cuda >/dev/null; then
-  CUDA=(sqlrft-cuda)
+elif command -v sqlrft >/dev/null; then
+  CUDA=(sqlrft cuda)
 else
   CUDA=()
 fi
@@ -93,7 +91,7 @@ run_step() { # name note command...
 }
 
 if [ ${#CUDA[@]} -eq 0 ]; then
-  record probe failed "no binary: set SQLRFT_CUDA_BIN or SQLRFT_BIN"
+  record probe failed "no binary: set SQLRFT_BIN or put sqlrft on PATH"
 elif [ $BENCH_ONLY -eq 1 ]; then
   record checks skipped "--bench"
 else

@@ -66,19 +66,53 @@ enum RewardCommand {
     Serve(sqlrft_reward::RewardServeArgs),
 }
 
-#[derive(clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
-struct DistillCli {
-    #[command(subcommand)]
-    merge: Option<DistillCommand>,
-    #[command(flatten)]
-    run: Option<sqlrft_distill::DistillArgs>,
+/// `sqlrft distill FLAGS` runs a distillation; `sqlrft distill merge` joins shard outputs.
+///
+/// Parsed by hand: clap's derive leaves the argument group of a struct that itself flattens
+/// another (`DistillArgs` flattens the Hub flags) empty, so a flattened `Option<DistillArgs>`
+/// beside the subcommand never became `Some` and `sqlrft distill --model …` did nothing.
+enum DistillCli {
+    Run(Box<sqlrft_distill::DistillArgs>),
+    Merge(sqlrft_distill::MergeArgs),
 }
 
 #[derive(Subcommand)]
-enum DistillCommand {
+enum DistillAction {
     /// Join the shard files of a sharded distillation into one JSONL.
     Merge(sqlrft_distill::MergeArgs),
+}
+
+impl clap::FromArgMatches for DistillCli {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        if matches.subcommand_name().is_some() {
+            let DistillAction::Merge(args) = DistillAction::from_arg_matches_mut(matches)?;
+            Ok(DistillCli::Merge(args))
+        } else {
+            let args = sqlrft_distill::DistillArgs::from_arg_matches_mut(matches)?;
+            Ok(DistillCli::Run(Box::new(args)))
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for DistillCli {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        DistillAction::augment_subcommands(sqlrft_distill::DistillArgs::augment_args(command))
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
 }
 
 #[derive(Subcommand)]
@@ -121,22 +155,22 @@ fn main() -> anyhow::Result<()> {
             Command::Build(command) => sqlrft_builder::run_build(command).await.map(drop),
             Command::Mcp(McpCommand::Serve(args)) => sqlrft_mcp::serve(args).await,
             Command::Reward(RewardCommand::Serve(args)) => sqlrft_reward::serve(args).await,
-            Command::Distill(DistillCli {
-                merge: Some(DistillCommand::Merge(args)),
-                ..
-            }) => {
-                let summary = sqlrft_distill::run_merge(args).await?;
-                eprintln!("{summary:?}");
+            Command::Distill(DistillCli::Merge(args)) => {
+                let merged = sqlrft_distill::run_merge(args).await?;
+                eprintln!(
+                    "merged {} files: {} rows ({} duplicates skipped), {} dropped records",
+                    merged.inputs.len(),
+                    merged.rows,
+                    merged.duplicates,
+                    merged.dropped
+                );
                 Ok(())
             }
-            Command::Distill(DistillCli {
-                run: Some(args), ..
-            }) => {
-                let summary = sqlrft_distill::run_distill(args).await?;
+            Command::Distill(DistillCli::Run(args)) => {
+                let summary = sqlrft_distill::run_distill(*args).await?;
                 eprintln!("{summary}");
                 Ok(())
             }
-            Command::Distill(_) => anyhow::bail!("nothing to do: see `sqlrft distill --help`"),
             Command::Publish(PublishCommand::Dataset(args)) => {
                 sqlrft_distill::run_publish_dataset(args).await.map(drop)
             }

@@ -13,6 +13,9 @@ pub struct QuickstartCli {
     /// Build the dataset and exit without serving it.
     #[arg(long)]
     pub no_serve: bool,
+    /// Write the server's base URL to this file once it listens (for scripts using --port 0).
+    #[arg(long)]
+    pub print_url_to: Option<std::path::PathBuf>,
 }
 
 pub async fn run(args: QuickstartCli) -> anyhow::Result<()> {
@@ -37,6 +40,7 @@ pub async fn run(args: QuickstartCli) -> anyhow::Result<()> {
     let serve = sqlrft_mcp::McpServeArgs {
         db: Some(built.sandbox.clone()),
         port: Some(args.port),
+        print_url_to: args.print_url_to,
         ..Default::default()
     };
     println!();

@@ -3,7 +3,7 @@
 NOT YET RUN ON A GPU: written on a machine without one.
 
 Usage: python hf_compare.py --out RESULT.json [--work DIR] [--layers N] -- SQLRFT_CUDA_COMMAND...
-(e.g. `-- ./sqlrft-cuda` or `-- ./sqlrft cuda`).
+(e.g. `-- ./sqlrft cuda`).
 
 Builds a random-weight model from the real Qwen2.5-0.5B config written below (no download),
 saves it with save_pretrained (safetensors, bf16 weights so both sides start from the same

@@ -136,7 +136,7 @@ mod tests {
     /// The `text` field of a captured motherduck reply.
     fn reference_text(file: &str) -> String {
         let path = format!(
-            "{}/../../../shared/reference/motherduck-0.8.1/{file}",
+            "{}/tests/fixtures/motherduck-0.8.1/{file}",
             env!("CARGO_MANIFEST_DIR")
         );
         let capture = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -70,12 +70,12 @@ pub fn tool_call(id: &str, name: &str, arguments: Value) -> Value {
     })
 }
 
-/// A captured mcp-server-motherduck 0.8.1 exchange from ../shared/reference.
+/// A captured mcp-server-motherduck 0.8.1 exchange (tests/fixtures, copied from ../shared/reference).
 pub fn reference(file: &str) -> String {
     let path = reference_dir().join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 pub fn reference_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/motherduck-0.8.1")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/motherduck-0.8.1")
 }
