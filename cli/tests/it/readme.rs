@@ -42,6 +42,17 @@ const TRAIN: &str = "--model Qwen/Qwen2.5-0.5B-Instruct --dataset data/train.rea
 /// What the distill lines' `...` stands for: a teacher model and a source.
 const DISTILL: &str = "--model teacher-70b --input gretel.jsonl";
 /// Appended to distill lines: the teacher is the LLM stub.
+/// `sqlrft eval` on a few test items, quietly.
+const EVAL_SMALL: &str = "--limit 4 --quiet";
+/// One stub-served model for the eval lines that elide the rest with `...`.
+const EVAL_ONE_MODEL: &str = "--dataset data/test.jsonl --out eval/ --model m=openai:gpt-4o-mini@{llm}";
+/// What `sqlrft eval --out eval/` writes.
+const EVAL_REPORT: &[&str] = &[
+    "eval/report.md",
+    "eval/report.html",
+    "eval/results.json",
+    "eval/accuracy.png",
+];
 const TEACHER: &str = "--base-url {llm} --no-progress";
 /// Appended to build lines: a small sandbox and few queries, so a debug build stays quick.
 const SMALL_BUILD: &str = "--rows 40 --table-rows routes=300 --queries 40";
@@ -198,6 +209,45 @@ fn cases() -> Vec<Case> {
                 "models/qwen-sql/tokenizer.json",
             ])
             .provides(Asset::Exported),
+        case("sqlrft eval --dataset data/test.jsonl --db data/sandbox.duckdb --out eval/ --model base=fireworks:accounts/fireworks/models/qwen2p5-7b-instruct --model big=fireworks:accounts/fireworks/models/qwen3-235b-a22b,price=0.22/0.88 --model rft=fireworks:accounts/you/deployedModels/qwen-sql-rft")
+            .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
+            // Fireworks itself is a paid service: the same models, served by the LLM stub.
+            .replace("qwen2p5-7b-instruct", "qwen2p5-7b-instruct@{llm}")
+            .replace("qwen3-235b-a22b,", "qwen3-235b-a22b@{llm},")
+            .replace("qwen-sql-rft", "qwen-sql-rft@{llm}")
+            .append(EVAL_SMALL)
+            .writes(EVAL_REPORT),
+        case("sqlrft eval --dataset data/test.jsonl --db data/sandbox.duckdb --out eval-local/ --model base=vllm:Qwen/Qwen2.5-0.5B-Instruct@http://localhost:8000/v1 --model rft=local:models/qwen-sql")
+            .before(|w, f| {
+                f.copy_asset(w, Asset::Data, "data")?;
+                f.copy_asset(w, Asset::Exported, "models")
+            })
+            .replace("http://localhost:8000/v1", "{llm}")
+            // The exported tiny model decodes on the CPU reference in a debug build: keep it short.
+            .append("--limit 2 --max-tokens 8 --quiet")
+            .writes(&["eval-local/report.md", "eval-local/results.json"]),
+        case("sqlrft eval ... --reward-url http://127.0.0.1:8090")
+            .before(|w, f| {
+                f.copy_asset(w, Asset::Data, "data")?;
+                f.serve("reward", &["reward", "serve", "--db", "data/sandbox.duckdb"])
+            })
+            .replace("...", EVAL_ONE_MODEL)
+            .replace("http://127.0.0.1:8090", "{reward}")
+            .append(EVAL_SMALL)
+            .writes(EVAL_REPORT),
+        case("sqlrft eval ... --samples 5 --temperature 0.7")
+            .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
+            .replace("...", &format!("{EVAL_ONE_MODEL} --db data/sandbox.duckdb"))
+            .append(EVAL_SMALL)
+            .writes(EVAL_REPORT),
+        case("sqlrft eval ... --limit 200 --stratify --seed 1")
+            .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
+            .replace("...", &format!("{EVAL_ONE_MODEL} --db data/sandbox.duckdb"))
+            .append("--quiet")
+            .writes(EVAL_REPORT),
+        case("sqlrft bench eval")
+            .append("--items 20 --models 2 --latency-ms 20")
+            .check(|_, out| stdout_mentions(out, "scoring")),
         case("sqlrft publish model --dir models/qwen-sql --repo-id you/qwen-sql")
             .before(|w, f| f.copy_asset(w, Asset::Exported, "models"))
             .check(|f, _| f.hub_has(RepoType::Model, "you/qwen-sql", "model.safetensors", false)),
