@@ -63,7 +63,7 @@ enum McpCommand {
 #[derive(Subcommand)]
 enum RewardCommand {
     /// Serve POST /v1/evaluate and /v1/evaluate/batch until Ctrl-C or SIGTERM.
-    Serve(sqlrft_reward::RewardServeArgs),
+    Serve(sqlrft_reward_service::RewardServeArgs),
 }
 
 /// `sqlrft distill FLAGS` runs a distillation; `sqlrft distill merge` joins shard outputs.
@@ -128,7 +128,7 @@ enum BenchCommand {
     /// MCP server throughput and latency through the tutorial's wire format (--peer to compare).
     Mcp(sqlrft_mcp::bench::McpBenchArgs),
     /// Reward evaluations per second (HTTP, embedded, via MCP, batches) vs the tutorial's evaluator.
-    Reward(sqlrft_reward::BenchArgs),
+    Reward(sqlrft_reward_service::BenchArgs),
     /// Ground truth for 1,000 queries and 1,000 LLM calls against a slow stub.
     Build(sqlrft_builder::BenchArgs),
     /// 1,000 items x 3 models against a stub with 200 ms latency, scored on a sandbox.
@@ -154,7 +154,7 @@ fn main() -> anyhow::Result<()> {
             Command::Quickstart(args) => quickstart::run(args).await,
             Command::Build(command) => sqlrft_builder::run_build(command).await.map(drop),
             Command::Mcp(McpCommand::Serve(args)) => sqlrft_mcp::serve(args).await,
-            Command::Reward(RewardCommand::Serve(args)) => sqlrft_reward::serve(args).await,
+            Command::Reward(RewardCommand::Serve(args)) => sqlrft_reward_service::serve(args).await,
             Command::Distill(DistillCli::Merge(args)) => {
                 let merged = sqlrft_distill::run_merge(args).await?;
                 eprintln!(
@@ -182,7 +182,9 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(BenchCommand::Mcp(args)) => {
                 sqlrft_mcp::bench::run_bench(args).await.map(drop)
             }
-            Command::Bench(BenchCommand::Reward(args)) => sqlrft_reward::run_bench(args).await,
+            Command::Bench(BenchCommand::Reward(args)) => {
+                sqlrft_reward_service::run_bench(args).await
+            }
             Command::Bench(BenchCommand::Build(args)) => {
                 let report = sqlrft_builder::run_bench(&args).await?;
                 println!("{report}");

@@ -104,7 +104,8 @@ pub fn analyse(ast: &Value) -> QueryShape {
     let outer = outer_select(root);
     let modifiers = root["modifiers"].as_array().cloned().unwrap_or_default();
     let has_modifier = |name: &str| modifiers.iter().any(|m| m["type"].as_str() == Some(name));
-    let ordered = has_modifier("ORDER_MODIFIER");
+    // The same rule the reward engine and distill use to decide whether row order matters.
+    let ordered = sqlrft_duck::outermost_order_by(ast);
     let limited = has_modifier("LIMIT_MODIFIER") || has_modifier("LIMIT_PERCENT_MODIFIER");
 
     // Spider's components, on the outermost SELECT.

@@ -3,20 +3,20 @@
 //!
 //! Every check runs in a fresh in-memory DuckDB built from the item's `sql_context`
 //! (hardened: no file, network or extension access), or on a read-only sandbox file for
-//! datasets made by `sqlrft build`. Judging uses the reward service's scoring
-//! ([`sqlrft_core::score`]), so "valid" means what a reward of 1 means.
+//! datasets made by `sqlrft build`. The gold result, the sorting of query failures and the
+//! judging are the reward library's ([`Gold`], [`ExecError`]), so "valid" means what a reward
+//! of 1 means.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use sqlrft_core::ResultSet;
 use sqlrft_core::extract::{check_format, extract_sql};
-use sqlrft_core::score::{
-    Attempt, Evaluation, FORMAT_STRICT, FailureKind, QueryFailure, RESULT_MATCH, ScoreOptions,
-    score,
-};
+use sqlrft_core::score::{FORMAT_STRICT, RESULT_MATCH, ScoreOptions};
 use sqlrft_duck::duckdb::Connection;
-use sqlrft_duck::{Limits, QueryError};
+use sqlrft_duck::{Limits, QueryError, QueryErrorKind};
+use sqlrft_reward::ExecError;
+pub use sqlrft_reward::Gold;
 
 /// The database an item's SQL runs on.
 #[derive(Debug, Clone)]
@@ -49,15 +49,6 @@ impl fmt::Display for DropReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.detail)
     }
-}
-
-/// The gold result an answer must reproduce.
-#[derive(Debug, Clone)]
-pub struct Gold {
-    /// What the gold SQL returned.
-    pub result: ResultSet,
-    /// Whether the gold SQL's outermost query orders its rows.
-    pub ordered: bool,
 }
 
 /// Task types that change data rather than read it (Gretel's `sql_task_type`).
@@ -108,22 +99,17 @@ pub fn check_source(
         ));
     }
     let conn = open(context, database)?;
-    let ast = sqlrft_duck::parse_select(&conn, gold_sql).map_err(|e| match e {
-        QueryError::Refused(m) => DropReason::new("gold_not_select", m),
-        other => DropReason::new("gold_failed", other.to_string()),
+    let gold = Gold::run(&conn, gold_sql, limits).map_err(|e| match e.kind() {
+        QueryErrorKind::Refused => DropReason::new("gold_not_select", e.to_string()),
+        _ => DropReason::new("gold_failed", e.to_string()),
     })?;
-    let result = sqlrft_duck::collect_result_set(&conn, gold_sql, limits)
-        .map_err(|e| DropReason::new("gold_failed", e.to_string()))?;
-    if result.truncated {
+    if gold.result.truncated {
         return Err(DropReason::new(
             "gold_too_large",
             format!("the gold result has more than {} rows", limits.max_rows),
         ));
     }
-    Ok(Gold {
-        result,
-        ordered: sqlrft_duck::outermost_order_by(&ast),
-    })
+    Ok(gold)
 }
 
 /// A teacher answer, parsed and (when validated) judged.
@@ -184,16 +170,7 @@ pub fn judge(
         partial: true,
         ..ScoreOptions::default()
     };
-    let evaluation: Evaluation = score(
-        Attempt {
-            extraction: &extraction,
-            format: &format,
-            outcome: outcome.as_ref(),
-        },
-        &gold.result,
-        gold.ordered,
-        &options,
-    );
+    let evaluation = gold.score(generation, &extraction, outcome.as_ref(), &options);
     let metric = |name: &str| evaluation.metrics.get(name).map_or(0.0, |m| m.score);
     let matched = metric(RESULT_MATCH) == 1.0;
     judged.valid = Some(matched);
@@ -203,28 +180,19 @@ pub fn judge(
     judged
 }
 
-/// Runs a candidate query on a fresh copy of the item's database.
+/// Runs a candidate query on a fresh copy of the item's database. A database that cannot be
+/// made is the infrastructure's failure, not the answer's.
 fn run_candidate(
     sql: &str,
     context: &str,
     database: &Database,
     limits: &Limits,
-) -> Result<ResultSet, QueryFailure> {
-    let conn = open(context, database).map_err(|d| QueryFailure {
-        kind: FailureKind::Sql,
-        message: d.to_string(),
-    })?;
+) -> Result<ResultSet, ExecError> {
+    let conn = open(context, database)
+        .map_err(|d| ExecError::Infrastructure(format!("could not open the database: {d}")))?;
     sqlrft_duck::parse_select(&conn, sql)
         .and_then(|_| sqlrft_duck::collect_result_set(&conn, sql, limits))
-        .map_err(|e| QueryFailure {
-            kind: match e {
-                QueryError::Refused(_) => FailureKind::Refused,
-                QueryError::Timeout(_) => FailureKind::Timeout,
-                QueryError::TooLarge { .. } => FailureKind::TooLarge,
-                _ => FailureKind::Sql,
-            },
-            message: e.to_string(),
-        })
+        .map_err(ExecError::from)
 }
 
 #[cfg(test)]

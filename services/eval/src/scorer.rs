@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use serde_json::Value;
 use sqlrft_core::score::{Evaluation, ScoreOptions};
-use sqlrft_reward::{EmbeddedExecutor, RewardEngine};
+use sqlrft_reward::wire::{BatchRequest, Truths};
+use sqlrft_reward::{EmbeddedExecutor, RewardClient, RewardEngine};
 
 use crate::dataset::EvalItem;
 
@@ -19,16 +19,7 @@ const GOLD_CACHE_ENTRIES: usize = 8192;
 /// Where answers are scored.
 pub enum Scorer {
     Embedded(RewardEngine),
-    Service {
-        client: reqwest::Client,
-        endpoint: String,
-        token: Option<String>,
-    },
-}
-
-#[derive(Deserialize)]
-struct BatchResponse {
-    results: Vec<Evaluation>,
+    Service(RewardClient),
 }
 
 impl Scorer {
@@ -48,18 +39,13 @@ impl Scorer {
 
     /// The reward service at `base_url` (its root, e.g. `http://127.0.0.1:8090`).
     pub fn service(base_url: &str, token: Option<String>, timeout: Duration) -> Result<Scorer> {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
-        Ok(Scorer::Service {
-            client,
-            endpoint: format!("{}/v1/evaluate/batch", base_url.trim_end_matches('/')),
-            token,
-        })
+        Ok(Scorer::Service(RewardClient::new(base_url, token, timeout)?))
     }
 
     pub fn describe(&self) -> String {
         match self {
             Scorer::Embedded(engine) => engine.executor().describe(),
-            Scorer::Service { endpoint, .. } => endpoint.clone(),
+            Scorer::Service(client) => client.endpoint().to_string(),
         }
     }
 
@@ -72,62 +58,22 @@ impl Scorer {
                     .score_group(completions, &item.ground_truth, &ScoreOptions::default())
                     .await
             }
-            Scorer::Service {
-                client,
-                endpoint,
-                token,
-            } => match self
-                .ask_service(client, endpoint, token.as_deref(), item, completions)
-                .await
-            {
-                Ok(results) => results,
-                Err(err) => vec![Evaluation::invalid(format!("{err:#}")); completions.len()],
-            },
+            Scorer::Service(client) => {
+                let request = BatchRequest {
+                    completions: completions.to_vec(),
+                    truths: Truths::Shared(
+                        item.record.get("ground_truth").cloned().unwrap_or(Value::Null),
+                    ),
+                    messages: Vec::new(),
+                    gold_sql: item.gold_sql.clone(),
+                    options: None,
+                };
+                match client.score_batch(&request).await {
+                    Ok(results) => results,
+                    Err(err) => vec![Evaluation::invalid(err.to_string()); completions.len()],
+                }
+            }
         }
-    }
-
-    async fn ask_service(
-        &self,
-        client: &reqwest::Client,
-        endpoint: &str,
-        token: Option<&str>,
-        item: &EvalItem,
-        completions: &[String],
-    ) -> Result<Vec<Evaluation>> {
-        // The record's own fields carry the ground truth's extras (`sql`, `ordered`, …), as
-        // Fireworks passes a dataset row's fields to an evaluator.
-        let mut body = item.record.clone();
-        body.remove("messages");
-        body.insert(
-            "completions".into(),
-            Value::Array(completions.iter().cloned().map(Value::String).collect()),
-        );
-        let mut request = client.post(endpoint).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.with_context(|| {
-            format!(
-                "the reward service `{endpoint}` is unreachable; is `sqlrft reward serve` running?"
-            )
-        })?;
-        let status = response.status();
-        if !status.is_success() {
-            let text = response.text().await.unwrap_or_default();
-            anyhow::bail!("the reward service `{endpoint}` answered {status}: {text}");
-        }
-        let parsed: BatchResponse = response
-            .json()
-            .await
-            .with_context(|| format!("the reward service `{endpoint}` sent an unexpected body"))?;
-        if parsed.results.len() != completions.len() {
-            anyhow::bail!(
-                "the reward service returned {} results for {} completions",
-                parsed.results.len(),
-                completions.len()
-            );
-        }
-        Ok(parsed.results)
     }
 }
 

@@ -15,8 +15,9 @@ use sqlrft_core::compare::{CompareOptions, compare};
 use sqlrft_core::ground_truth::GroundTruth;
 use sqlrft_core::score::ScoreOptions;
 use sqlrft_core::types::DuckType;
+use sqlrft_reward::RewardEngine;
 
-use crate::{RewardConfig, RewardEngine, build_engine, start_with_engine};
+use crate::{RewardConfig, build_engine, start_with_engine};
 
 /// Measure the reward service on an OpenFlights database (../shared/acceptance/make_openflights_db.py).
 #[derive(Debug, Clone, Args)]
@@ -425,7 +426,7 @@ async fn run_peer(
         .collect();
     std::fs::write(&cases_file, serde_json::to_vec(&list)?)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tutorial_peer.py");
-    let base = crate::mcp_endpoint(mcp_url);
+    let base = sqlrft_reward::mcp_endpoint(mcp_url);
     let base = base.trim_end_matches("/mcp");
     let output = tokio::process::Command::new(python)
         .arg(&script)

@@ -13,13 +13,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use sqlrft_core::ground_truth::GroundTruth;
+use sqlrft_reward::RewardEngine;
+use sqlrft_reward::wire::{self, BatchResponse};
 use tokio::sync::Semaphore;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::RewardConfig;
-use crate::engine::RewardEngine;
 use crate::openapi;
 use crate::request::{BadRequest, BatchRequest, EvaluateRequest, GroundTruths};
 
@@ -63,8 +64,8 @@ pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
     // invalid evaluation.
     let backstop = config.eval_timeout() * 2 + Duration::from_secs(5);
     let api = Router::new()
-        .route("/v1/evaluate", post(evaluate))
-        .route("/v1/evaluate/batch", post(evaluate_batch))
+        .route(wire::EVALUATE_PATH, post(evaluate))
+        .route(wire::BATCH_PATH, post(evaluate_batch))
         .with_state(state)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
@@ -120,7 +121,7 @@ async fn evaluate_batch(State(state): State<AppState>, body: Bytes) -> Result<Re
             state.engine.score_pairs(&pairs, &request.options).await
         }
     };
-    Ok(Json(json!({ "results": results })).into_response())
+    Ok(Json(BatchResponse { results }).into_response())
 }
 
 async fn openapi_document() -> Json<Value> {

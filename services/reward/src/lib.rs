@@ -1,48 +1,51 @@
-//! `sqlrft reward serve`: scores SQL completions by executing them and comparing the typed
-//! result with the ground truth — the reward for reinforcement fine-tuning.
+//! `sqlrft reward serve`: the reward library ([`sqlrft_reward`]) over HTTP — scores SQL
+//! completions by executing them and comparing the typed result with the ground truth.
 //!
-//! - HTTP: `POST /v1/evaluate` takes the Fireworks evaluator shape `{messages, ground_truth,
+//! - `POST /v1/evaluate` takes the Fireworks evaluator shape `{messages, ground_truth,
 //!   ...kwargs}` and answers `{score, reason, is_score_valid, metrics}`; `POST
 //!   /v1/evaluate/batch` scores a GRPO group in one call; `/openapi.json` documents both.
-//! - In process: [`RewardEngine::score_group`] for the trainer.
-//! - SQL runs embedded on a DuckDB file ([`EmbeddedExecutor`]) or through the MCP server's
-//!   `query` tool with typed `structuredContent` ([`McpExecutor`]); results are the same.
-//! - The comparison and the reward maths live in `sqlrft-core` (`compare`, `score`).
+//! - Settings come from flags, `[reward]` in sqlrft.toml and `SQLRFT_REWARD_*`
+//!   ([`RewardServeArgs`] → [`RewardConfig`]); [`bench`] measures the service against the
+//!   tutorial's evaluator.
+//! - Scoring, executors and the gold cache are the library's; this crate reads requests and
+//!   writes answers.
 
 pub mod bench;
 mod config;
-mod engine;
-mod executor;
 mod http;
 pub mod openapi;
 mod request;
 
 use std::sync::Arc;
 
+use sqlrft_reward::{EngineOptions, ExecutorSpec, RewardEngine};
 use tokio_util::sync::CancellationToken;
 
 pub use bench::{BenchArgs, run_bench};
 pub use config::{RewardConfig, RewardServeArgs};
-pub use engine::{Gold, RewardEngine};
-pub use executor::{EmbeddedExecutor, ExecError, McpExecutor, SqlExecutor, mcp_endpoint};
 pub use http::router;
 pub use request::{BadRequest, BatchRequest, EvaluateRequest, GroundTruths};
 
 /// Builds the engine the configuration asks for (embedded `db` or `mcp_url`).
 pub fn build_engine(config: &RewardConfig) -> anyhow::Result<RewardEngine> {
     config.validate()?;
-    let executor: Arc<dyn SqlExecutor> = match (&config.db, &config.mcp_url) {
-        (Some(db), _) => Arc::new(EmbeddedExecutor::open(db, config.pool_options())?),
-        (None, Some(url)) => Arc::new(McpExecutor::new(
-            url,
-            config.mcp_token.clone(),
-            config.eval_timeout(),
-        )),
+    let executor = match (&config.db, &config.mcp_url) {
+        (Some(db), _) => ExecutorSpec::Embedded {
+            db: db.clone(),
+            pool: config.pool_options(),
+        },
+        (None, Some(url)) => ExecutorSpec::Mcp {
+            url: url.clone(),
+            token: config.mcp_token.clone(),
+            timeout: config.eval_timeout(),
+        },
         (None, None) => unreachable!("validate() requires one executor"),
     };
-    let mut engine = RewardEngine::new(executor, config.gold_cache)?;
-    engine.eval_timeout = config.eval_timeout();
-    Ok(engine)
+    Ok(RewardEngine::open(&EngineOptions {
+        executor,
+        gold_cache: config.gold_cache,
+        eval_timeout: config.eval_timeout(),
+    })?)
 }
 
 /// A reward service running in this process; `state` is its engine.

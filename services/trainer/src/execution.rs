@@ -6,13 +6,10 @@ use crate::reward::{RewardFunction, RewardGroup, RewardScore};
 use anyhow::{Context, Result};
 use futures::future::BoxFuture;
 use sqlrft_core::ground_truth::GroundTruth;
-use sqlrft_core::score::{Evaluation, ScoreOptions};
-use sqlrft_reward::{EmbeddedExecutor, RewardEngine};
+use sqlrft_core::score::ScoreOptions;
+use sqlrft_reward::{DEFAULT_GOLD_CACHE, EmbeddedExecutor, RewardEngine};
 use std::path::Path;
 use std::sync::Arc;
-
-/// Gold SQL results worth keeping: one per prompt of a typical dataset.
-const GOLD_CACHE_ENTRIES: usize = 4096;
 
 pub struct ExecutionReward {
     name: String,
@@ -36,7 +33,7 @@ impl ExecutionReward {
         })?;
         Ok(Self {
             name,
-            engine: RewardEngine::new(Arc::new(executor), GOLD_CACHE_ENTRIES)?,
+            engine: RewardEngine::new(Arc::new(executor), DEFAULT_GOLD_CACHE)?,
             options,
         })
     }
@@ -67,27 +64,7 @@ impl RewardFunction for ExecutionReward {
                 .engine
                 .score_group(group.completions, &truth, &self.options)
                 .await;
-            Ok(evaluations.into_iter().map(reward_score).collect())
+            Ok(evaluations.into_iter().map(RewardScore::from).collect())
         })
-    }
-}
-
-fn reward_score(evaluation: Evaluation) -> RewardScore {
-    RewardScore {
-        score: evaluation.score,
-        is_score_valid: evaluation.is_score_valid,
-        metrics: evaluation
-            .metrics
-            .into_iter()
-            .map(|(name, metric)| {
-                let value = if metric.is_score_valid {
-                    metric.score
-                } else {
-                    f64::NAN
-                };
-                (name, value)
-            })
-            .collect(),
-        reason: evaluation.reason,
     }
 }

@@ -5,7 +5,8 @@
 //! aggregations); the model runs on a [`backend::Backend`], of which [`backend::CpuBackend`] is
 //! the plain f32 reference that faster backends are held to. Rewards come from
 //! [`reward::RewardFunction`]s: format checks and SQL execution on the sandbox in process
-//! ([`execution::ExecutionReward`]), or the reward service over HTTP.
+//! (`execution::ExecutionReward`, the `execution` feature, which links DuckDB), or the reward
+//! service over HTTP.
 
 pub mod backend;
 pub mod checkpoint;
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod data;
+#[cfg(feature = "execution")]
 pub mod execution;
 pub mod export;
 pub mod grpo;

@@ -1,13 +1,15 @@
 //! Reward functions: named scorers of a GRPO group (one prompt, G completions).
 //!
 //! [`RewardFunction`] is the one seam: the format rewards below implement it, so do
-//! [`HttpReward`] (the reward service's batch endpoint) and
-//! [`crate::execution::ExecutionReward`] (the same engine in process).
+//! [`HttpReward`] (the reward service's batch endpoint, through `sqlrft-reward`'s client) and
+//! `ExecutionReward` (the same engine in process, with the `execution` feature).
 
-use crate::rollout::{ChatMessage, Prompt};
-use anyhow::{Context, Result};
+use crate::rollout::Prompt;
+use anyhow::Result;
 use futures::future::BoxFuture;
-use serde::{Deserialize, Serialize};
+use sqlrft_core::score::Evaluation;
+use sqlrft_reward::RewardClient;
+use sqlrft_reward::wire::{BatchRequest, Message, Truths};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,41 +24,38 @@ pub struct RewardGroup<'a> {
 }
 
 /// A reward function's verdict on one completion.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RewardScore {
     pub score: f64,
     /// False when the score could not be computed (infrastructure failure): the reward is then
     /// missing (NaN for the weighted sum), never a silent 0.
     pub is_score_valid: bool,
-    /// Named sub-scores. On the wire each may be a number or a Fireworks `MetricResult`
-    /// object (`{"score", "reason", "is_score_valid"}`); an invalid one reads as NaN.
-    #[serde(default, deserialize_with = "metric_scores")]
+    /// Named sub-scores; one that could not be computed is NaN.
     pub metrics: BTreeMap<String, f64>,
-    #[serde(default)]
     pub reason: String,
 }
 
-fn metric_scores<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<BTreeMap<String, f64>, D::Error> {
-    let raw: BTreeMap<String, serde_json::Value> = Deserialize::deserialize(d)?;
-    Ok(raw
-        .into_iter()
-        .filter_map(|(name, v)| {
-            let score = match &v {
-                serde_json::Value::Number(n) => n.as_f64(),
-                serde_json::Value::Object(o)
-                    if o.get("is_score_valid") == Some(&serde_json::Value::Bool(false)) =>
-                {
-                    Some(f64::NAN)
-                }
-                serde_json::Value::Object(o) => o.get("score").and_then(|s| s.as_f64()),
-                serde_json::Value::Bool(b) => Some(f64::from(u8::from(*b))),
-                _ => None,
-            };
-            score.map(|s| (name, s))
-        })
-        .collect())
+/// The reward engine's evaluation (in process or from the service), as the trainer keeps it.
+impl From<Evaluation> for RewardScore {
+    fn from(evaluation: Evaluation) -> Self {
+        RewardScore {
+            score: evaluation.score,
+            is_score_valid: evaluation.is_score_valid,
+            metrics: evaluation
+                .metrics
+                .into_iter()
+                .map(|(name, metric)| {
+                    let value = if metric.is_score_valid {
+                        metric.score
+                    } else {
+                        f64::NAN
+                    };
+                    (name, value)
+                })
+                .collect(),
+            reason: evaluation.reason,
+        }
+    }
 }
 
 impl RewardScore {
@@ -167,68 +166,38 @@ impl RewardFunction for FormatReward {
     }
 }
 
-/// The reward service's batch endpoint: the wire shapes live here and nowhere else.
-pub mod wire {
-    use super::*;
-
-    /// `POST {url}/v1/evaluate/batch` request body.
-    #[derive(Serialize, Deserialize, Debug, PartialEq)]
-    pub struct BatchRequest {
-        pub completions: Vec<String>,
-        pub ground_truth: serde_json::Value,
-        pub messages: Vec<Message>,
-        /// The dataset's gold SQL; the service runs it when `ground_truth` has no rows.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        pub gold_sql: Option<String>,
-    }
-
-    #[derive(Serialize, Deserialize, Debug, PartialEq)]
-    pub struct Message {
-        pub role: String,
-        pub content: String,
-    }
-
-    /// Response body: one result per completion.
-    #[derive(Serialize, Deserialize, Debug, PartialEq)]
-    pub struct BatchResponse {
-        pub results: Vec<RewardScore>,
-    }
-
-    pub const BATCH_PATH: &str = "/v1/evaluate/batch";
-
-    pub fn request(group: &RewardGroup) -> BatchRequest {
-        BatchRequest {
-            completions: group.completions.to_vec(),
-            ground_truth: group.ground_truth.clone(),
-            messages: group
-                .prompt
-                .messages
-                .iter()
-                .map(|m: &ChatMessage| Message {
-                    role: m.role.clone(),
-                    content: m.content.clone(),
-                })
-                .collect(),
-            gold_sql: group.prompt.gold_sql().map(str::to_string),
-        }
+/// The reward service's batch request for a group: its completions against the prompt's
+/// ground truth, with the dataset's gold SQL (the service runs it when there are no rows).
+fn batch_request(group: &RewardGroup) -> BatchRequest {
+    BatchRequest {
+        completions: group.completions.to_vec(),
+        truths: Truths::Shared(group.ground_truth.clone()),
+        messages: group
+            .prompt
+            .messages
+            .iter()
+            .map(|m| Message {
+                role: m.role.clone(),
+                content: m.content.clone(),
+            })
+            .collect(),
+        gold_sql: group.prompt.gold_sql().map(str::to_string),
+        options: None,
     }
 }
 
 /// Scores groups by POSTing them to the reward service (`sqlrft reward serve`).
 pub struct HttpReward {
     name: String,
-    endpoint: String,
-    client: reqwest::Client,
+    client: RewardClient,
 }
 
 impl HttpReward {
     /// `base_url` is the service root, e.g. `http://127.0.0.1:8080`.
     pub fn new(name: impl Into<String>, base_url: &str, timeout: Duration) -> Result<Self> {
-        let client = reqwest::Client::builder().timeout(timeout).build()?;
         Ok(Self {
             name: name.into(),
-            endpoint: format!("{}{}", base_url.trim_end_matches('/'), wire::BATCH_PATH),
-            client,
+            client: RewardClient::new(base_url, None, timeout)?,
         })
     }
 }
@@ -242,37 +211,8 @@ impl RewardFunction for HttpReward {
         group: &'a RewardGroup<'a>,
     ) -> BoxFuture<'a, Result<Vec<RewardScore>>> {
         Box::pin(async move {
-            let resp = self
-                .client
-                .post(&self.endpoint)
-                .json(&wire::request(group))
-                .send()
-                .await
-                .with_context(|| {
-                    format!(
-                        "reward service `{}` is unreachable; is `sqlrft reward serve` running?",
-                        self.endpoint
-                    )
-                })?;
-            let status = resp.status();
-            if !status.is_success() {
-                let body = resp.text().await.unwrap_or_default();
-                anyhow::bail!(
-                    "reward service `{}` answered {status}: {body}",
-                    self.endpoint
-                );
-            }
-            let body: wire::BatchResponse = resp.json().await.with_context(|| {
-                format!("reward service `{}` sent an unexpected body", self.endpoint)
-            })?;
-            if body.results.len() != group.completions.len() {
-                anyhow::bail!(
-                    "reward service returned {} results for {} completions",
-                    body.results.len(),
-                    group.completions.len()
-                );
-            }
-            Ok(body.results)
+            let evaluations = self.client.score_batch(&batch_request(group)).await?;
+            Ok(evaluations.into_iter().map(RewardScore::from).collect())
         })
     }
 }
@@ -316,12 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn batch_request_has_the_reward_service_shape() {
+    fn a_group_is_sent_with_its_prompt_and_gold_sql() {
+        use crate::rollout::ChatMessage;
         let prompt = Prompt {
             messages: vec![ChatMessage {
                 role: "user".into(),
                 content: "q".into(),
             }],
+            sql: " SELECT count(*) FROM t ".into(),
             ..Default::default()
         };
         let gt = serde_json::json!([{"n": 1}]);
@@ -331,22 +273,24 @@ mod tests {
             ground_truth: &gt,
             completions: &completions,
         };
-        let v = serde_json::to_value(wire::request(&group)).unwrap();
-        assert_eq!(
-            v,
-            serde_json::json!({"completions": ["a"], "ground_truth": [{"n": 1}], "messages": [{"role": "user", "content": "q"}]})
-        );
-        let r: wire::BatchResponse =
-            serde_json::from_str(r#"{"results":[{"score":0.5,"is_score_valid":true,"metrics":{"exec":1.0},"reason":"ok"}]}"#).unwrap();
-        assert_eq!(r.results[0].metrics["exec"], 1.0);
-        // The reward service answers Fireworks MetricResult objects.
-        let r: wire::BatchResponse = serde_json::from_str(
-            r#"{"results":[{"score":1.0,"is_score_valid":true,"reason":"match","metrics":{
+        let request = batch_request(&group);
+        assert_eq!(request.completions, completions);
+        assert_eq!(request.truths, Truths::Shared(gt.clone()));
+        assert_eq!(request.messages[0].content, "q");
+        assert_eq!(request.gold_sql.as_deref(), Some("SELECT count(*) FROM t"));
+    }
+
+    #[test]
+    fn an_invalid_metric_reads_as_nan() {
+        let evaluation: Evaluation = serde_json::from_str(
+            r#"{"score":1.0,"is_score_valid":true,"reason":"match","metrics":{
                 "execution":{"score":1.0,"reason":"same rows","is_score_valid":true},
-                "format":{"score":0.0,"reason":"","is_score_valid":false}}}]}"#,
+                "format":{"score":0.0,"reason":"","is_score_valid":false}}}"#,
         )
         .unwrap();
-        assert_eq!(r.results[0].metrics["execution"], 1.0);
-        assert!(r.results[0].metrics["format"].is_nan());
+        let score = RewardScore::from(evaluation);
+        assert_eq!(score.metrics["execution"], 1.0);
+        assert!(score.metrics["format"].is_nan());
+        assert_eq!(score.reason, "match");
     }
 }

@@ -6,6 +6,7 @@ use crate::checkpoint::{self, CheckpointState, RngState};
 use crate::config::ModelConfig;
 use crate::cpu::model::CpuModel;
 use crate::data::{DataCursor, PromptStream};
+#[cfg(feature = "execution")]
 use crate::execution::ExecutionReward;
 use crate::grpo::{self, Aggregation, GrpoParams, TokenInput};
 use crate::lora::{LoraConfig, LoraLayout};
@@ -173,6 +174,32 @@ impl TrainConfig {
     }
 }
 
+/// The `execution` reward: the completion's SQL runs on the sandbox in this process.
+#[cfg(feature = "execution")]
+fn execution_reward(
+    name: &str,
+    database: &Path,
+    scoring: ScoreOptions,
+) -> Result<Arc<dyn RewardFunction>> {
+    Ok(Arc::new(ExecutionReward::open(name, database, scoring)?))
+}
+
+/// Without DuckDB linked in, the sandbox cannot be opened here; the service can score instead.
+#[cfg(not(feature = "execution"))]
+fn execution_reward(
+    name: &str,
+    database: &Path,
+    _scoring: ScoreOptions,
+) -> Result<Arc<dyn RewardFunction>> {
+    bail!(
+        "reward `{name}` runs SQL on `{}` in process, but this sqlrft was built without the \
+         `execution` feature (no DuckDB); serve the sandbox with `sqlrft reward serve --db {}` \
+         and pass --reward-url instead of --sandbox",
+        database.display(),
+        database.display()
+    )
+}
+
 /// Builds the reward functions a config names; `custom` ones come from `registry` by name, and
 /// a registered function the config does not mention joins with weight 1.
 pub fn build_rewards(
@@ -203,7 +230,7 @@ pub fn build_rewards(
                             s.name
                         )
                     })?;
-                    Arc::new(ExecutionReward::open(s.name.clone(), database, s.scoring)?)
+                    execution_reward(&s.name, database, s.scoring)?
                 }
                 "custom" => registry
                     .iter()

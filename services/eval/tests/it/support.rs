@@ -146,8 +146,8 @@ pub fn plan_on(dataset: &Path, sandbox: &Path, out: &Path, models: Vec<ModelSpec
 }
 
 /// The reward service on the fixture's sandbox; the one place tests start it.
-pub async fn reward_service() -> sqlrft_reward::RunningServer {
-    sqlrft_reward::start(sqlrft_reward::RewardConfig {
+pub async fn reward_service() -> sqlrft_reward_service::RunningServer {
+    sqlrft_reward_service::start(sqlrft_reward_service::RewardConfig {
         db: Some(fixture().sandbox.clone()),
         port: 0,
         ..Default::default()

@@ -1,10 +1,10 @@
-//! The benchmark, run on demand: `cargo test -p sqlrft-reward --test it -- --ignored bench --nocapture`.
+//! The benchmark, run on demand: `cargo test -p sqlrft-reward-service --test it -- --ignored bench --nocapture`.
 //! It serves the MCP demo database (OpenFlights tables) and compares with the tutorial's own
 //! evaluate function when a Python with `requests` is found.
 
 use std::path::Path;
 
-use sqlrft_reward::{BenchArgs, run_bench};
+use sqlrft_reward_service::{BenchArgs, run_bench};
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "a benchmark, not a test: run with --ignored"]

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
-use sqlrft_reward::{RewardConfig, start};
+use sqlrft_reward_service::{RewardConfig, start};
 
 use crate::support::{chat, embedded_config, fixture};
 

@@ -1,9 +1,9 @@
 //! The HTTP API as a client (Fireworks, the trainer) uses it.
 
 use serde_json::{Value, json};
-use sqlrft_reward::{RewardConfig, openapi, start};
+use sqlrft_reward_service::{RewardConfig, openapi, start};
 
-use crate::support::{chat, client, embedded_config, embedded_server, fixture, post};
+use crate::support::{chat, client, embedded_config, embedded_server, fixture, mcp_server, post};
 
 fn evaluate_body(completion: &str, ground_truth: Value) -> Value {
     json!({"messages": chat(completion), "ground_truth": ground_truth})
@@ -488,4 +488,36 @@ async fn shutdown_drains_and_stops_listening() {
     );
     server.shutdown().await.unwrap();
     assert!(client().get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn the_service_scores_the_same_through_mcp_as_embedded() {
+    let fx = fixture();
+    let mcp = mcp_server(&fx).await;
+    let local = embedded_server(&fx).await;
+    let remote = start(RewardConfig {
+        mcp_url: Some(sqlrft_mcp::mcp_url(&mcp)),
+        port: 0,
+        ..RewardConfig::default()
+    })
+    .await
+    .unwrap();
+    let truth = json!([{"country": "Norway", "n": 2}, {"country": "Kenya", "n": 2}, {"country": "Canada", "n": 2}]);
+    for completion in [
+        "SELECT country, COUNT(*) FROM cities GROUP BY country",
+        "SELECT country, COUNT(*) FROM cities WHERE capital GROUP BY country",
+        "SELEC nonsense",
+        "DROP TABLE cities",
+    ] {
+        let body = json!({"messages": chat(completion), "ground_truth": truth, "partial": true});
+        let (_, a) = post(&local, "/v1/evaluate", &body).await;
+        let (_, b) = post(&remote, "/v1/evaluate", &body).await;
+        assert_eq!(a["score"], b["score"], "{completion}: {a} vs {b}");
+        assert_eq!(a["metrics"], b["metrics"], "{completion}");
+        assert_eq!(b["is_score_valid"], json!(true), "{b}");
+    }
+    // gold_sql through MCP as well.
+    let body = json!({"messages": chat("SELECT name FROM cities ORDER BY id"), "gold_sql": "SELECT name FROM cities ORDER BY id"});
+    let (_, answer) = post(&remote, "/v1/evaluate", &body).await;
+    assert_eq!(answer["score"], json!(1.0), "{answer}");
 }

@@ -1,9 +1,8 @@
 //! Integration tests: the reward service on 127.0.0.1:0 over a real DuckDB file, the real MCP
-//! server, and the Fireworks evaluator script.
+//! server, the reward library's client and the Fireworks evaluator script.
 
 mod bench;
-mod engine;
+mod client;
 mod evaluator_py;
-mod executors;
 mod http;
 mod support;

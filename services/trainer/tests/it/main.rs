@@ -2,6 +2,8 @@
 mod golden;
 mod hub;
 mod model;
+// In-process execution scoring (and the quickstart sandbox it reads) needs DuckDB.
+#[cfg(feature = "execution")]
 mod pipeline;
 mod reference;
 mod tiny;

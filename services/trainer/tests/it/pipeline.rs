@@ -49,7 +49,7 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
     // In process and over HTTP, the dataset's own gold SQL scores 1 and a wrong answer 0.
     let in_process =
         ExecutionReward::open("execution", &built.sandbox, ScoreOptions::default()).unwrap();
-    let service = sqlrft_reward::start(sqlrft_reward::RewardConfig {
+    let service = sqlrft_reward_service::start(sqlrft_reward_service::RewardConfig {
         db: Some(built.sandbox.clone()),
         port: 0,
         ..Default::default()

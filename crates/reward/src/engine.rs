@@ -1,5 +1,5 @@
-//! The reward engine: extract SQL, execute it, compare with the gold result, score. The HTTP
-//! service and the trainer (in process) both call it.
+//! The reward engine: extract SQL, execute it, compare with the gold result, score. The reward
+//! service calls it per request; the trainer and eval call it in process.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -9,19 +9,42 @@ use std::time::Duration;
 use futures::future::join_all;
 use lru::LruCache;
 use sqlrft_core::ResultSet;
-use sqlrft_core::extract::{check_format, extract_sql};
+use sqlrft_core::extract::extract_sql;
 use sqlrft_core::ground_truth::GroundTruth;
-use sqlrft_core::score::{Attempt, Evaluation, QueryFailure, ScoreOptions, score};
+use sqlrft_core::score::{Evaluation, ScoreOptions};
+use sqlrft_duck::OpenError;
 use sqlrft_duck::duckdb::Connection;
 
+use crate::embedded::ExecutorSpec;
 use crate::executor::{ExecError, SqlExecutor};
+use crate::gold::Gold;
 
-/// The gold side of a comparison: its rows and whether their order matters.
+/// Gold SQL results an engine keeps unless told otherwise: one per prompt of a typical dataset.
+pub const DEFAULT_GOLD_CACHE: usize = 4096;
+
+/// How to build a [`RewardEngine`]: where SQL runs, and its cache and deadline.
 #[derive(Debug, Clone)]
-pub struct Gold {
-    pub result: ResultSet,
-    pub ordered: bool,
+pub struct EngineOptions {
+    /// Where the SQL runs.
+    pub executor: ExecutorSpec,
+    /// Gold SQL results remembered (keyed by database and SQL).
+    pub gold_cache: usize,
+    /// Time allowed for executing one query, past which the evaluation is invalid.
+    pub eval_timeout: Duration,
 }
+
+impl EngineOptions {
+    /// `executor` with [`DEFAULT_GOLD_CACHE`] gold results and 30 s per execution.
+    pub fn new(executor: ExecutorSpec) -> Self {
+        EngineOptions {
+            executor,
+            gold_cache: DEFAULT_GOLD_CACHE,
+            eval_timeout: DEFAULT_EVAL_TIMEOUT,
+        }
+    }
+}
+
+const DEFAULT_EVAL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Scores completions against ground truths by executing their SQL on one database.
 pub struct RewardEngine {
@@ -36,17 +59,26 @@ pub struct RewardEngine {
 }
 
 impl RewardEngine {
-    pub fn new(executor: Arc<dyn SqlExecutor>, gold_cache_size: usize) -> anyhow::Result<Self> {
+    /// An engine on `executor` keeping `gold_cache_size` gold results, 30 s per execution.
+    pub fn new(executor: Arc<dyn SqlExecutor>, gold_cache_size: usize) -> Result<Self, OpenError> {
         Ok(RewardEngine {
             executor,
             parser: OrderParser::new()?,
             gold_cache: Mutex::new(LruCache::new(
                 NonZeroUsize::new(gold_cache_size.max(1)).expect("at least one"),
             )),
-            eval_timeout: Duration::from_secs(30),
+            eval_timeout: DEFAULT_EVAL_TIMEOUT,
         })
     }
 
+    /// Opens the executor `options` names and builds an engine on it.
+    pub fn open(options: &EngineOptions) -> Result<Self, OpenError> {
+        let mut engine = RewardEngine::new(options.executor.open()?, options.gold_cache)?;
+        engine.eval_timeout = options.eval_timeout;
+        Ok(engine)
+    }
+
+    /// Where this engine's SQL runs.
     pub fn executor(&self) -> &Arc<dyn SqlExecutor> {
         &self.executor
     }
@@ -99,25 +131,8 @@ impl RewardEngine {
             .iter()
             .zip(&extractions)
             .map(|(completion, extraction)| {
-                let format = check_format(completion);
-                let outcome: Option<Result<ResultSet, QueryFailure>> =
-                    match extraction.sql.as_deref().map(|sql| by_sql[sql]) {
-                        None => None,
-                        Some(Ok(rows)) => Some(Ok(rows.clone())),
-                        Some(Err(ExecError::Query(failure))) => Some(Err(failure.clone())),
-                        Some(Err(ExecError::Infrastructure(reason))) => {
-                            return Evaluation::invalid(format!(
-                                "{}; could not execute it: {reason}",
-                                extraction.note
-                            ));
-                        }
-                    };
-                let attempt = Attempt {
-                    extraction,
-                    format: &format,
-                    outcome: outcome.as_ref(),
-                };
-                score(attempt, &gold.result, gold.ordered, options)
+                let outcome = extraction.sql.as_deref().map(|sql| by_sql[sql]);
+                gold.score(completion, extraction, outcome, options)
             })
             .collect()
     }
@@ -219,7 +234,7 @@ struct OrderParser {
 }
 
 impl OrderParser {
-    fn new() -> anyhow::Result<Self> {
+    fn new() -> Result<Self, OpenError> {
         Ok(OrderParser {
             connection: Arc::new(Mutex::new(sqlrft_duck::scratch_database()?)),
             answers: Mutex::new(LruCache::new(NonZeroUsize::new(4096).expect("non-zero"))),

@@ -1,18 +1,18 @@
-//! The in-process API the trainer calls.
+//! The in-process API the trainer, distill and eval call.
 
 use std::sync::Arc;
 
 use serde_json::{Map, json};
 use sqlrft_core::ground_truth::GroundTruth;
 use sqlrft_core::score::ScoreOptions;
-use sqlrft_reward::{EmbeddedExecutor, RewardEngine, build_engine};
+use sqlrft_reward::{EmbeddedExecutor, EngineOptions, ExecutorSpec, RewardEngine};
 
-use crate::support::{embedded_config, fixture};
+use crate::fixture::fixture;
 
 #[tokio::test]
 async fn score_group_answers_each_completion_in_order() {
     let fx = fixture();
-    let engine = build_engine(&embedded_config(&fx)).unwrap();
+    let engine = RewardEngine::open(&EngineOptions::new(ExecutorSpec::embedded(&fx.db))).unwrap();
     let truth = GroundTruth::parse(Some(&json!([{"n": 6}])), &Map::new()).unwrap();
     let completions: Vec<String> = [
         "SELECT COUNT(*) FROM cities",

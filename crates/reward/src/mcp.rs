@@ -1,11 +1,8 @@
-//! Where SQL runs: embedded against a DuckDB file, or through an MCP server's `query` tool.
+//! Executing SQL through an MCP server's `query` tool, reading the typed `structuredContent`.
 //!
-//! Both hand back the same typed [`ResultSet`] (the MCP server sends it as `structuredContent`),
-//! so a completion scores the same either way. Failures are split in two: the query's own
-//! failure (syntax error, timeout, refused statement: the completion's fault, score 0) and an
-//! infrastructure failure (server down, busy, unreadable reply: the score would mean nothing).
+//! sqlrft's MCP server names a failed query's kind in the reply's `_meta`; other servers
+//! (mcp-server-motherduck) only write text, which is then sorted by its wording.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,106 +14,9 @@ use rmcp::service::{RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use sqlrft_core::ResultSet;
-use sqlrft_core::score::{FailureKind, QueryFailure};
-use sqlrft_duck::{PoolOptions, QueryError, QueryErrorKind, ReadOnlyPool};
+use sqlrft_duck::QueryErrorKind;
 
-/// Why a query gave no result.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ExecError {
-    /// The query itself failed: the completion's fault.
-    Query(QueryFailure),
-    /// The executor failed: the score would say nothing about the completion.
-    Infrastructure(String),
-}
-
-impl std::fmt::Display for ExecError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExecError::Query(failure) => write!(f, "{failure}"),
-            ExecError::Infrastructure(message) => f.write_str(message),
-        }
-    }
-}
-
-/// Runs one read-only SQL query and returns its typed result.
-pub trait SqlExecutor: Send + Sync {
-    fn query<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<ResultSet, ExecError>>;
-    /// Names the database for cache keys: another file, a rebuilt file or another server differ.
-    fn identity(&self) -> &str;
-    /// A sentence for logs and readiness: what runs the SQL.
-    fn describe(&self) -> String;
-}
-
-/// Maps the duck crate's errors onto the completion-or-infrastructure split.
-fn from_query_error(err: QueryError) -> ExecError {
-    from_kind(err.kind(), err.to_string(), "the embedded database")
-}
-
-/// A query's own failures score the completion; a busy or broken `runner` is infrastructure.
-fn from_kind(kind: QueryErrorKind, message: String, runner: &str) -> ExecError {
-    let kind = match kind {
-        QueryErrorKind::Refused => FailureKind::Refused,
-        QueryErrorKind::Sql => FailureKind::Sql,
-        QueryErrorKind::Timeout => FailureKind::Timeout,
-        QueryErrorKind::TooLarge => FailureKind::TooLarge,
-        QueryErrorKind::Busy | QueryErrorKind::Internal => {
-            return ExecError::Infrastructure(format!("{runner} failed: {message}"));
-        }
-    };
-    ExecError::Query(QueryFailure { kind, message })
-}
-
-/// Runs SQL in this process on a read-only pool over one DuckDB file.
-pub struct EmbeddedExecutor {
-    pool: ReadOnlyPool,
-    identity: String,
-}
-
-impl EmbeddedExecutor {
-    pub fn open(path: &Path, options: PoolOptions) -> anyhow::Result<Self> {
-        let pool = ReadOnlyPool::open(path, options)?;
-        Ok(Self::from_pool(pool))
-    }
-
-    pub fn from_pool(pool: ReadOnlyPool) -> Self {
-        let path = pool.path();
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        // Size and modification time tell a rebuilt sandbox from the old one at the same path.
-        let stamp = std::fs::metadata(path)
-            .ok()
-            .map(|m| {
-                let modified = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_nanos());
-                format!("{}:{modified}", m.len())
-            })
-            .unwrap_or_default();
-        EmbeddedExecutor {
-            identity: format!("duckdb:{}:{stamp}", canonical.display()),
-            pool,
-        }
-    }
-
-    pub fn pool(&self) -> &ReadOnlyPool {
-        &self.pool
-    }
-}
-
-impl SqlExecutor for EmbeddedExecutor {
-    fn query<'a>(&'a self, sql: &'a str) -> BoxFuture<'a, Result<ResultSet, ExecError>> {
-        Box::pin(async move { self.pool.query(sql).await.map_err(from_query_error) })
-    }
-
-    fn identity(&self) -> &str {
-        &self.identity
-    }
-
-    fn describe(&self) -> String {
-        format!("embedded DuckDB `{}`", self.pool.path().display())
-    }
-}
+use crate::executor::{ExecError, SqlExecutor};
 
 type McpClient = RunningService<RoleClient, ClientConfig>;
 
@@ -250,7 +150,9 @@ fn read_reply(reply: CallToolResult) -> Result<ResultSet, ExecError> {
             .and_then(|kind| kind.as_str())
             .and_then(QueryErrorKind::from_name);
         return Err(match named {
-            Some(kind) => from_kind(kind, strip_wrapper(&text).to_string(), "the MCP server"),
+            Some(kind) => {
+                ExecError::from_kind(kind, strip_wrapper(&text).to_string(), "the MCP server")
+            }
             None => classify_tool_error(&text),
         });
     }
@@ -276,25 +178,25 @@ fn strip_wrapper(text: &str) -> &str {
 /// Sorts a tool error that names no kind by its text (the messages the duck crate writes).
 fn classify_tool_error(text: &str) -> ExecError {
     let message = strip_wrapper(text);
-    let kind = if message.starts_with("Refused") {
-        FailureKind::Refused
-    } else if message.starts_with("Interrupted") {
-        FailureKind::Timeout
-    } else if message.starts_with("result exceeded") {
-        FailureKind::TooLarge
-    } else if message.starts_with("server busy") || message.starts_with("internal error") {
-        return ExecError::Infrastructure(format!("the MCP server failed: {message}"));
-    } else if text.starts_with("Input validation error") {
+    if text.starts_with("Input validation error") {
         return ExecError::Infrastructure(format!(
             "the MCP server rejected the tool call: {message}"
         ));
+    }
+    let kind = if message.starts_with("Refused") {
+        QueryErrorKind::Refused
+    } else if message.starts_with("Interrupted") {
+        QueryErrorKind::Timeout
+    } else if message.starts_with("result exceeded") {
+        QueryErrorKind::TooLarge
+    } else if message.starts_with("server busy") {
+        QueryErrorKind::Busy
+    } else if message.starts_with("internal error") {
+        QueryErrorKind::Internal
     } else {
-        FailureKind::Sql
+        QueryErrorKind::Sql
     };
-    ExecError::Query(QueryFailure {
-        kind,
-        message: message.to_string(),
-    })
+    ExecError::from_kind(kind, message.to_string(), "the MCP server")
 }
 
 impl SqlExecutor for McpExecutor {
@@ -313,6 +215,8 @@ impl SqlExecutor for McpExecutor {
 
 #[cfg(test)]
 mod tests {
+    use sqlrft_core::score::FailureKind;
+
     use super::*;
 
     #[test]
