@@ -37,12 +37,12 @@ pub async fn run(args: QuickstartCli) -> anyhow::Result<()> {
     if args.no_serve {
         return Ok(());
     }
-    let serve = sqlrft_mcp::McpServeArgs {
+    let mut serve = sqlrft_mcp::McpServeArgs {
         db: Some(built.sandbox.clone()),
-        port: Some(args.port),
-        print_url_to: args.print_url_to,
         ..Default::default()
     };
+    serve.serve.port = Some(args.port);
+    serve.serve.print_url_to = args.print_url_to;
     println!();
     println!(
         "Serving the sandbox read-only over MCP at http://127.0.0.1:{}/mcp (Ctrl-C to stop).",

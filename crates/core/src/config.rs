@@ -1,9 +1,11 @@
 //! Layered configuration: built-in defaults < `sqlrft.toml` < environment < command-line flags.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::Value;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -26,6 +28,28 @@ where
     T: DeserializeOwned + Serialize + Default,
     F: Serialize,
 {
+    load_with_env(section, config_file, extra_env, flags, process_env())
+}
+
+/// The process's environment variables, those that are not valid UTF-8 left out.
+pub fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os()
+        .filter_map(|(key, value)| Some((key.into_string().ok()?, value.into_string().ok()?)))
+}
+
+/// [`load`] with the environment given, so tests can show its layering without touching the
+/// process's environment (which every test thread shares).
+pub fn load_with_env<T, F>(
+    section: &str,
+    config_file: Option<&Path>,
+    extra_env: &[(&str, &str)],
+    flags: &F,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+    F: Serialize,
+{
     let file: Option<PathBuf> = match config_file {
         Some(path) if !path.is_file() => {
             return Err(ConfigError(format!(
@@ -36,20 +60,29 @@ where
         Some(path) => Some(path.to_path_buf()),
         None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
     };
+    let env: BTreeMap<String, String> = env.into_iter().collect();
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Some(file) = &file {
         figment = figment.merge(Figment::from(Toml::file(file)).focus(section));
     }
     for (variable, key) in extra_env {
-        if let Ok(value) = std::env::var(variable) {
-            figment = figment.merge(Serialized::default(key, value));
+        if let Some(value) = env.get(*variable) {
+            figment = figment.merge(Serialized::default(key, env_value(value)));
         }
     }
     let prefix = format!("SQLRFT_{}_", section.to_ascii_uppercase());
-    figment = figment
-        .merge(Env::prefixed(&prefix).lowercase(true))
-        .merge(Serialized::defaults(flags));
-    figment.extract().map_err(|err| {
+    for (variable, value) in &env {
+        let Some(key) = variable.strip_prefix(&prefix).filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        figment = figment.merge(Serialized::default(
+            &key.to_ascii_lowercase(),
+            env_value(value),
+        ));
+    }
+    figment = figment.merge(Serialized::defaults(flags));
+    // Lossy: an environment string becomes the number or boolean a field wants (`PORT=8080`).
+    figment.extract_lossy().map_err(|err| {
         let source = file
             .as_ref()
             .map(|f| {
@@ -63,6 +96,18 @@ where
             "invalid configuration for `{section}`{source}: {err}"
         ))
     })
+}
+
+/// An environment variable's value: a string (a token of digits stays a string; extraction turns
+/// it into a number where a number is wanted), or a list or table when written as one (`[a, b]`).
+fn env_value(text: &str) -> Value {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        text.parse()
+            .expect("parsing an environment value is infallible")
+    } else {
+        Value::from(text.to_string())
+    }
 }
 
 /// A configuration value that could not be read, with where it came from.
@@ -109,6 +154,51 @@ mod tests {
         );
         let unset: Demo = load("demo", Some(&file), &[], &Flags { limit: None }).unwrap();
         assert_eq!(unset.limit, 5);
+    }
+
+    #[test]
+    fn env_sits_between_the_file_and_the_flags() {
+        let dir = std::env::temp_dir().join(format!("sqlrft-config-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("sqlrft.toml");
+        std::fs::write(&file, "[demo]\nport = 1\nhost = \"file\"\nlimit = 5\n").unwrap();
+        let env = || {
+            [
+                ("SQLRFT_DEMO_HOST", "env"),
+                ("SQLRFT_DEMO_LIMIT", "6"),
+                ("SQLRFT_OTHER_PORT", "9"),
+                ("PORT", "2"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        };
+        let loaded: Demo =
+            load_with_env("demo", Some(&file), &[], &Flags { limit: Some(7) }, env()).unwrap();
+        assert_eq!(
+            loaded,
+            Demo {
+                port: 1,
+                host: "env".into(),
+                limit: 7
+            }
+        );
+        let conventional: Demo = load_with_env(
+            "demo",
+            Some(&file),
+            &[("PORT", "port")],
+            &Flags { limit: None },
+            env(),
+        )
+        .unwrap();
+        assert_eq!((conventional.port, conventional.limit), (2, 6));
+        let digits: Demo = load_with_env(
+            "demo",
+            None,
+            &[],
+            &Flags { limit: None },
+            [("SQLRFT_DEMO_HOST".to_string(), "12345".to_string())],
+        )
+        .unwrap();
+        assert_eq!(digits.host, "12345", "a token of digits is still a string");
     }
 
     #[test]

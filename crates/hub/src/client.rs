@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use reqwest::{RequestBuilder, Response, StatusCode};
-use sqlrft_llm::{Backoff, parse_retry_after};
+use sqlrft_retry::{Backoff, Failure, GaveUp, RetryPolicy, parse_retry_after};
 
 /// Model or dataset repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -148,10 +148,8 @@ pub struct HubConfig {
     pub token: Option<String>,
     /// Download cache root.
     pub cache_dir: PathBuf,
-    /// Retries after the first attempt on 429/5xx/transport errors.
-    pub retries: u32,
-    /// Delays between retries.
-    pub backoff: Backoff,
+    /// Retries after the first attempt on 429/5xx/transport errors, and the delays between them.
+    pub retry: RetryPolicy,
     /// Timeout of small API calls (not of downloads and uploads, which may take long).
     pub api_timeout: Duration,
 }
@@ -173,10 +171,12 @@ impl HubConfig {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             token,
             cache_dir: default_cache_dir(),
-            retries: 5,
-            backoff: Backoff {
-                base: Duration::from_millis(500),
-                max: Duration::from_secs(60),
+            retry: RetryPolicy {
+                retries: 5,
+                backoff: Backoff {
+                    base: Duration::from_millis(500),
+                    max: Duration::from_secs(60),
+                },
             },
             api_timeout: Duration::from_secs(60),
         }
@@ -267,40 +267,43 @@ impl HubClient {
         what: &str,
         make: impl Fn() -> Result<RequestBuilder, HubError>,
     ) -> Result<Response, HubError> {
-        let attempts = self.config.retries.saturating_add(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let make = &make;
+        let result = sqlrft_retry::retry(&self.config.retry, "Hub request", |_| async move {
             // Execute with the client that built the request (HEADs use one without redirects).
-            let (http, request) = make()?.build_split();
-            let request = request.map_err(|e| HubError::protocol(what, e.to_string()))?;
+            let (http, request) = make().map_err(Failure::Permanent)?.build_split();
+            let request =
+                request.map_err(|e| Failure::Permanent(HubError::protocol(what, e.to_string())))?;
             let url = request.url().to_string();
-            let (err, retry_after) = match http.execute(request).await {
+            match http.execute(request).await {
                 Ok(response) if is_retryable_status(response.status()) => {
                     let retry_after = response
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    (status_error(what, response).await, retry_after)
+                    Err(Failure::Transient {
+                        error: status_error(what, response).await,
+                        retry_after,
+                    })
                 }
-                Ok(response) => return Ok(response),
-                Err(e) => (transport_error(what, &url, e), None),
-            };
-            if attempt >= attempts {
-                return Err(if attempt > 1 {
-                    HubError::Exhausted {
-                        attempts: attempt,
-                        last: Box::new(err),
-                    }
-                } else {
-                    err
-                });
+                Ok(response) => Ok(response),
+                Err(e) => Err(Failure::Transient {
+                    error: transport_error(what, &url, e),
+                    retry_after: None,
+                }),
             }
-            let delay = self.config.backoff.delay(attempt - 1, retry_after);
-            tracing::warn!(attempt, ?delay, error = %err, "Hub request failed; retrying");
-            tokio::time::sleep(delay).await;
-        }
+        })
+        .await;
+        result.map_err(|GaveUp { attempts, last }| {
+            if attempts > 1 {
+                HubError::Exhausted {
+                    attempts,
+                    last: Box::new(last),
+                }
+            } else {
+                last
+            }
+        })
     }
 
     /// Like [`send`](Self::send), then turns any non-2xx status into an error.

@@ -7,9 +7,10 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use crate::backoff::{Backoff, parse_retry_after};
+use sqlrft_retry::{Backoff, Failure, GaveUp, RetryPolicy, parse_retry_after};
+
 use crate::chat::{ChatRequest, ChatResponse, JsonSchemaFormat, snippet};
-use crate::config::LlmConfig;
+use crate::config::{LlmConfig, TokenLimitField};
 use crate::usage::{Pricing, Usage, UsageMeter};
 
 /// Why a chat call failed.
@@ -98,10 +99,18 @@ impl LlmError {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
-        match self {
+    /// How the retry loop should treat this error.
+    fn into_failure(self) -> Failure<LlmError> {
+        if !self.is_retryable() {
+            return Failure::Permanent(self);
+        }
+        let retry_after = match &self {
             LlmError::Status { retry_after, .. } => *retry_after,
             _ => None,
+        };
+        Failure::Transient {
+            error: self,
+            retry_after,
         }
     }
 }
@@ -129,7 +138,7 @@ struct Inner {
     api_key: Option<String>,
     permits: Semaphore,
     meter: UsageMeter,
-    backoff: Backoff,
+    retry: RetryPolicy,
 }
 
 impl std::fmt::Debug for LlmClient {
@@ -142,25 +151,44 @@ impl std::fmt::Debug for LlmClient {
 }
 
 impl LlmClient {
-    /// A client for `config`, reading the API key from its environment variable.
+    /// A client for `config`, reading the API key (and, for OpenAI, `OPENAI_BASE_URL`) from the
+    /// process environment.
     pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
+        Self::with_env(config, |name| std::env::var(name).ok())
+    }
+
+    /// A client for `config`, reading the API key and base-URL variables through `env`.
+    pub fn with_env(
+        config: LlmConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, LlmError> {
         let api_key = match config.resolved_api_key_env() {
-            Some(env) => match std::env::var(&env) {
-                Ok(key) if !key.trim().is_empty() => Some(key.trim().to_string()),
+            Some(name) => match env(&name) {
+                Some(key) if !key.trim().is_empty() => Some(key.trim().to_string()),
                 _ => {
                     return Err(LlmError::MissingApiKey {
-                        env,
+                        env: name,
                         provider: config.provider.to_string(),
                     });
                 }
             },
             None => None,
         };
-        Self::with_api_key(config, api_key)
+        let base_url = config.resolved_base_url(env);
+        Self::build(config, api_key, base_url)
     }
 
     /// A client for `config` with an explicit key (`None`: send no `Authorization`).
     pub fn with_api_key(config: LlmConfig, api_key: Option<String>) -> Result<Self, LlmError> {
+        let base_url = config.resolved_base_url(|name| std::env::var(name).ok());
+        Self::build(config, api_key, base_url)
+    }
+
+    fn build(
+        config: LlmConfig,
+        api_key: Option<String>,
+        base_url: String,
+    ) -> Result<Self, LlmError> {
         if config.max_concurrency == 0 {
             return Err(LlmError::Config(
                 "max_concurrency must be at least 1".into(),
@@ -171,7 +199,7 @@ impl LlmClient {
             .connect_timeout(config.timeout.min(Duration::from_secs(30)))
             .build()
             .map_err(|e| LlmError::Config(format!("could not build the HTTP client: {e}")))?;
-        let url = format!("{}/chat/completions", config.resolved_base_url());
+        let url = format!("{base_url}/chat/completions");
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 http,
@@ -179,9 +207,12 @@ impl LlmClient {
                 api_key,
                 permits: Semaphore::new(config.max_concurrency),
                 meter: UsageMeter::default(),
-                backoff: Backoff {
-                    base: config.backoff_base,
-                    max: config.backoff_max,
+                retry: RetryPolicy {
+                    retries: config.retries,
+                    backoff: Backoff {
+                        base: config.backoff_base,
+                        max: config.backoff_max,
+                    },
                 },
                 config,
             }),
@@ -210,10 +241,12 @@ impl LlmClient {
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
         let body = self.complete_request(request)?;
         let inner = &self.inner;
-        let attempts = inner.config.retries.saturating_add(1);
-        let mut attempt = 0;
-        loop {
-            let result = {
+        let body = &body;
+        let result = sqlrft_retry::retry(&inner.retry, "LLM call", |attempt| {
+            if attempt > 0 {
+                inner.meter.record_retry();
+            }
+            async move {
                 // The permit is held for one HTTP exchange only, never across a backoff sleep,
                 // so a waiting retry does not starve other calls.
                 let _permit = inner
@@ -221,34 +254,28 @@ impl LlmClient {
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
-                self.send_once(&body).await
-            };
-            attempt += 1;
-            match result {
-                Ok(response) => {
-                    let usage = response.usage.unwrap_or_default();
-                    inner
-                        .meter
-                        .record_success(usage.prompt_tokens, usage.completion_tokens);
-                    return Ok(response);
-                }
-                Err(err) if err.is_retryable() && attempt < attempts => {
-                    inner.meter.record_retry();
-                    let delay = inner.backoff.delay(attempt - 1, err.retry_after());
-                    tracing::warn!(attempt, ?delay, error = %err, "LLM call failed; retrying");
-                    tokio::time::sleep(delay).await;
-                }
-                Err(err) => {
-                    inner.meter.record_failure();
-                    return Err(if attempt > 1 {
-                        LlmError::Exhausted {
-                            attempts: attempt,
-                            last: Box::new(err),
-                        }
-                    } else {
-                        err
-                    });
-                }
+                self.send_once(body).await.map_err(LlmError::into_failure)
+            }
+        })
+        .await;
+        match result {
+            Ok(response) => {
+                let usage = response.usage.unwrap_or_default();
+                inner
+                    .meter
+                    .record_success(usage.prompt_tokens, usage.completion_tokens);
+                Ok(response)
+            }
+            Err(GaveUp { attempts, last }) => {
+                inner.meter.record_failure();
+                Err(if attempts > 1 {
+                    LlmError::Exhausted {
+                        attempts,
+                        last: Box::new(last),
+                    }
+                } else {
+                    last
+                })
             }
         }
     }
@@ -279,6 +306,13 @@ impl LlmClient {
         request.top_p = request.top_p.or(c.top_p);
         request.max_tokens = request.max_tokens.or(c.max_tokens);
         request.seed = request.seed.or(c.seed);
+        if c.resolved_token_limit_field() == TokenLimitField::MaxCompletionTokens
+            && let Some(limit) = request.max_tokens.take()
+        {
+            request
+                .extra
+                .insert("max_completion_tokens".into(), limit.into());
+        }
         Ok(request)
     }
 
@@ -353,18 +387,27 @@ mod tests {
         let mut c = LlmConfig::new(Provider::Vllm, "m1");
         c.temperature = Some(0.7);
         c.seed = Some(9);
-        let client = LlmClient::new(c).unwrap();
+        c.max_tokens = Some(64);
+        let client = LlmClient::new(c.clone()).unwrap();
         let r = client
             .complete_request(ChatRequest::new(vec![]).with_temperature(0.1))
             .unwrap();
         assert_eq!(r.model, "m1");
         assert_eq!(r.temperature, Some(0.1));
         assert_eq!(r.seed, Some(9));
+        assert_eq!(r.max_tokens, Some(64));
+        c.token_limit_field = Some(TokenLimitField::MaxCompletionTokens);
+        let moved = LlmClient::new(c)
+            .unwrap()
+            .complete_request(ChatRequest::new(vec![]))
+            .unwrap();
+        assert_eq!(moved.max_tokens, None);
+        assert_eq!(moved.extra["max_completion_tokens"], 64);
     }
 
     #[test]
     fn no_model_is_a_config_error() {
-        let client = LlmClient::new(LlmConfig::default()).unwrap();
+        let client = LlmClient::with_api_key(LlmConfig::default(), None).unwrap();
         let err = client
             .complete_request(ChatRequest::new(vec![]))
             .unwrap_err();

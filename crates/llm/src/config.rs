@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
-    /// api.openai.com.
+    /// api.openai.com (or `OPENAI_BASE_URL`): the default.
     #[cfg_attr(feature = "clap", value(name = "openai"))]
+    #[default]
     OpenAi,
     /// A local or self-hosted vLLM (`vllm serve`), OpenAI-compatible on port 8000.
-    #[default]
     Vllm,
     /// Groq's OpenAI-compatible API.
     Groq,
@@ -44,6 +44,25 @@ impl Provider {
             Provider::Groq => "https://api.groq.com/openai/v1",
             Provider::HuggingFace => "https://router.huggingface.co/v1",
             Provider::Fireworks => "https://api.fireworks.ai/inference/v1",
+        }
+    }
+
+    /// Name of the environment variable that conventionally overrides the base URL, as the
+    /// provider's own SDKs read it.
+    pub fn base_url_env(self) -> Option<&'static str> {
+        match self {
+            Provider::OpenAi => Some("OPENAI_BASE_URL"),
+            _ => None,
+        }
+    }
+
+    /// Which request field limits the completion's length. OpenAI's reasoning models reject
+    /// `max_tokens` and every OpenAI model takes `max_completion_tokens`; the other providers'
+    /// OpenAI-compatible APIs are sure to take `max_tokens`.
+    pub fn default_token_limit_field(self) -> TokenLimitField {
+        match self {
+            Provider::OpenAi => TokenLimitField::MaxCompletionTokens,
+            _ => TokenLimitField::MaxTokens,
         }
     }
 
@@ -96,6 +115,19 @@ impl FromStr for Provider {
     }
 }
 
+/// The request field that carries the completion length limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "snake_case")]
+pub enum TokenLimitField {
+    /// `max_tokens`: what most OpenAI-compatible servers take.
+    #[cfg_attr(feature = "clap", value(name = "max_tokens"))]
+    MaxTokens,
+    /// `max_completion_tokens`: what OpenAI takes (and its reasoning models require).
+    #[cfg_attr(feature = "clap", value(name = "max_completion_tokens"))]
+    MaxCompletionTokens,
+}
+
 /// Client settings. Every field has a default, so a config file may name only what differs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -127,6 +159,9 @@ pub struct LlmConfig {
     pub top_p: Option<f32>,
     /// Default completion length limit.
     pub max_tokens: Option<u32>,
+    /// The request field the limit goes in; `None` uses the provider's (see
+    /// [`Provider::default_token_limit_field`]).
+    pub token_limit_field: Option<TokenLimitField>,
     /// Default sampling seed (not every provider honours it).
     pub seed: Option<u64>,
     /// US dollars per million prompt tokens, for cost estimates.
@@ -144,12 +179,14 @@ impl Default for LlmConfig {
             api_key_env: None,
             max_concurrency: 16,
             retries: 3,
-            timeout: Duration::from_secs(120),
+            // Long enough for a reasoning teacher's few thousand tokens; a hung call still ends.
+            timeout: Duration::from_secs(300),
             backoff_base: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             temperature: None,
             top_p: None,
             max_tokens: None,
+            token_limit_field: None,
             seed: None,
             price_input_per_million: None,
             price_output_per_million: None,
@@ -167,13 +204,28 @@ impl LlmConfig {
         }
     }
 
-    /// The base URL requests go to, without a trailing slash.
-    pub fn resolved_base_url(&self) -> String {
+    /// The base URL requests go to, without a trailing slash: `base_url`, else the provider's
+    /// environment variable (`OPENAI_BASE_URL`) as `env` reads it, else the provider's default.
+    pub fn resolved_base_url(&self, env: impl Fn(&str) -> Option<String>) -> String {
+        let from_env = || {
+            self.provider
+                .base_url_env()
+                .and_then(&env)
+                .filter(|url| !url.trim().is_empty())
+        };
         self.base_url
-            .as_deref()
-            .unwrap_or(self.provider.default_base_url())
+            .clone()
+            .or_else(from_env)
+            .unwrap_or_else(|| self.provider.default_base_url().to_string())
+            .trim()
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The request field the completion length limit goes in.
+    pub fn resolved_token_limit_field(&self) -> TokenLimitField {
+        self.token_limit_field
+            .unwrap_or(self.provider.default_token_limit_field())
     }
 
     /// The environment variable the API key is read from, if any.
@@ -213,10 +265,43 @@ mod tests {
 
     #[test]
     fn base_url_override_wins_and_loses_trailing_slash() {
+        let no_env = |_: &str| None;
         let mut c = LlmConfig::new(Provider::Groq, "m");
-        assert_eq!(c.resolved_base_url(), "https://api.groq.com/openai/v1");
+        assert_eq!(
+            c.resolved_base_url(no_env),
+            "https://api.groq.com/openai/v1"
+        );
         c.base_url = Some("http://127.0.0.1:9/v1/".into());
-        assert_eq!(c.resolved_base_url(), "http://127.0.0.1:9/v1");
+        assert_eq!(c.resolved_base_url(no_env), "http://127.0.0.1:9/v1");
+    }
+
+    #[test]
+    fn openai_base_url_env_applies_to_openai_only_and_loses_to_the_config() {
+        let env =
+            |name: &str| (name == "OPENAI_BASE_URL").then(|| "http://proxy:1/v1/".to_string());
+        let mut c = LlmConfig::new(Provider::OpenAi, "m");
+        assert_eq!(c.resolved_base_url(env), "http://proxy:1/v1");
+        assert_eq!(
+            LlmConfig::new(Provider::Groq, "m").resolved_base_url(env),
+            Provider::Groq.default_base_url()
+        );
+        c.base_url = Some("http://mine:2/v1".into());
+        assert_eq!(c.resolved_base_url(env), "http://mine:2/v1");
+    }
+
+    #[test]
+    fn openai_gets_max_completion_tokens_unless_configured() {
+        let mut c = LlmConfig::new(Provider::OpenAi, "o3-mini");
+        assert_eq!(
+            c.resolved_token_limit_field(),
+            TokenLimitField::MaxCompletionTokens
+        );
+        c.token_limit_field = Some(TokenLimitField::MaxTokens);
+        assert_eq!(c.resolved_token_limit_field(), TokenLimitField::MaxTokens);
+        assert_eq!(
+            LlmConfig::new(Provider::Vllm, "m").resolved_token_limit_field(),
+            TokenLimitField::MaxTokens
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! With the `stub` feature, [`stub`] serves a scriptable OpenAI-compatible endpoint on
 //! 127.0.0.1 for tests of this and other crates.
 
-mod backoff;
+#[cfg(feature = "clap")]
+mod args;
 mod chat;
 mod client;
 mod config;
@@ -13,11 +14,12 @@ mod config;
 pub mod stub;
 mod usage;
 
-pub use backoff::{Backoff, parse_retry_after};
+#[cfg(feature = "clap")]
+pub use args::LlmArgs;
 pub use chat::{
     ChatRequest, ChatResponse, Choice, ChoiceMessage, JsonSchemaFormat, Message, ResponseFormat,
     Role, TokenUsage,
 };
 pub use client::{LlmClient, LlmError, Structured};
-pub use config::{LlmConfig, Provider};
+pub use config::{LlmConfig, Provider, TokenLimitField};
 pub use usage::{Pricing, Usage, UsageMeter};

@@ -1,6 +1,13 @@
 //! What every sqlrft HTTP service does the same way, so `sqlrft mcp serve` and `sqlrft reward
 //! serve` behave alike on Cloud Run: bind with a clear error, TCP_NODELAY, drain on SIGTERM,
-//! a bearer token on the API routes, and 503 + `Retry-After` instead of a queue.
+//! a bearer token on the API routes, 503 + `Retry-After` instead of a queue (with a signal that
+//! the client went away), and one spelling of the flags they share.
+
+mod args;
+mod shed;
+
+pub use args::{QueryLimitArgs, ServeArgs};
+pub use shed::{ClientGone, shed_load};
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -259,3 +259,94 @@ pub async fn run_quickstart(args: &QuickstartArgs) -> Result<QuickstartOutcome> 
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::LlmStage;
+    use clap::Parser;
+    use sqlrft_llm::Provider;
+    use std::time::Duration;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        build: BuildCommand,
+    }
+
+    fn queries_llm(extra: &[&str]) -> LlmArgs {
+        let line = ["sqlrft-build", "queries", "--llm"].iter().chain(extra);
+        match Cli::try_parse_from(line).unwrap().build {
+            BuildCommand::Queries(args) => args.llm,
+            _ => unreachable!("parsed `queries`"),
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn llm_settings_come_from_the_file_then_the_environment_then_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sqlrft.toml");
+        std::fs::write(
+            &file,
+            "[llm]\nprovider = \"vllm\"\nmodel = \"file-model\"\nretries = 1\ntimeout = \"20s\"\n",
+        )
+        .unwrap();
+        let config_flag = ["--config", file.to_str().unwrap()];
+        let resolve = |args: &LlmArgs, vars: &[(&str, &str)]| {
+            args.config_with_env(LlmStage::Queries, env(vars))
+                .unwrap()
+                .expect("the queries stage uses the LLM")
+        };
+
+        let file_only = resolve(&queries_llm(&config_flag), &[]);
+        assert_eq!(file_only.provider, Provider::Vllm);
+        assert_eq!(
+            (file_only.model.as_str(), file_only.retries),
+            ("file-model", 1)
+        );
+
+        let vars = [
+            ("SQLRFT_LLM_MODEL", "env-model"),
+            ("SQLRFT_LLM_RETRIES", "2"),
+        ];
+        let with_env = resolve(&queries_llm(&config_flag), &vars);
+        assert_eq!(
+            (with_env.model.as_str(), with_env.retries),
+            ("env-model", 2)
+        );
+        assert_eq!(with_env.timeout, Duration::from_secs(20));
+
+        let mut line = config_flag.to_vec();
+        line.extend(["--llm-model", "flag-model", "--llm-retries", "4"]);
+        let with_flags = resolve(&queries_llm(&line), &vars);
+        assert_eq!(
+            (with_flags.model.as_str(), with_flags.retries),
+            ("flag-model", 4)
+        );
+        assert_eq!(with_flags.provider, Provider::Vllm);
+        assert_eq!(with_flags.timeout, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn offline_stages_and_a_missing_model() {
+        let offline = queries_llm(&["--llm-stages", "questions", "--llm-model", "m"]);
+        assert!(
+            offline
+                .config_with_env(LlmStage::Queries, env(&[]))
+                .unwrap()
+                .is_none()
+        );
+        let err = queries_llm(&[])
+            .config_with_env(LlmStage::Queries, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--llm-model"), "{err}");
+    }
+}

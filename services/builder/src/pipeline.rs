@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::json;
 use sqlrft_core::dataset::Complexity;
 use sqlrft_files::{write_json, write_jsonl};
-use sqlrft_llm::{LlmClient, LlmConfig, Provider};
+use sqlrft_llm::{LlmClient, LlmConfig};
 
 use crate::catalog::{SchemaSource, read_schema};
 use crate::grammar::{Generator, Profiles};
@@ -161,7 +161,9 @@ pub enum LlmStage {
     Questions,
 }
 
-/// The OpenAI-compatible endpoint for `--llm` (OpenAI, vLLM, Groq, Hugging Face, Fireworks).
+/// The OpenAI-compatible endpoint for `--llm` (OpenAI, vLLM, Groq, Hugging Face, Fireworks):
+/// the `--llm-*` flags every LLM-using command shares, over `[llm]` in sqlrft.toml and
+/// `SQLRFT_LLM_*`.
 #[derive(Debug, Clone, Args)]
 pub struct LlmArgs {
     /// Use an LLM (the default is offline: seeded generator, grammar, templates).
@@ -175,25 +177,11 @@ pub struct LlmArgs {
         default_value = "sandbox,queries,questions"
     )]
     pub llm_stages: Vec<LlmStage>,
-    #[arg(long, env = "SQLRFT_LLM_PROVIDER", default_value = "openai")]
-    pub llm_provider: Provider,
-    /// Overrides the provider's base URL, e.g. http://localhost:8000/v1.
-    #[arg(long, env = "SQLRFT_LLM_BASE_URL")]
-    pub llm_base_url: Option<String>,
-    #[arg(long, env = "SQLRFT_LLM_MODEL")]
-    pub llm_model: Option<String>,
-    /// Environment variable holding the API key (default: the provider's, e.g. OPENAI_API_KEY).
-    #[arg(long)]
-    pub llm_api_key_env: Option<String>,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 16)]
-    pub llm_concurrency: usize,
-    /// Retries on 429, 5xx and timeouts.
-    #[arg(long, default_value_t = 3)]
-    pub llm_retries: u32,
-    /// Seconds before one request is abandoned.
-    #[arg(long, default_value_t = 120.0)]
-    pub llm_timeout: f64,
+    #[command(flatten)]
+    pub client: sqlrft_llm::LlmArgs,
+    /// TOML config file whose [llm] table sets the client [default: ./sqlrft.toml if present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 impl Default for LlmArgs {
@@ -201,13 +189,8 @@ impl Default for LlmArgs {
         LlmArgs {
             llm: false,
             llm_stages: vec![LlmStage::Sandbox, LlmStage::Queries, LlmStage::Questions],
-            llm_provider: Provider::default(),
-            llm_base_url: None,
-            llm_model: None,
-            llm_api_key_env: None,
-            llm_concurrency: 16,
-            llm_retries: 3,
-            llm_timeout: 120.0,
+            client: sqlrft_llm::LlmArgs::default(),
+            config: None,
         }
     }
 }
@@ -215,32 +198,46 @@ impl Default for LlmArgs {
 impl LlmArgs {
     /// The client for `stage`, or `None` when the stage runs offline.
     pub fn client_for(&self, stage: LlmStage) -> Result<Option<LlmClient>> {
-        if !self.llm || !self.llm_stages.contains(&stage) {
+        let Some(config) = self.config_for(stage)? else {
             return Ok(None);
-        }
-        let Some(model) = self.llm_model.clone().filter(|m| !m.trim().is_empty()) else {
-            bail!("--llm needs a model: pass --llm-model (or set SQLRFT_LLM_MODEL)");
         };
-        let mut config = LlmConfig::new(self.llm_provider, model);
-        config.base_url = self.llm_base_url.clone();
-        config.api_key_env = self.llm_api_key_env.clone();
-        config.max_concurrency = self.llm_concurrency.max(1);
-        config.retries = self.llm_retries;
-        config.timeout = Duration::from_secs_f64(self.llm_timeout.max(0.1));
         let client = LlmClient::new(config)
             .map_err(|e| anyhow::anyhow!("could not set up the LLM client: {e}"))?;
         Ok(Some(client))
     }
 
-    /// What identifies the model for stage keys (changing the model redoes the stage).
-    fn identity(&self, stage: LlmStage) -> serde_json::Value {
+    /// The client settings for `stage` (defaults < `[llm]` < `SQLRFT_LLM_*` < flags), or `None`
+    /// when the stage runs offline.
+    pub fn config_for(&self, stage: LlmStage) -> Result<Option<LlmConfig>> {
+        self.config_with_env(stage, sqlrft_core::config::process_env())
+    }
+
+    pub(crate) fn config_with_env(
+        &self,
+        stage: LlmStage,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Option<LlmConfig>> {
         if !self.llm || !self.llm_stages.contains(&stage) {
-            return json!(null);
+            return Ok(None);
         }
-        json!({
-            "provider": self.llm_provider.name(),
-            "base_url": self.llm_base_url,
-            "model": self.llm_model,
+        let config = self.client.resolve_with_env(self.config.as_deref(), env)?;
+        if config.model.trim().is_empty() {
+            bail!(
+                "--llm needs a model: pass --llm-model (or set SQLRFT_LLM_MODEL, or `model` in [llm] of sqlrft.toml)"
+            );
+        }
+        Ok(Some(config))
+    }
+
+    /// What identifies the model for stage keys (changing the model redoes the stage).
+    fn identity(&self, stage: LlmStage) -> Result<serde_json::Value> {
+        Ok(match self.config_for(stage)? {
+            None => json!(null),
+            Some(config) => json!({
+                "provider": config.provider.name(),
+                "base_url": config.base_url,
+                "model": config.model,
+            }),
         })
     }
 }
@@ -457,7 +454,7 @@ pub async fn sandbox_stage(
         opts.rows,
         opts.table_rows,
         common.seed,
-        llm.identity(LlmStage::Sandbox),
+        llm.identity(LlmStage::Sandbox)?,
         opts.rows_per_call
     ]));
     if let Some(done) = skip_if_done(common, STAGE, &key)? {
@@ -536,7 +533,7 @@ pub async fn queries_stage(
         opts.count,
         opts.mix.to_string(),
         common.seed,
-        llm.identity(LlmStage::Queries),
+        llm.identity(LlmStage::Queries)?,
         opts.queries_per_call
     ]));
     if let Some(done) = skip_if_done(common, STAGE, &key)? {
@@ -709,7 +706,7 @@ pub async fn questions_stage(
         truth_record.key,
         opts.styles,
         common.seed,
-        llm.identity(LlmStage::Questions)
+        llm.identity(LlmStage::Questions)?
     ]));
     if let Some(done) = skip_if_done(common, STAGE, &key)? {
         return Ok(done);

@@ -13,9 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlrft_duck::Limits;
-use sqlrft_llm::{ChatRequest, LlmClient, LlmConfig, Provider, Usage};
+use sqlrft_hub::HubArgs;
+use sqlrft_llm::{ChatRequest, LlmArgs, LlmClient, LlmConfig, Usage};
 
-use crate::hub::HubArgs;
 use crate::output::ResumableJsonl;
 use crate::prompt::{student_prompt, teacher_messages};
 use crate::publish::{PublishDatasetArgs, run_publish_dataset};
@@ -37,21 +37,32 @@ const OUTPUT_FIELDS: [&str; 9] = [
     "prompt",
 ];
 
-/// Flags of `sqlrft distill`.
+/// Flags of `sqlrft distill`. The teacher is set with the `--llm-*` flags every LLM-using
+/// command shares (over `[llm]` in sqlrft.toml and `SQLRFT_LLM_*`); distill's former spellings
+/// (`--model`, `--provider`, `--base-url`, `--batch-size`, `--timeout-secs`, …) still work.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("model", |a| a.alias("model")),
+    mut_arg("provider", |a| a.alias("provider")),
+    mut_arg("base_url", |a| a.alias("base-url")),
+    mut_arg("api_key_env", |a| a.alias("api-key-env")),
+    mut_arg("max_concurrency", |a| a.alias("batch-size")),
+    mut_arg("retries", |a| a.alias("retries")),
+    mut_arg("timeout", |a| a.alias("timeout-secs")),
+    mut_arg("temperature", |a| a.alias("temperature")),
+    mut_arg("max_tokens", |a| a.alias("max-tokens")),
+    mut_arg("seed", |a| a.alias("seed")),
+    mut_arg("price_input", |a| a.alias("price-input")),
+    mut_arg("price_output", |a| a.alias("price-output")),
+)]
 pub struct DistillArgs {
-    /// Teacher model, as the provider names it (e.g. `meta-llama/Llama-3.1-70B-Instruct`).
-    #[arg(long)]
-    pub model: String,
-    /// Teacher API: any OpenAI-compatible endpoint family (case-insensitive, `vLLM` works).
-    #[arg(long, value_enum, ignore_case = true, default_value_t = Provider::Vllm)]
-    pub provider: Provider,
-    /// Overrides the provider's base URL (e.g. `http://gpu-box:8000/v1`).
-    #[arg(long)]
-    pub base_url: Option<String>,
-    /// Environment variable holding the API key (default: the provider's, e.g. GROQ_API_KEY).
-    #[arg(long)]
-    pub api_key_env: Option<String>,
+    /// The teacher: provider, model, endpoint, concurrency, retries, timeout, sampling (sample k
+    /// uses seed + k) [distill's defaults: temperature 0.7, 4096 tokens].
+    #[command(flatten)]
+    pub llm: LlmArgs,
+    /// TOML config file whose [llm] table sets the teacher [default: ./sqlrft.toml if present].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Source dataset on the Hugging Face Hub (gretelai/synthetic_text_to_sql shape).
     #[arg(long, conflicts_with = "input")]
@@ -90,30 +101,6 @@ pub struct DistillArgs {
     /// Teacher samples per item; the best-matching one is kept.
     #[arg(long, default_value_t = 1)]
     pub num_generations: u32,
-    /// Concurrent teacher requests.
-    #[arg(long, default_value_t = 16)]
-    pub batch_size: usize,
-    /// Retries per request on 429/5xx/timeouts.
-    #[arg(long, default_value_t = 3)]
-    pub retries: u32,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 300)]
-    pub timeout_secs: u64,
-    /// Sampling temperature.
-    #[arg(long, default_value_t = 0.7)]
-    pub temperature: f32,
-    /// Completion length limit.
-    #[arg(long, default_value_t = 4096)]
-    pub max_tokens: u32,
-    /// Sampling seed (sample k uses seed + k).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// US dollars per million prompt tokens, for the cost estimate.
-    #[arg(long)]
-    pub price_input: Option<f64>,
-    /// US dollars per million completion tokens, for the cost estimate.
-    #[arg(long)]
-    pub price_output: Option<f64>,
 
     /// Execute each answer's SQL on the item's database and compare with the gold result.
     #[arg(long)]
@@ -258,12 +245,35 @@ pub(crate) fn sidecar(output: &Path, suffix: &str) -> PathBuf {
     output.with_file_name(format!("{stem}.{suffix}"))
 }
 
+impl DistillArgs {
+    /// The teacher's client settings: defaults < `[llm]` < `SQLRFT_LLM_*` (from `env`) < flags,
+    /// with distill's own sampling defaults where none of them says.
+    pub fn teacher(
+        &self,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<LlmConfig> {
+        let mut config = self.llm.resolve_with_env(self.config.as_deref(), env)?;
+        if config.model.trim().is_empty() {
+            bail!(
+                "no teacher model: pass --llm-model (e.g. meta-llama/Llama-3.1-70B-Instruct), or set SQLRFT_LLM_MODEL or `model` in [llm] of sqlrft.toml"
+            );
+        }
+        if config.max_concurrency == 0 {
+            bail!("--llm-concurrency (--batch-size) must be at least 1");
+        }
+        config.temperature.get_or_insert(0.7);
+        config.max_tokens.get_or_insert(4096);
+        Ok(config)
+    }
+}
+
 /// Runs `sqlrft distill`.
 pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
     let started = Instant::now();
-    if args.batch_size == 0 || args.num_generations == 0 {
-        bail!("--batch-size and --num-generations must be at least 1");
+    if args.num_generations == 0 {
+        bail!("--num-generations must be at least 1");
     }
+    let config = args.teacher(sqlrft_core::config::process_env())?;
     let spec = match (&args.dataset_repo_id, &args.input) {
         (Some(repo_id), None) => SourceSpec::Hub {
             repo_id: repo_id.clone(),
@@ -283,19 +293,12 @@ pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
     };
     let output = shard.map_or_else(|| args.output.clone(), |s| s.output_path(&args.output));
 
-    let mut config = LlmConfig::new(args.provider, args.model.clone());
-    config.base_url = args.base_url.clone();
-    config.api_key_env = args.api_key_env.clone();
-    config.max_concurrency = args.batch_size;
-    config.retries = args.retries;
-    config.timeout = Duration::from_secs(args.timeout_secs);
-    config.temperature = Some(args.temperature);
-    config.max_tokens = Some(args.max_tokens);
-    config.price_input_per_million = args.price_input;
-    config.price_output_per_million = args.price_output;
+    let batch_size = config.max_concurrency;
+    let (model, provider) = (config.model.clone(), config.provider);
     let client = LlmClient::new(config).context("could not set up the teacher client")?;
 
-    let hub = args.hub.client()?;
+    let hub_settings = args.hub.resolve(args.config.as_deref())?;
+    let hub = sqlrft_hub::HubClient::new(hub_settings.config())?;
     let limit = (args.limit > 0).then_some(args.limit);
     let rows = load_rows(&spec, &hub, limit).await?;
     let build_shaped = rows.first().is_some_and(|r| r.contains_key("messages"))
@@ -364,7 +367,7 @@ pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
                 (item, outcome)
             }
         })
-        .buffer_unordered(args.batch_size);
+        .buffer_unordered(batch_size);
     while let Some((item, outcome)) = outcomes.next().await {
         match outcome {
             Outcome::Kept(record) => kept_out.append(&item.id, &record)?,
@@ -395,8 +398,8 @@ pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
 
     let (kept, valid, invalid) = count_kept(&output)?;
     let mut summary = DistillSummary {
-        model: args.model.clone(),
-        provider: args.provider.to_string(),
+        model: model.clone(),
+        provider: provider.to_string(),
         source: source_name,
         shard: shard.map(|s| s.to_string()),
         source_rows,
@@ -424,11 +427,11 @@ pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
             private: args.private_repo,
             files: vec![output.clone()],
             path_in_repo: "data".into(),
-            teacher_model: Some(args.model.clone()),
+            teacher_model: Some(model),
             source_dataset: args.dataset_repo_id.clone(),
             license: "apache-2.0".into(),
             message: None,
-            hub: args.hub.clone(),
+            hub: hub_settings,
         })
         .await?;
     }
@@ -466,7 +469,7 @@ async fn distill_item(run: &Run, item: &SourceItem) -> Outcome {
     let messages = teacher_messages(item);
     let calls = (0..run.args.num_generations).map(|k| {
         let mut request = ChatRequest::new(messages.clone());
-        request.seed = run.args.seed.map(|s| s + u64::from(k));
+        request.seed = run.client.config().seed.map(|s| s + u64::from(k));
         run.client.chat(request)
     });
     let mut generations = Vec::new();

@@ -10,7 +10,6 @@
 //! `sqlrft publish dataset` uploads the result with a dataset card.
 
 mod distill;
-mod hub;
 mod merge;
 mod output;
 mod prompt;
@@ -20,7 +19,6 @@ mod source;
 mod validation;
 
 pub use distill::{DistillArgs, DistillSummary, run_distill};
-pub use hub::HubArgs;
 pub use merge::{MergeArgs, MergeSummary, run_merge};
 pub use output::ResumableJsonl;
 pub use prompt::{STUDENT_INSTRUCTIONS, student_prompt, teacher_messages};

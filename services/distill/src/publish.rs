@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
-use sqlrft_hub::{CommitFile, CommitInfo, RepoType, split_repo_id};
+use sqlrft_hub::{CommitFile, CommitInfo, HubArgs, RepoType, split_repo_id};
 
 use crate::distill::{DistillSummary, read_complete_lines, sidecar};
-use crate::hub::HubArgs;
 
 /// Flags of `sqlrft publish dataset`.
 #[derive(Debug, Clone, Args)]
@@ -120,7 +119,7 @@ pub async fn run_publish_dataset(args: PublishDatasetArgs) -> anyhow::Result<Com
     for (file, stat) in args.files.iter().zip(&stats) {
         files.push(CommitFile::from_path(stat.path_in_repo.clone(), file));
     }
-    let hub = args.hub.client()?;
+    let hub = args.hub.client(None)?;
     hub.create_repo(RepoType::Dataset, &args.repo_id, args.private)
         .await
         .with_context(|| format!("could not create dataset repo `{}`", args.repo_id))?;

@@ -1,21 +1,18 @@
-//! The HTTP side: routes, Cloud Run habits (PORT, health, SIGTERM), auth, load shedding.
+//! The HTTP side: routes, Cloud Run habits (PORT, health, SIGTERM), Host/Origin checks, and
+//! `sqlrft-serve`'s bearer token and load shedding around /mcp.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::StreamExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sqlrft_duck::ReadOnlyPool;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -29,7 +26,7 @@ pub fn router(
     bound: SocketAddr,
     cancel: CancellationToken,
 ) -> Router {
-    let tools = DuckTools::new(pool.clone());
+    let tools = DuckTools::new(pool.clone()).with_max_chars(config.max_chars);
     let mut transport = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(config.sessions)
         .with_allowed_hosts(allowed_hosts(config, bound))
@@ -61,8 +58,14 @@ pub fn router(
     };
 
     // Past connections + waiting room, a request would only queue: answer 503 at once instead.
-    let in_flight = Arc::new(Semaphore::new(config.connections + config.max_waiting));
-    let mcp = mcp.layer(middleware::from_fn_with_state(in_flight, shed_load));
+    let mcp = sqlrft_serve::shed_load(
+        mcp,
+        config.connections + config.max_waiting,
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": null,
+            "error": {"code": -32000, "message": "server busy: too many queries in flight; retry after 1 s"}
+        }),
+    );
     Router::new()
         .merge(sqlrft_serve::require_bearer(
             mcp,
@@ -95,35 +98,4 @@ async fn readyz(State(pool): State<ReadOnlyPool>) -> Response {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {err}")).into_response(),
     }
-}
-
-/// Cancelled when the client stops reading the reply (it hung up) or the reply has been sent.
-/// rmcp keeps running a handler whose client is gone; the tool watches this to stop the query.
-#[derive(Clone)]
-pub(crate) struct ReplyAbandoned(pub(crate) CancellationToken);
-
-async fn shed_load(
-    State(in_flight): State<Arc<Semaphore>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let Ok(permit) = in_flight.try_acquire_owned() else {
-        return sqlrft_serve::busy(serde_json::json!({
-            "jsonrpc": "2.0", "id": null,
-            "error": {"code": -32000, "message": "server busy: too many queries in flight; retry after 1 s"}
-        }));
-    };
-    let abandoned = CancellationToken::new();
-    request
-        .extensions_mut()
-        .insert(ReplyAbandoned(abandoned.clone()));
-    // The reply is an SSE stream that is still being produced when the headers go out: the
-    // request keeps its slot until the body has been sent or the client has gone.
-    let (parts, body) = next.run(request).await.into_parts();
-    let on_drop = abandoned.drop_guard();
-    let guarded = body.into_data_stream().map(move |chunk| {
-        let _held = (&permit, &on_drop);
-        chunk
-    });
-    Response::from_parts(parts, Body::from_stream(guarded))
 }

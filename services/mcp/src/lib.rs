@@ -71,7 +71,7 @@ pub async fn start(config: McpConfig) -> anyhow::Result<RunningServer> {
 pub async fn serve(args: McpServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let server = start(config).await?;
-    if let Some(file) = &args.print_url_to {
+    if let Some(file) = &args.serve.print_url_to {
         sqlrft_serve::write_url_file(file, &server.base_url())?;
     }
     let url = mcp_url(&server);

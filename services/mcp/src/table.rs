@@ -16,6 +16,11 @@ pub const MAX_CHARS: usize = 50_000;
 
 /// The whole `content[0].text` of a successful `query` call.
 pub fn render(result: &ResultSet) -> String {
+    render_capped(result, MAX_CHARS)
+}
+
+/// [`render`] with the text cut after `max_chars` characters (motherduck's `--max-chars`).
+pub fn render_capped(result: &ResultSet, max_chars: usize) -> String {
     let types: Vec<DuckType> = result.types.iter().map(|t| DuckType::parse(t)).collect();
     let headers: Vec<String> = result
         .columns
@@ -35,17 +40,32 @@ pub fn render(result: &ResultSet) -> String {
         })
         .collect();
     let mut text = pretty_table(&headers, &rows);
-    if text.chars().count() > MAX_CHARS {
-        text = text.chars().take(MAX_CHARS).collect();
-        text.push_str(if result.row_count > MAX_ROWS {
-            "\n\n⚠️  Showing first 1024 rows.\n\n⚠️  Output truncated at 50,000 characters."
-        } else {
-            "\n\n⚠️  Output truncated at 50,000 characters."
-        });
+    if text.chars().count() > max_chars {
+        text = text.chars().take(max_chars).collect();
+        if result.row_count > MAX_ROWS {
+            text.push_str("\n\n⚠️  Showing first 1024 rows.");
+        }
+        text.push_str(&format!(
+            "\n\n⚠️  Output truncated at {} characters.",
+            thousands(max_chars)
+        ));
     } else if result.row_count > MAX_ROWS {
         text.push_str("\n\n⚠️  Showing first 1024 rows.");
     }
     text
+}
+
+/// `n` as Python's `f"{n:,}"` writes it (`50,000`).
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 /// tabulate(rows, headers, tablefmt="pretty") for string cells.
@@ -220,6 +240,17 @@ mod tests {
         let (table, warning) = text.split_once("\n\n⚠️").unwrap();
         assert_eq!(table.chars().count(), MAX_CHARS);
         assert_eq!(warning, "  Output truncated at 50,000 characters.");
+    }
+
+    #[test]
+    fn a_chosen_char_cap_cuts_there_and_says_so() {
+        let set = result(&["w"], &["VARCHAR"], vec![vec![json!("x".repeat(3_000))]]);
+        let text = render_capped(&set, 1_234);
+        let (table, warning) = text.split_once("\n\n⚠️").unwrap();
+        assert_eq!(table.chars().count(), 1_234);
+        assert_eq!(warning, "  Output truncated at 1,234 characters.");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[test]

@@ -15,9 +15,9 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::{Value as Json, json};
 use sqlrft_core::ResultSet;
 use sqlrft_duck::{QueryErrorKind, ReadOnlyPool};
+use sqlrft_serve::ClientGone;
 use tracing::Instrument;
 
-use crate::http::ReplyAbandoned;
 use crate::table;
 
 /// motherduck's exact tool description and argument description: clients key off them.
@@ -34,6 +34,7 @@ const OLDEST_PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_03_26;
 pub struct DuckTools {
     pool: ReadOnlyPool,
     tools: Arc<Vec<Tool>>,
+    max_chars: usize,
 }
 
 impl DuckTools {
@@ -41,7 +42,14 @@ impl DuckTools {
         DuckTools {
             pool,
             tools: Arc::new(tool_list()),
+            max_chars: table::MAX_CHARS,
         }
+    }
+
+    /// Cuts a query's text table after `max_chars` characters (motherduck's `--max-chars`).
+    pub fn with_max_chars(mut self, max_chars: usize) -> Self {
+        self.max_chars = max_chars;
+        self
     }
 
     async fn query(&self, arguments: &JsonObject) -> CallToolResult {
@@ -55,8 +63,9 @@ impl DuckTools {
         match self.pool.query(sql).await {
             Ok(result) => {
                 tracing::Span::current().record("rows", result.row_count);
-                let mut reply =
-                    CallToolResult::success(vec![ContentBlock::text(table::render(&result))]);
+                let mut reply = CallToolResult::success(vec![ContentBlock::text(
+                    table::render_capped(&result, self.max_chars),
+                )]);
                 reply.structured_content = Some(structured(&result));
                 reply
             }
@@ -270,11 +279,11 @@ impl ServerHandler for DuckTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let abandoned = context
+        // rmcp keeps running a handler whose client is gone; this stops the query instead.
+        let client_gone = context
             .extensions
             .get::<axum::http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<ReplyAbandoned>())
-            .map(|reply| reply.0.clone())
+            .map(|parts| ClientGone::of(&parts.extensions))
             .unwrap_or_default();
         let span = tracing::info_span!(
             "tool_call",
@@ -302,7 +311,7 @@ impl ServerHandler for DuckTools {
             // Dropping the query future interrupts DuckDB and returns the connection to the pool.
             let result = tokio::select! {
                 result = work => result?,
-                () = abandoned.cancelled() => {
+                () = client_gone.cancelled() => {
                     tracing::Span::current().record("outcome", "client gone");
                     return Err(McpError::internal_error("the client hung up before the reply", None));
                 }

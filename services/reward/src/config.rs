@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use sqlrft_duck::{Limits, PoolOptions};
+use sqlrft_serve::{QueryLimitArgs, ServeArgs};
 
 /// Everything the service needs to run, after all configuration layers are merged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,43 +114,21 @@ pub struct RewardServeArgs {
     #[arg(long, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_url: Option<String>,
-    /// Bearer token for the MCP server [env: SQLRFT_REWARD_MCP_TOKEN].
+    /// Bearer token for the MCP server; prefer SQLRFT_REWARD_MCP_TOKEN (a flag shows in `ps`).
     #[arg(long, value_name = "TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_token: Option<String>,
-    /// Address to bind [default: 127.0.0.1; use 0.0.0.0 in containers].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
-    /// Port to bind [default: $PORT, else 8090; 0 picks a free port].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub port: Option<u16>,
-    /// Require `Authorization: Bearer TOKEN` on /v1/* [env: SQLRFT_REWARD_TOKEN].
-    #[arg(long, value_name = "TOKEN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    /// Read-only connections to the embedded database [default: 8].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connections: Option<usize>,
-    /// Time limit of one query, in seconds; a query past it scores 0 [default: 10].
-    #[arg(long = "query-timeout", value_name = "SECONDS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_timeout_secs: Option<f64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub serve: ServeArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: QueryLimitArgs,
     /// Time allowed to get an answer from the executor, in seconds; past it the evaluation is
     /// marked invalid [default: 30].
     #[arg(long = "eval-timeout", value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_timeout_secs: Option<f64>,
-    /// Rows kept from a query [default: 10000].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_rows: Option<usize>,
-    /// Largest request body in bytes [default: 16 MiB].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_body_bytes: Option<usize>,
     /// Requests evaluated at once; more get 503 [default: 256].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -158,22 +137,60 @@ pub struct RewardServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_batch: Option<usize>,
-    /// Write the base URL to FILE once listening (for scripts that bind --port 0).
-    #[arg(long, value_name = "FILE")]
-    #[serde(skip)]
-    pub print_url_to: Option<PathBuf>,
-    /// TOML config file with a [reward] table [default: ./sqlrft.toml if present].
-    #[arg(long, value_name = "FILE")]
-    #[serde(skip)]
-    pub config: Option<PathBuf>,
 }
 
 impl RewardServeArgs {
     /// Merges defaults, the config file, `PORT`, `SQLRFT_REWARD_*` and these flags.
     pub fn resolve(&self) -> anyhow::Result<RewardConfig> {
-        let config: RewardConfig =
-            sqlrft_core::config::load("reward", self.config.as_deref(), &[("PORT", "port")], self)?;
+        let config: RewardConfig = sqlrft_core::config::load(
+            "reward",
+            self.serve.config.as_deref(),
+            &[("PORT", "port")],
+            self,
+        )?;
         config.validate()?;
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: RewardServeArgs,
+    }
+
+    #[test]
+    fn the_shared_serving_flags_reach_the_config() {
+        let args = Cli::try_parse_from([
+            "x",
+            "--db",
+            "s.duckdb",
+            "--port",
+            "0",
+            "--query-timeout",
+            "4",
+            "--max-rows",
+            "7",
+            "--max-body-bytes",
+            "2048",
+            "--connections",
+            "3",
+        ])
+        .unwrap()
+        .args;
+        let config = args.resolve().unwrap();
+        assert_eq!(config.port, 0);
+        assert_eq!(config.query_timeout_secs, 4.0);
+        assert_eq!((config.max_rows, config.max_body_bytes), (7, 2048));
+        assert_eq!(config.pool_options().connections, 3);
+        assert_eq!(
+            config.max_concurrency,
+            RewardConfig::default().max_concurrency
+        );
     }
 }

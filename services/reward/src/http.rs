@@ -5,9 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -59,7 +58,6 @@ pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
         engine: engine.clone(),
         max_batch: config.max_batch,
     };
-    let in_flight = Arc::new(Semaphore::new(config.max_concurrency.max(1)));
     // A backstop past the engine's own per-query deadline, which answers first with an
     // invalid evaluation.
     let backstop = config.eval_timeout() * 2 + Duration::from_secs(5);
@@ -72,8 +70,12 @@ pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::GATEWAY_TIMEOUT,
             backstop,
-        ))
-        .layer(middleware::from_fn_with_state(in_flight, shed_load));
+        ));
+    let api = sqlrft_serve::shed_load(
+        api,
+        config.max_concurrency,
+        json!({"error": "server busy: too many evaluations in flight; retry after 1 s"}),
+    );
     Router::new()
         .merge(sqlrft_serve::require_bearer(
             api,
@@ -143,18 +145,5 @@ async fn readyz(State(engine): State<Arc<RewardEngine>>) -> Response {
             ),
         )
             .into_response(),
-    }
-}
-
-async fn shed_load(
-    State(in_flight): State<Arc<Semaphore>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    match in_flight.try_acquire() {
-        Ok(_permit) => next.run(request).await,
-        Err(_) => sqlrft_serve::busy(
-            json!({"error": "server busy: too many evaluations in flight; retry after 1 s"}),
-        ),
     }
 }

@@ -76,7 +76,7 @@ pub async fn start_with_engine(
 pub async fn serve(args: RewardServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let server = start(config).await?;
-    if let Some(file) = &args.print_url_to {
+    if let Some(file) = &args.serve.print_url_to {
         sqlrft_serve::write_url_file(file, &server.base_url())?;
     }
     let executor = server.state.executor().describe();

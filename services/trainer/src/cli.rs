@@ -53,6 +53,9 @@ pub struct TrainArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where base models and Hub datasets are downloaded from.
+    #[command(flatten)]
+    pub hub: sqlrft_hub::HubArgs,
 }
 
 impl TrainArgs {
@@ -148,7 +151,7 @@ pub async fn run_train_until(
     stop: Arc<AtomicBool>,
 ) -> Result<()> {
     let cfg = args.config()?;
-    let hub = sqlrft_hub::HubClient::from_env()?;
+    let hub = args.hub.client(None)?;
     let model_dir = resolve_model(&args.model, &hub).await?;
     let dataset = resolve_dataset(&args.dataset, &hub).await?;
     let prompts = crate::data::load_jsonl(&dataset)?;
@@ -267,6 +270,9 @@ pub struct ExportArgs {
     /// Write the LoRA adapter alone, in PEFT's format, instead of a merged model.
     #[arg(long)]
     pub adapter: bool,
+    /// Where the base model is downloaded from.
+    #[command(flatten)]
+    pub hub: sqlrft_hub::HubArgs,
 }
 
 /// Runs `sqlrft train export`.
@@ -290,7 +296,7 @@ pub async fn run_export(args: ExportArgs) -> Result<()> {
     let cfg: TrainConfig = serde_json::from_value(meta.config.clone())
         .context("checkpoint's training config does not parse")?;
     let model = args.model.clone().unwrap_or(meta.model.clone());
-    let model_dir = resolve_model(&model, &sqlrft_hub::HubClient::from_env()?).await?;
+    let model_dir = resolve_model(&model, &args.hub.client(None)?).await?;
     let (mut backend, _) = load_cpu_backend(&model_dir, &cfg)?;
     let (state, _) = checkpoint::load(&ckpt, backend.trainable_layout())?;
     backend.load_trainable_state(state)?;
@@ -336,6 +342,8 @@ pub struct PublishModelArgs {
     /// Create the repo as private.
     #[arg(long)]
     pub private: bool,
+    #[command(flatten)]
+    pub hub: sqlrft_hub::HubArgs,
 }
 
 /// Checks that `dir` is a complete model directory before an upload.
@@ -353,9 +361,9 @@ pub fn check_model_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `sqlrft publish model` with the Hub from the environment (`HF_ENDPOINT`, `HF_TOKEN`).
+/// Runs `sqlrft publish model` (the Hub from `--hub-*`, `[hub]`, `HF_ENDPOINT` and `HF_TOKEN`).
 pub async fn run_publish_model(args: PublishModelArgs) -> Result<()> {
-    let client = sqlrft_hub::HubClient::from_env()?;
+    let client = args.hub.client(None)?;
     let info = publish_model_dir(&client, &args.dir, &args.repo_id, args.private).await?;
     match info.commit_oid {
         Some(oid) => eprintln!(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlrft_hub::stub::HubStub;
 use sqlrft_hub::{HubClient, HubConfig};
-use sqlrft_llm::Backoff;
+use sqlrft_retry::{Backoff, RetryPolicy};
 
 pub const TOKEN: &str = "hf_test_token";
 
@@ -18,10 +18,12 @@ pub fn client(stub: &HubStub, token: Option<&str>, cache: &std::path::Path) -> H
         token.map(str::to_string),
         cache.to_path_buf(),
     );
-    config.retries = 3;
-    config.backoff = Backoff {
-        base: Duration::from_millis(5),
-        max: Duration::from_secs(5),
+    config.retry = RetryPolicy {
+        retries: 3,
+        backoff: Backoff {
+            base: Duration::from_millis(5),
+            max: Duration::from_secs(5),
+        },
     };
     HubClient::new(config).unwrap()
 }

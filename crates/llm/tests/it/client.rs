@@ -5,6 +5,7 @@ use serde::Deserialize;
 use sqlrft_llm::stub::{LlmStub, StubResponse};
 use sqlrft_llm::{
     ChatRequest, JsonSchemaFormat, LlmClient, LlmConfig, LlmError, Message, Provider,
+    TokenLimitField,
 };
 
 fn config(stub: &LlmStub) -> LlmConfig {
@@ -356,6 +357,56 @@ fn config_loads_from_figment_toml() {
     assert_eq!(c.provider, Provider::Groq);
     assert_eq!(c.timeout, Duration::from_secs(45));
     assert_eq!(c.retries, 5);
-    assert_eq!(c.resolved_base_url(), "https://api.groq.com/openai/v1");
+    assert_eq!(
+        c.resolved_base_url(|_| None),
+        "https://api.groq.com/openai/v1"
+    );
     assert_eq!(c.max_concurrency, 16);
+}
+
+/// An environment with only these variables.
+fn env_of(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}
+
+#[tokio::test]
+async fn openai_goes_to_openai_base_url_with_max_completion_tokens() {
+    let stub = LlmStub::start(|_| StubResponse::text("ok")).await.unwrap();
+    let mut c = LlmConfig::new(Provider::OpenAi, "o3-mini");
+    c.max_tokens = Some(77);
+    let env = env_of(&[
+        ("OPENAI_BASE_URL", stub.base_url()),
+        ("OPENAI_API_KEY", "sk-test".to_string()),
+    ]);
+    let client = LlmClient::with_env(c, env).unwrap();
+    client.chat(ask("hi")).await.unwrap();
+    let requests = stub.requests();
+    assert_eq!(requests.len(), 1, "the request went to OPENAI_BASE_URL");
+    let body = &requests[0].body;
+    assert_eq!(body["max_completion_tokens"], 77, "{body}");
+    assert!(body.get("max_tokens").is_none(), "{body}");
+    assert_eq!(requests[0].bearer(), Some("sk-test"));
+}
+
+#[tokio::test]
+async fn other_providers_send_max_tokens_unless_told_otherwise() {
+    let stub = LlmStub::start(|_| StubResponse::text("ok")).await.unwrap();
+    let mut c = config(&stub);
+    c.max_tokens = Some(55);
+    LlmClient::new(c.clone())
+        .unwrap()
+        .chat(ask("a"))
+        .await
+        .unwrap();
+    c.token_limit_field = Some(TokenLimitField::MaxCompletionTokens);
+    LlmClient::new(c).unwrap().chat(ask("b")).await.unwrap();
+    let requests = stub.requests();
+    assert_eq!(requests[0].body["max_tokens"], 55);
+    assert!(requests[0].body.get("max_completion_tokens").is_none());
+    assert_eq!(requests[1].body["max_completion_tokens"], 55);
+    assert!(requests[1].body.get("max_tokens").is_none());
 }

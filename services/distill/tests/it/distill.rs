@@ -344,6 +344,8 @@ async fn teacher_rate_limits_and_server_errors_are_retried() {
     let args = distill_args(&strings(&[
         "--model",
         "m",
+        "--provider",
+        "vllm",
         "--dataset-repo-id",
         SOURCE_REPO,
         "--base-url",
@@ -431,4 +433,66 @@ async fn missing_input_file_is_a_clear_error() {
         err.contains("/nonexistent/rows.jsonl") && err.contains("no such file"),
         "{err}"
     );
+}
+
+#[test]
+fn teacher_settings_come_from_the_file_then_the_environment_then_the_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sqlrft.toml");
+    std::fs::write(
+        &file,
+        "[llm]\nprovider = \"groq\"\nmodel = \"file-model\"\ntimeout = \"20s\"\nmax_concurrency = 3\n",
+    )
+    .unwrap();
+    let base = ["--input", "items.jsonl", "--config", file.to_str().unwrap()];
+    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+
+    let from_file = distill_args(&strings(&base)).teacher(env(&[])).unwrap();
+    assert_eq!(from_file.provider, sqlrft_llm::Provider::Groq);
+    assert_eq!(from_file.model, "file-model");
+    assert_eq!(from_file.timeout, std::time::Duration::from_secs(20));
+    assert_eq!(from_file.max_concurrency, 3);
+    assert_eq!(
+        (from_file.temperature, from_file.max_tokens),
+        (Some(0.7), Some(4096)),
+        "distill's own sampling defaults fill what nothing set"
+    );
+
+    let vars = [
+        ("SQLRFT_LLM_MODEL", "env-model"),
+        ("SQLRFT_LLM_TEMPERATURE", "0.2"),
+    ];
+    let from_env = distill_args(&strings(&base)).teacher(env(&vars)).unwrap();
+    assert_eq!(from_env.model, "env-model");
+    assert_eq!(from_env.temperature, Some(0.2));
+    assert_eq!(from_env.max_concurrency, 3);
+
+    let mut line = base.to_vec();
+    line.extend([
+        "--model",
+        "flag-model",
+        "--llm-temperature",
+        "0.9",
+        "--batch-size",
+        "5",
+    ]);
+    let from_flags = distill_args(&strings(&line)).teacher(env(&vars)).unwrap();
+    assert_eq!(from_flags.model, "flag-model");
+    assert_eq!(from_flags.temperature, Some(0.9));
+    assert_eq!(from_flags.max_concurrency, 5);
+    assert_eq!(from_flags.provider, sqlrft_llm::Provider::Groq);
+}
+
+#[test]
+fn no_teacher_model_anywhere_is_a_clear_error() {
+    let err = distill_args(&strings(&["--input", "items.jsonl"]))
+        .teacher(Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--llm-model"), "{err}");
 }

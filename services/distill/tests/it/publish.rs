@@ -1,4 +1,5 @@
-use sqlrft_distill::{HubArgs, PublishDatasetArgs, run_publish_dataset};
+use sqlrft_distill::{PublishDatasetArgs, run_publish_dataset};
+use sqlrft_hub::HubArgs;
 use sqlrft_hub::RepoType;
 use sqlrft_hub::stub::HubStub;
 
@@ -19,7 +20,7 @@ fn publish_args(
         license: "apache-2.0".into(),
         message: None,
         hub: HubArgs {
-            endpoint: hub.endpoint(),
+            endpoint: Some(hub.endpoint()),
             token: token.map(str::to_string),
             cache: None,
         },

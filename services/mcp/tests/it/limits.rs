@@ -20,14 +20,14 @@ async fn one_slot(timeout_secs: f64) -> Fixture {
     Fixture::start("SELECT 1", |c| {
         c.connections = 1;
         c.max_waiting = 0;
-        c.timeout_secs = timeout_secs;
+        c.query_timeout_secs = timeout_secs;
     })
     .await
 }
 
 #[tokio::test]
 async fn slow_queries_are_interrupted_with_a_clear_error() {
-    let fixture = Fixture::start("SELECT 1", |c| c.timeout_secs = 0.3).await;
+    let fixture = Fixture::start("SELECT 1", |c| c.query_timeout_secs = 0.3).await;
     let call = endless_query("t");
     let reply = first_data(
         &tutorial_post(&fixture.server.base_url(), &call)

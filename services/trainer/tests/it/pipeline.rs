@@ -103,6 +103,7 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
         sandbox: Some(built.sandbox.clone()),
         reward_url: None,
         quiet: true,
+        hub: Default::default(),
     };
     sqlrft_trainer::cli::run_train_until(args, vec![], Arc::new(AtomicBool::new(false)))
         .await

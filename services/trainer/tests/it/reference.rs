@@ -136,6 +136,7 @@ async fn transformers_loads_an_exported_lora_merge() {
         out: export.clone(),
         dtype: None,
         adapter: false,
+        hub: Default::default(),
     })
     .await
     .unwrap();
@@ -178,6 +179,7 @@ async fn transformers_loads_an_exported_lora_merge() {
         out: adapter.clone(),
         dtype: None,
         adapter: true,
+        hub: Default::default(),
     })
     .await
     .unwrap();

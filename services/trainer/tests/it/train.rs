@@ -199,6 +199,7 @@ fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> T
         sandbox: None,
         reward_url: None,
         quiet: true,
+        hub: Default::default(),
     }
 }
 
@@ -292,6 +293,7 @@ async fn killed_run_resumes_through_the_cli_and_exports_a_loadable_model() {
         out: export.clone(),
         dtype: None,
         adapter: false,
+        hub: Default::default(),
     })
     .await
     .unwrap();

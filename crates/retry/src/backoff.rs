@@ -6,7 +6,7 @@ use rand::Rng;
 
 /// Exponential backoff with "equal jitter": half the delay is fixed, half random, so
 /// concurrent callers spread out without any of them retrying immediately.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// Delay before the first retry, before jitter.
     pub base: Duration,
