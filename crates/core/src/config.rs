@@ -41,13 +41,23 @@ where
         figment = figment.merge(Figment::from(Toml::file(file)).focus(section));
     }
     for (variable, key) in extra_env {
-        if let Ok(value) = std::env::var(variable) {
+        if let Some(value) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
             figment = figment.merge(Serialized::default(key, value));
         }
     }
     let prefix = format!("SQLRFT_{}_", section.to_ascii_uppercase());
+    // An empty variable means unset (docker compose and Cloud Run pass `KEY=` for an unset
+    // setting): without this, `SQLRFT_MCP_TOKEN=` would demand an empty bearer token.
+    let set: std::collections::HashSet<String> = std::env::vars()
+        .filter(|(name, value)| name.starts_with(&prefix) && !value.is_empty())
+        .map(|(name, _)| name[prefix.len()..].to_ascii_lowercase())
+        .collect();
     figment = figment
-        .merge(Env::prefixed(&prefix).lowercase(true))
+        .merge(
+            Env::prefixed(&prefix)
+                .lowercase(true)
+                .filter(move |key| set.contains(&key.as_str().to_ascii_lowercase())),
+        )
         .merge(Serialized::defaults(flags));
     figment.extract().map_err(|err| {
         let source = file
@@ -109,6 +119,20 @@ mod tests {
         );
         let unset: Demo = load("demo", Some(&file), &[], &Flags { limit: None }).unwrap();
         assert_eq!(unset.limit, 5);
+    }
+
+    #[test]
+    fn an_empty_variable_is_unset() {
+        // A section no other test reads, so setting its variables cannot race another test.
+        // SAFETY: this test binary runs no C code that reads the environment concurrently.
+        unsafe {
+            std::env::set_var("SQLRFT_EMPTYVARS_PORT", "");
+            std::env::set_var("SQLRFT_EMPTYVARS_LIMIT", "3");
+        }
+        // Read as a value, an empty PORT would fail to parse as a number.
+        let loaded: Demo = load("emptyvars", None, &[], &Flags { limit: None }).unwrap();
+        assert_eq!(loaded.port, 0, "an empty variable leaves the default");
+        assert_eq!(loaded.limit, 3, "a set variable still overrides");
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! serve` behave alike on Cloud Run: bind with a clear error, TCP_NODELAY, drain on SIGTERM,
 //! a bearer token on the API routes, and 503 + `Retry-After` instead of a queue.
 
+pub mod trace_context;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

@@ -270,9 +270,8 @@ impl ServerHandler for DuckTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let abandoned = context
-            .extensions
-            .get::<axum::http::request::Parts>()
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let abandoned = parts
             .and_then(|parts| parts.extensions.get::<ReplyAbandoned>())
             .map(|reply| reply.0.clone())
             .unwrap_or_default();
@@ -283,6 +282,20 @@ impl ServerHandler for DuckTools {
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        // The caller's trace: `_meta.traceparent` (SEP-414, what sqlrft's reward service sends),
+        // else the HTTP `traceparent` header. rmcp runs tools outside the HTTP request's span.
+        match context.meta.get_traceparent() {
+            Some(traceparent) => sqlrft_serve::trace_context::adopt_parent(
+                &span,
+                Some(traceparent),
+                context.meta.get_tracestate(),
+            ),
+            None => {
+                if let Some(parts) = parts {
+                    sqlrft_serve::trace_context::adopt_parent_from_headers(&span, &parts.headers);
+                }
+            }
+        }
         let started = Instant::now();
         let arguments = request.arguments.unwrap_or_default();
         let result = async {
