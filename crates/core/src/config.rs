@@ -42,6 +42,8 @@ where
     }
     for (variable, key) in extra_env {
         if let Some(value) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
+            // Parsed as figment's Env provider parses: `PORT=8080` is a number, not a string.
+            let value: figment::value::Value = value.parse().unwrap_or_else(|e| match e {});
             figment = figment.merge(Serialized::default(key, value));
         }
     }
@@ -128,11 +130,29 @@ mod tests {
         unsafe {
             std::env::set_var("SQLRFT_EMPTYVARS_PORT", "");
             std::env::set_var("SQLRFT_EMPTYVARS_LIMIT", "3");
+            std::env::set_var("SQLRFT_TEST_CONVENTIONAL_EMPTY", "");
+            std::env::set_var("SQLRFT_TEST_CONVENTIONAL_PORT", "8081");
         }
         // Read as a value, an empty PORT would fail to parse as a number.
-        let loaded: Demo = load("emptyvars", None, &[], &Flags { limit: None }).unwrap();
+        let loaded: Demo = load(
+            "emptyvars",
+            None,
+            &[("SQLRFT_TEST_CONVENTIONAL_EMPTY", "host")],
+            &Flags { limit: None },
+        )
+        .unwrap();
         assert_eq!(loaded.port, 0, "an empty variable leaves the default");
+        assert_eq!(loaded.host, "", "an empty conventional variable too");
         assert_eq!(loaded.limit, 3, "a set variable still overrides");
+        // A conventional variable such as Cloud Run's PORT is a number, as the env layer reads it.
+        let port: Demo = load(
+            "emptyvars",
+            None,
+            &[("SQLRFT_TEST_CONVENTIONAL_PORT", "port")],
+            &Flags { limit: None },
+        )
+        .unwrap();
+        assert_eq!(port.port, 8081);
     }
 
     #[test]
