@@ -1,6 +1,7 @@
 //! `sqlrft`: the command-line entry point. Each subcommand parses its flags and calls into the
 //! crate that owns the work; nothing else lives here.
 
+mod healthcheck;
 mod quickstart;
 mod telemetry;
 
@@ -52,6 +53,8 @@ enum Command {
     /// Benchmarks that measure sqlrft against the tools it replaces, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Exit 0 when a service's /healthz answers 200 (the containers' health check).
+    Healthcheck(healthcheck::HealthcheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -143,6 +146,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Healthcheck(args) = cli.command {
+        return healthcheck::run(args);
+    }
     if let Command::Cuda(args) = cli.command {
         let _telemetry = telemetry::init();
         return sqlrft_cuda::run_cli(args);
@@ -193,7 +199,9 @@ fn main() -> anyhow::Result<()> {
             Command::Bench(BenchCommand::Eval(args)) => {
                 sqlrft_eval::run_bench(&args).await.map(drop)
             }
-            Command::Cuda(_) => unreachable!("handled before the runtime starts"),
+            Command::Cuda(_) | Command::Healthcheck(_) => {
+                unreachable!("handled before the runtime starts")
+            }
         }
     })
 }

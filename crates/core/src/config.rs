@@ -60,7 +60,9 @@ where
         Some(path) => Some(path.to_path_buf()),
         None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
     };
-    let env: BTreeMap<String, String> = env.into_iter().collect();
+    // An empty variable means unset: docker compose and Cloud Run pass `KEY=` for a setting left
+    // unset, and `SQLRFT_MCP_TOKEN=` must not demand an empty bearer token.
+    let env: BTreeMap<String, String> = env.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     let mut figment = Figment::from(Serialized::defaults(T::default()));
     if let Some(file) = &file {
         figment = figment.merge(Figment::from(Toml::file(file)).focus(section));
@@ -199,6 +201,28 @@ mod tests {
         )
         .unwrap();
         assert_eq!(digits.host, "12345", "a token of digits is still a string");
+    }
+
+    #[test]
+    fn an_empty_variable_is_unset() {
+        // docker compose and Cloud Run pass `KEY=` for a setting left unset.
+        let env = [
+            ("SQLRFT_DEMO_PORT", ""),
+            ("SQLRFT_DEMO_LIMIT", "3"),
+            ("CONVENTIONAL_HOST", ""),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let loaded: Demo = load_with_env(
+            "demo",
+            None,
+            &[("CONVENTIONAL_HOST", "host")],
+            &Flags { limit: None },
+            env,
+        )
+        .unwrap();
+        assert_eq!(loaded.port, 0, "an empty variable leaves the default");
+        assert_eq!(loaded.host, "", "an empty conventional variable too");
+        assert_eq!(loaded.limit, 3, "a set variable still overrides");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use rmcp::RoleClient;
 use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientConfig, RequestParamsMeta};
 use rmcp::service::{RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -91,7 +91,9 @@ impl McpExecutor {
         // One retry on a fresh connection: the server may have restarted since the last call.
         for attempt in 0..2 {
             let client = self.client().await?;
-            let params = CallToolRequestParams::new("query").with_arguments(arguments.clone());
+            let params = with_trace_context(
+                CallToolRequestParams::new("query").with_arguments(arguments.clone()),
+            );
             match tokio::time::timeout(self.timeout, client.call_tool(params)).await {
                 Ok(Ok(result)) => return Ok(result),
                 Ok(Err(err)) if attempt == 0 && is_connection_error(&err) => {
@@ -114,6 +116,18 @@ impl McpExecutor {
         }
         unreachable!("the loop returns on its second attempt")
     }
+}
+
+/// Carries the current span's W3C trace context in the call's `_meta` (SEP-414): the MCP client
+/// is shared, so a per-call HTTP header is not an option; the MCP server reads either.
+fn with_trace_context(mut params: CallToolRequestParams) -> CallToolRequestParams {
+    if let Some((traceparent, tracestate)) = sqlrft_serve::trace_context::current() {
+        params.set_traceparent(&traceparent);
+        if let Some(tracestate) = tracestate {
+            params.set_tracestate(&tracestate);
+        }
+    }
+    params
 }
 
 fn is_connection_error(err: &ServiceError) -> bool {

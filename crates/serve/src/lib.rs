@@ -9,6 +9,8 @@ mod shed;
 pub use args::{QueryLimitArgs, ServeArgs};
 pub use shed::{ClientGone, shed_load};
 
+pub mod trace_context;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;

@@ -14,7 +14,6 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use sqlrft_duck::ReadOnlyPool;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 
 use crate::config::McpConfig;
 use crate::tools::DuckTools;
@@ -74,7 +73,7 @@ pub fn router(
         ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(pool))
-        .layer(TraceLayer::new_for_http())
+        .layer(sqlrft_serve::trace_context::http_trace_layer())
 }
 
 /// Host validation defends a server on a developer's machine against DNS rebinding; a server

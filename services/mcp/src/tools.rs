@@ -280,9 +280,8 @@ impl ServerHandler for DuckTools {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         // rmcp keeps running a handler whose client is gone; this stops the query instead.
-        let client_gone = context
-            .extensions
-            .get::<axum::http::request::Parts>()
+        let parts = context.extensions.get::<axum::http::request::Parts>();
+        let client_gone = parts
             .map(|parts| ClientGone::of(&parts.extensions))
             .unwrap_or_default();
         let span = tracing::info_span!(
@@ -292,6 +291,20 @@ impl ServerHandler for DuckTools {
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        // The caller's trace: `_meta.traceparent` (SEP-414, what sqlrft's reward service sends),
+        // else the HTTP `traceparent` header. rmcp runs tools outside the HTTP request's span.
+        match context.meta.get_traceparent() {
+            Some(traceparent) => sqlrft_serve::trace_context::adopt_parent(
+                &span,
+                Some(traceparent),
+                context.meta.get_tracestate(),
+            ),
+            None => {
+                if let Some(parts) = parts {
+                    sqlrft_serve::trace_context::adopt_parent_from_headers(&span, &parts.headers);
+                }
+            }
+        }
         let started = Instant::now();
         let arguments = request.arguments.unwrap_or_default();
         let result = async {

@@ -17,7 +17,6 @@ use sqlrft_reward::wire::{self, BatchResponse};
 use tokio::sync::Semaphore;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::RewardConfig;
 use crate::openapi;
@@ -85,7 +84,7 @@ pub fn router(engine: Arc<RewardEngine>, config: &RewardConfig) -> Router {
         .route("/openapi.json", get(openapi_document))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(engine))
-        .layer(TraceLayer::new_for_http())
+        .layer(sqlrft_serve::trace_context::http_trace_layer())
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, AppError> {

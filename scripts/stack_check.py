@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Checks for the compose stack test (scripts/stack-test.sh), each printing what it saw.
+
+  stack_check.py evaluate REWARD_URL TEST.jsonl valid|invalid [--within SECONDS]
+      Scores completions through deploy/fireworks/evaluator.py (the Fireworks shim) against the
+      reward service. `valid`: the gold SQL scores 1 and a wrong one 0, all with is_score_valid
+      true (retried until SECONDS pass, for a service that is coming back). `invalid`: every
+      answer has is_score_valid false (the MCP server is down), never a silent 0.
+  stack_check.py trace SPANS.jsonl [--within SECONDS]
+      Finds one trace with a reward-service span and an MCP `tool_call` span whose parent is a
+      span of the reward service: one evaluation, one trace across both containers.
+"""
+import argparse
+import importlib.util
+import json
+import pathlib
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def records(path, n=3):
+    lines = [json.loads(line) for line in pathlib.Path(path).read_text().splitlines() if line.strip()]
+    if len(lines) < n:
+        sys.exit(f"{path} has {len(lines)} records; the stack test needs {n}")
+    return lines[:n]
+
+
+def load_shim(url):
+    spec = importlib.util.spec_from_file_location("evaluator", ROOT / "deploy/fireworks/evaluator.py")
+    shim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shim)
+    shim.REWARD_SERVICE_URL = url
+    shim.TIMEOUT_SECONDS = 20
+    return shim
+
+
+def score_all(shim, test):
+    results = []
+    for record in records(test):
+        prompt = [m for m in record["messages"] if m["role"] != "assistant"]
+        for answer, expect in ((record["sql"], 1.0), ("SELECT 42 AS wrong_answer", 0.0)):
+            messages = prompt + [{"role": "assistant", "content": f"<sql>{answer}</sql>"}]
+            results.append((expect, shim.evaluate(messages, record["ground_truth"])))
+    return results
+
+
+def evaluate(args):
+    shim = load_shim(args.url)
+    deadline = time.monotonic() + args.within
+    while True:
+        results = score_all(shim, args.test)
+        if args.want == "invalid":
+            bad = [r for _, r in results if r["is_score_valid"]]
+        else:
+            bad = [(e, r) for e, r in results if not r["is_score_valid"] or r["score"] != e]
+        if not bad:
+            break
+        if time.monotonic() >= deadline:
+            print(f"FAIL: wanted {args.want} scores; got {json.dumps(bad)[:2000]}")
+            return 1
+        time.sleep(1)
+    example = results[0][1]
+    print(f"{len(results)} evaluations {args.want} (first: score={example['score']} "
+          f"is_score_valid={example['is_score_valid']} reason={example['reason'][:120]!r})")
+    return 0
+
+
+def trace(args):
+    deadline = time.monotonic() + args.within
+    path = pathlib.Path(args.spans)
+    while True:
+        spans = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        by_id = {s["span_id"]: s for s in spans}
+        for span in spans:
+            parent = by_id.get(span["parent_span_id"])
+            if (span["service"] == "sqlrft-mcp" and span["name"] == "tool_call" and parent
+                    and parent["service"] == "sqlrft-reward" and parent["trace_id"] == span["trace_id"]):
+                services = sorted({s["service"] for s in spans if s["trace_id"] == span["trace_id"]})
+                print(f"trace {span['trace_id']} spans {services}: "
+                      f"{parent['name']} (reward) -> tool_call (mcp)")
+                return 0
+        if time.monotonic() >= deadline:
+            services = sorted({s["service"] for s in spans})
+            print(f"FAIL: no trace spans reward -> mcp among {len(spans)} spans from {services}")
+            return 1
+        time.sleep(0.5)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("evaluate")
+    p.add_argument("url")
+    p.add_argument("test")
+    p.add_argument("want", choices=["valid", "invalid"])
+    p.add_argument("--within", type=float, default=0)
+    p = sub.add_parser("trace")
+    p.add_argument("spans")
+    p.add_argument("--within", type=float, default=15)
+    args = parser.parse_args()
+    return {"evaluate": evaluate, "trace": trace}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
