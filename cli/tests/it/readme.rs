@@ -45,7 +45,8 @@ const DISTILL: &str = "--model teacher-70b --input gretel.jsonl";
 /// `sqlrft eval` on a few test items, quietly.
 const EVAL_SMALL: &str = "--limit 4 --quiet";
 /// One stub-served model for the eval lines that elide the rest with `...`.
-const EVAL_ONE_MODEL: &str = "--dataset data/test.jsonl --out eval/ --model m=openai:gpt-4o-mini@{llm}";
+const EVAL_ONE_MODEL: &str =
+    "--dataset data/test.jsonl --out eval/ --model m=openai:gpt-4o-mini@{llm}";
 /// What `sqlrft eval --out eval/` writes.
 const EVAL_REPORT: &[&str] = &[
     "eval/report.md",

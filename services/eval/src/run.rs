@@ -15,11 +15,11 @@ use sqlrft_llm::Usage;
 
 use crate::answer::{Answerer, AskFailure, EndpointSettings, Sampling};
 use crate::dataset::{self, EvalItem, Selection};
-use sqlrft_files::Journal;
 use crate::rate::RateLimiter;
 use crate::scorer::{BusyClock, Scorer};
 use crate::spec::ModelSpec;
 use crate::verdict::{ItemRecord, SampleRecord};
+use sqlrft_files::Journal;
 
 /// After this many unreachable answers and no success, the endpoint is taken to be down and
 /// the model's remaining items are not asked.
@@ -351,7 +351,7 @@ async fn run_model(task: ModelTask) -> Result<ModelRun> {
                                 latencies: answer.latencies,
                             };
                             let record = score(task, item, answer.texts, record).await;
-                            append(&journal, &record)?;
+                            append(journal, &record)?;
                             if record.correct() {
                                 correct.fetch_add(1, Ordering::Relaxed);
                             }

@@ -39,7 +39,9 @@ impl Scorer {
 
     /// The reward service at `base_url` (its root, e.g. `http://127.0.0.1:8090`).
     pub fn service(base_url: &str, token: Option<String>, timeout: Duration) -> Result<Scorer> {
-        Ok(Scorer::Service(RewardClient::new(base_url, token, timeout)?))
+        Ok(Scorer::Service(RewardClient::new(
+            base_url, token, timeout,
+        )?))
     }
 
     pub fn describe(&self) -> String {
@@ -62,7 +64,10 @@ impl Scorer {
                 let request = BatchRequest {
                     completions: completions.to_vec(),
                     truths: Truths::Shared(
-                        item.record.get("ground_truth").cloned().unwrap_or(Value::Null),
+                        item.record
+                            .get("ground_truth")
+                            .cloned()
+                            .unwrap_or(Value::Null),
                     ),
                     messages: Vec::new(),
                     gold_sql: item.gold_sql.clone(),

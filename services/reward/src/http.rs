@@ -14,7 +14,6 @@ use serde_json::{Value, json};
 use sqlrft_core::ground_truth::GroundTruth;
 use sqlrft_reward::RewardEngine;
 use sqlrft_reward::wire::{self, BatchResponse};
-use tokio::sync::Semaphore;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
