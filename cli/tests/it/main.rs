@@ -1,8 +1,10 @@
 //! Tests of the `sqlrft` binary itself, the one users run: every command line of README.md
-//! (`readme`), and what only a real process shows (`distill`: a run killed mid-way resumes).
+//! (`readme`), ARCHITECTURE.md's dependency graph against cargo's (`architecture`), and what
+//! only a real process shows (`distill`: a run killed mid-way resumes).
 //! The only doubles are the OpenAI-compatible LLM stub and the Hugging Face Hub stub, served
 //! over real HTTP from this process; everything else is the binary, real files and real servers.
 
+mod architecture;
 mod distill;
 mod readme;
 
