@@ -18,7 +18,7 @@ use crate::catalog::{SchemaSource, read_schema};
 use crate::pipeline::grammar_queries;
 use crate::queries::{Acceptor, Mix};
 use crate::records::{Origin, QueryItem, TruthItem};
-use crate::stage::{FailAfter, open_journal};
+use crate::stage::{FailAfter, LlmRun, open_journal};
 use crate::synthetic::{RowPlan, generate};
 use crate::{questions, sandbox, truth};
 
@@ -223,15 +223,17 @@ pub async fn run_bench(args: &BenchArgs) -> Result<BenchReport> {
     let styles = vec!["formal".to_string()];
     let started = Instant::now();
     let (answers, _) = questions::ask_llm(
-        &client,
-        &schema,
+        LlmRun {
+            client: &client,
+            schema: &schema,
+            fail_after: FailAfter(None),
+            progress: &hidden,
+        },
         &items,
         &styles,
         1,
         &mut journal,
         done,
-        FailAfter(None),
-        &hidden,
     )
     .await?;
     let llm_seconds = started.elapsed().as_secs_f64();

@@ -13,12 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlrft_core::dataset::Complexity;
-use sqlrft_llm::{ChatRequest, JsonSchemaFormat, LlmClient, Message};
+use sqlrft_llm::{ChatRequest, JsonSchemaFormat, Message};
 
 use crate::queries::Acceptor;
 use crate::records::Origin;
-use crate::schema::Schema;
-use crate::stage::{FailAfter, open_journal};
+use crate::stage::{LlmRun, open_journal};
 
 /// One answered batch, as journaled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,18 +109,20 @@ fn class_of(batch: usize, quotas: &[(Complexity, usize)]) -> Complexity {
 }
 
 /// Generates queries with the LLM until `acceptor` is full or three rounds have run.
-#[allow(clippy::too_many_arguments)]
 pub async fn generate(
-    client: &LlmClient,
-    schema: &Schema,
+    run: LlmRun<'_>,
     acceptor: &mut Acceptor<'_>,
     count: usize,
     per_call: usize,
     journal_path: &Path,
     key: &str,
-    fail_after: FailAfter,
-    progress: &indicatif::ProgressBar,
 ) -> Result<LlmQueryStats> {
+    let LlmRun {
+        client,
+        schema,
+        fail_after,
+        progress,
+    } = run;
     let (mut journal, mut done) =
         open_journal::<QueryBatch>(journal_path, key, |b| b.batch.to_string())?;
     let schema_text = schema.to_prompt_text();

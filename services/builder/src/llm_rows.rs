@@ -15,10 +15,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlrft_core::DuckType;
-use sqlrft_llm::{ChatRequest, JsonSchemaFormat, LlmClient, Message};
+use sqlrft_llm::{ChatRequest, JsonSchemaFormat, Message};
 
-use crate::schema::{Column, Schema, Table};
-use crate::stage::{FailAfter, open_journal};
+use crate::schema::{Column, Table};
+use crate::stage::{LlmRun, open_journal};
 use crate::synthetic::{Cell, GeneratedTable, cast_to};
 
 /// One answered chunk, as journaled.
@@ -216,18 +216,20 @@ fn cell_json(cell: &Cell) -> Value {
 
 /// Replaces the generator's rows in `tables` with the model's, table by table (parents
 /// first, so children see their parents' final keys).
-#[allow(clippy::too_many_arguments)]
 pub async fn fill(
-    client: &LlmClient,
-    schema: &Schema,
+    run: LlmRun<'_>,
     tables: &mut [GeneratedTable],
     rows_per_call: usize,
     seed: u64,
     journal_path: &Path,
     key: &str,
-    fail_after: FailAfter,
-    progress: &indicatif::ProgressBar,
 ) -> Result<LlmRowStats> {
+    let LlmRun {
+        client,
+        schema,
+        fail_after,
+        progress,
+    } = run;
     let (mut journal, mut done) = open_journal::<RowChunk>(journal_path, key, RowChunk::id)?;
     let schema_text = schema.to_prompt_text();
     let concurrency = client.config().max_concurrency.max(1);

@@ -24,7 +24,7 @@ use crate::records::{
 };
 use crate::schema::Schema;
 use crate::stage::{
-    FailAfter, Manifest, StageRecord, key_of, now, open_journal, read_json, read_jsonl,
+    FailAfter, LlmRun, Manifest, StageRecord, key_of, now, open_journal, read_json, read_jsonl,
 };
 use crate::synthetic::{RowPlan, generate};
 use crate::{report, sandbox, truth};
@@ -481,15 +481,17 @@ pub async fn sandbox_stage(
         stats["generator"] = json!("llm");
         let journal_path = layout.progress(STAGE);
         let llm_stats = crate::llm_rows::fill(
-            &client,
-            &schema,
+            LlmRun {
+                client: &client,
+                schema: &schema,
+                fail_after: FailAfter(common.fail_after),
+                progress: &progress_bar("sandbox"),
+            },
             &mut tables,
             opts.rows_per_call.max(1),
             common.seed,
             &journal_path,
             &key,
-            FailAfter(common.fail_after),
-            &progress_bar("sandbox"),
         )
         .await?;
         stats["llm"] = serde_json::to_value(&llm_stats)?;
@@ -549,15 +551,17 @@ pub async fn queries_stage(
     let mut extra = json!({});
     if let Some(client) = llm.client_for(LlmStage::Queries)? {
         let llm_stats = crate::llm_queries::generate(
-            &client,
-            &schema,
+            LlmRun {
+                client: &client,
+                schema: &schema,
+                fail_after: FailAfter(common.fail_after),
+                progress: &progress_bar("queries"),
+            },
             &mut acceptor,
             opts.count,
             opts.queries_per_call.max(1),
             &layout.progress(STAGE),
             &key,
-            FailAfter(common.fail_after),
-            &progress_bar("queries"),
         )
         .await?;
         extra["llm"] = serde_json::to_value(&llm_stats)?;
@@ -721,15 +725,17 @@ pub async fn questions_stage(
             let (mut journal, done) =
                 open_journal::<QuestionItem>(&layout.progress(STAGE), &key, |q| q.id.clone())?;
             let (answers, llm_stats) = crate::questions::ask_llm(
-                &client,
-                &schema,
+                LlmRun {
+                    client: &client,
+                    schema: &schema,
+                    fail_after: FailAfter(common.fail_after),
+                    progress: &progress_bar("questions"),
+                },
                 &kept,
                 &opts.styles,
                 common.seed,
                 &mut journal,
                 done,
-                FailAfter(common.fail_after),
-                &progress_bar("questions"),
             )
             .await?;
             if answers.is_empty() && !kept.is_empty() {

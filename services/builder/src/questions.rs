@@ -11,11 +11,10 @@ use rand::seq::IndexedRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use serde_json::json;
-use sqlrft_llm::{ChatRequest, JsonSchemaFormat, LlmClient, Message};
+use sqlrft_llm::{ChatRequest, JsonSchemaFormat, Message};
 
 use crate::records::{QueryItem, QuestionItem};
-use crate::schema::Schema;
-use crate::stage::FailAfter;
+use crate::stage::LlmRun;
 use sqlrft_files::Journal;
 
 /// Styles the LLM is asked to write in, so questions do not all sound alike.
@@ -112,18 +111,20 @@ pub struct LlmQuestionStats {
 }
 
 /// Asks the LLM for a question for every query not in `done`, journaling each answer.
-#[allow(clippy::too_many_arguments)]
 pub async fn ask_llm(
-    client: &LlmClient,
-    schema: &Schema,
+    run: LlmRun<'_>,
     queries: &[QueryItem],
     styles: &[String],
     seed: u64,
     journal: &mut Journal,
     mut done: HashMap<String, QuestionItem>,
-    fail_after: FailAfter,
-    progress: &indicatif::ProgressBar,
 ) -> Result<(HashMap<String, QuestionItem>, LlmQuestionStats)> {
+    let LlmRun {
+        client,
+        schema,
+        fail_after,
+        progress,
+    } = run;
     let schema_text = schema.to_prompt_text();
     let todo: Vec<&QueryItem> = queries
         .iter()

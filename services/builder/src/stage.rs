@@ -16,6 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlrft_files::{Journal, JournalError};
+use sqlrft_llm::LlmClient;
+
+use crate::schema::Schema;
 
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
@@ -144,6 +147,16 @@ pub fn open_journal<T: DeserializeOwned>(
     })?;
     journal.sync()?;
     Ok((journal, HashMap::new()))
+}
+
+/// What every LLM-backed stage runs with: the client it asks, the schema its prompts describe,
+/// the test hook that may interrupt it, and the bar that shows how far it got.
+#[derive(Clone, Copy)]
+pub struct LlmRun<'a> {
+    pub client: &'a LlmClient,
+    pub schema: &'a Schema,
+    pub fail_after: FailAfter,
+    pub progress: &'a indicatif::ProgressBar,
 }
 
 /// A deliberate failure after `n` items, so tests can interrupt a stage midway like a kill.

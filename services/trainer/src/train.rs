@@ -596,30 +596,34 @@ impl<B: Backend> Trainer<B> {
                 lr,
                 grad_norm,
                 epoch,
-                &batch,
-                &per_reward,
-                &rewards,
-                generated,
-                round_start,
+                ScoredRound {
+                    batch: &batch,
+                    per_reward: &per_reward,
+                    rewards: &rewards,
+                    generated,
+                    started: round_start,
+                },
             ));
         }
         self.last_rollout = Some(batch);
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn step_metrics(
         &self,
         t: &Tally,
         lr: f64,
         grad_norm: f64,
         epoch: u64,
-        batch: &RolloutBatch,
-        per_reward: &[Vec<f64>],
-        rewards: &[f64],
-        generated: usize,
-        round_start: Instant,
+        round: ScoredRound<'_>,
     ) -> StepMetrics {
+        let ScoredRound {
+            batch,
+            per_reward,
+            rewards,
+            generated,
+            started: round_start,
+        } = round;
         let g = self.cfg.grpo.num_generations;
         let (reward, reward_std) = grpo::nan_mean_std(rewards);
         let named: BTreeMap<String, RewardStats> = self
@@ -700,6 +704,19 @@ impl<B: Backend> Trainer<B> {
     pub fn cursor(&self) -> DataCursor {
         self.data.cursor
     }
+}
+
+/// One round's rollouts as scored, with what its throughput is measured by.
+#[derive(Clone, Copy)]
+struct ScoredRound<'a> {
+    batch: &'a RolloutBatch,
+    /// Each reward function's value per completion (NaN where it could not score).
+    per_reward: &'a [Vec<f64>],
+    /// The combined reward of every completion, group after group.
+    rewards: &'a [f64],
+    /// Completion tokens generated this round.
+    generated: usize,
+    started: Instant,
 }
 
 /// Loss and metric sums over one optimizer step's tokens.
