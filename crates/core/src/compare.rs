@@ -62,6 +62,7 @@ pub struct CompareOptions {
     pub abs_tolerance: f64,
     /// Row order matters (the gold SQL's outermost query orders its rows).
     pub ordered: bool,
+    /// Exact multiset/sequence equality, or BIRD's set equality.
     pub mode: CompareMode,
 }
 
@@ -79,7 +80,9 @@ impl Default for CompareOptions {
 /// The verdict of [`compare`], with a reason a person can act on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
+    /// Whether the prediction returns the gold result.
     pub matched: bool,
+    /// Why (not): a sentence a person can act on.
     pub reason: String,
     /// For a match: `mapping[g]` is the predicted column that holds gold column `g`.
     pub mapping: Option<Vec<usize>>,
@@ -100,13 +103,16 @@ impl Comparison {
 
 /// A cell, read through its column type, ready to compare.
 #[derive(Debug, Clone)]
-pub enum Cell {
+pub(crate) enum Cell {
+    /// SQL NULL, equal only to NULL.
     Null,
+    /// A BOOLEAN.
     Bool(bool),
     /// An exact integer (integer types, integral decimals, JSON integers).
     Int(i128),
     /// Any other number.
     Real(f64),
+    /// Text, after temporal values are put in one canonical form.
     Text(String),
     /// LIST/ARRAY, and MAP as a list of key/value structs.
     List(Vec<Cell>),
@@ -333,7 +339,7 @@ fn number_cell(value: &Value) -> Option<Cell> {
 }
 
 /// Normalises ISO date-time text (see the module docs); any other text comes back unchanged.
-pub fn normalize_temporal(text: &str) -> String {
+pub(crate) fn normalize_temporal(text: &str) -> String {
     let b = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
         b.get(range.clone())
@@ -970,7 +976,7 @@ fn compare_sets(pred: &Table, gold: &Table, options: &CompareOptions) -> Compari
 
 /// F1 of the predicted cells against the gold cells, both taken as multisets of values wherever
 /// they sit: the partial-credit signal for results that are close but not equal.
-pub fn cell_f1(pred: &ResultSet, gold: &ResultSet, options: &CompareOptions) -> f64 {
+pub(crate) fn cell_f1(pred: &ResultSet, gold: &ResultSet, options: &CompareOptions) -> f64 {
     let pred_table = Table::read(pred);
     let gold_table = Table::read(gold);
     let mut p: Vec<&Cell> = pred_table.cells.iter().flatten().collect();

@@ -18,17 +18,22 @@ use crate::result::ResultSet;
 /// One chat message of a record (`system`, `user` or `assistant`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
+    /// `system`, `user` or `assistant`.
     pub role: String,
+    /// The message text.
     pub content: String,
 }
 
 impl ChatMessage {
+    /// The schema prompt that opens a record.
     pub fn system(content: impl Into<String>) -> Self {
         Self::new("system", content)
     }
+    /// The question a person asks.
     pub fn user(content: impl Into<String>) -> Self {
         Self::new("user", content)
     }
+    /// The answer the model is trained to give.
     pub fn assistant(content: impl Into<String>) -> Self {
         Self::new("assistant", content)
     }
@@ -44,13 +49,18 @@ impl ChatMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Complexity {
+    /// At most one component (WHERE, GROUP BY, ORDER BY, …) and no nesting.
     Easy,
+    /// A few components, still without nesting.
     Medium,
+    /// Many components, or one nested query with little else.
     Hard,
+    /// Anything harder: nesting together with other components.
     Extra,
 }
 
 impl Complexity {
+    /// Every class, easiest first (for quotas and reports).
     pub const ALL: [Complexity; 4] = [
         Complexity::Easy,
         Complexity::Medium,
@@ -58,6 +68,7 @@ impl Complexity {
         Complexity::Extra,
     ];
 
+    /// The lowercase name used in files, flags and reports.
     pub fn name(self) -> &'static str {
         match self {
             Complexity::Easy => "easy",
@@ -92,23 +103,32 @@ impl FromStr for Complexity {
 pub enum QueryTag {
     /// Filters rows (WHERE).
     Filter,
+    /// Reads more than one table (JOIN).
     Join,
     /// Aggregate functions (count, sum, avg, min, max, …).
     Aggregate,
+    /// Groups rows (GROUP BY).
     GroupBy,
+    /// Filters groups (HAVING).
     Having,
     /// A nested SELECT (IN/EXISTS/scalar subquery or derived table).
     Subquery,
     /// UNION / INTERSECT / EXCEPT.
     SetOp,
+    /// A window function (OVER).
     Window,
+    /// A common table expression (WITH).
     Cte,
+    /// Orders the result (ORDER BY).
     OrderBy,
+    /// Caps the row count (LIMIT).
     Limit,
+    /// Removes duplicate rows (DISTINCT).
     Distinct,
 }
 
 impl QueryTag {
+    /// Every tag, in the order reports list them.
     pub const ALL: [QueryTag; 12] = [
         QueryTag::Filter,
         QueryTag::Join,
@@ -124,6 +144,7 @@ impl QueryTag {
         QueryTag::Distinct,
     ];
 
+    /// The kebab-case name used in files and reports.
     pub fn name(self) -> &'static str {
         match self {
             QueryTag::Filter => "filter",
@@ -151,9 +172,11 @@ impl fmt::Display for QueryTag {
 /// What the gold SQL returned, typed: the form our reward service compares against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TypedGroundTruth {
+    /// Column names, in the gold SQL's order.
     pub columns: Vec<String>,
     /// DuckDB type names, one per column.
     pub types: Vec<String>,
+    /// The rows, as JSON values read through `types`.
     pub rows: Vec<Vec<Value>>,
     /// True when row order matters (the gold SQL's outermost query has ORDER BY).
     pub ordered: bool,
@@ -162,6 +185,7 @@ pub struct TypedGroundTruth {
 }
 
 impl TypedGroundTruth {
+    /// Keeps a gold query's result with its SQL and whether its order counts.
     pub fn from_result_set(result: ResultSet, ordered: bool, sql: impl Into<String>) -> Self {
         Self {
             columns: result.columns,
@@ -204,7 +228,9 @@ impl TypedGroundTruth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum RecordGroundTruth {
+    /// Our typed form, with column types and the gold SQL.
     Typed(TypedGroundTruth),
+    /// The tutorial's form: one `{column: value}` object per row.
     Rows(Vec<Map<String, Value>>),
 }
 
@@ -213,14 +239,17 @@ pub enum RecordGroundTruth {
 pub struct DatasetRecord {
     /// `[system, user, assistant]`: schema prompt, question, gold SQL (or its reasoning form).
     pub messages: Vec<ChatMessage>,
+    /// What the gold SQL returns, for the reward to compare against.
     pub ground_truth: RecordGroundTruth,
     /// Stable id of the query the record was made from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     /// The gold SQL.
     pub sql: String,
+    /// How hard the gold SQL is, for the split's mix and the report.
     pub complexity: Complexity,
     #[serde(default)]
+    /// The SQL features the gold SQL uses.
     pub tags: Vec<QueryTag>,
     /// Name of the database the record is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,16 +15,22 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SqlSource {
+    /// Inside `<sql>…</sql>`.
     SqlTag,
+    /// Inside a ```` ```sql ```` fence.
     Fence,
+    /// The whole completion (after any reasoning), with no tag or fence.
     Bare,
 }
 
 /// The SQL found in a completion (if any) and a sentence saying where from, or why none.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extraction {
+    /// The statement, when one was found.
     pub sql: Option<String>,
+    /// Where it was found, when it was.
     pub source: Option<SqlSource>,
+    /// Where the SQL came from, or why none was taken.
     pub note: String,
 }
 

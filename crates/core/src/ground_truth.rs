@@ -22,6 +22,7 @@ use crate::result::ResultSet;
 pub enum GroundTruth {
     /// The expected rows are known.
     Result {
+        /// The expected rows.
         result: ResultSet,
         /// The gold SQL, when known: it decides whether row order matters.
         sql: Option<String>,
@@ -29,14 +30,21 @@ pub enum GroundTruth {
         ordered: Option<bool>,
     },
     /// Only the gold SQL is known: execute it for the expected rows.
-    Sql { sql: String, ordered: Option<bool> },
+    Sql {
+        /// The gold SQL to execute.
+        sql: String,
+        /// Explicit row-order flag; `None` reads it from `sql`.
+        ordered: Option<bool>,
+    },
 }
 
 /// A ground truth that cannot be read; `field` names the request field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{field}`: {message}")]
 pub struct GroundTruthError {
+    /// The request field at fault (e.g. `ground_truth`).
     pub field: String,
+    /// What is wrong with it and how to fix it.
     pub message: String,
 }
 

@@ -3,6 +3,8 @@
 //!
 //! This crate does no I/O of its own beyond telemetry setup: no DuckDB, no HTTP serving.
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod config;
 pub mod dataset;

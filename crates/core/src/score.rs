@@ -105,7 +105,9 @@ pub enum FailureKind {
 /// A query that failed, and DuckDB's (or the gate's) message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryFailure {
+    /// Which way it failed, so rewards can treat timeouts apart from errors.
     pub kind: FailureKind,
+    /// The message as DuckDB (or the gate) gave it.
     pub message: String,
 }
 
@@ -124,18 +126,25 @@ impl std::fmt::Display for QueryFailure {
 /// One named part of an evaluation, in the Fireworks `MetricResult` shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricResult {
+    /// The part's score, in [0, 1].
     pub score: f64,
+    /// Why it scored so.
     pub reason: String,
+    /// False when the part could not be judged (e.g. nothing ran).
     pub is_score_valid: bool,
 }
 
 /// The answer for one completion, in the Fireworks `EvaluateResult` shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {
+    /// The combined score the trainer optimises.
     pub score: f64,
+    /// A sentence saying what decided the score.
     pub reason: String,
+    /// False when the completion could not be judged (e.g. the gold SQL failed).
     pub is_score_valid: bool,
     #[serde(default)]
+    /// The named parts (`result_match`, `cell_f1`, …) the score was made of.
     pub metrics: BTreeMap<String, MetricResult>,
 }
 
@@ -165,7 +174,9 @@ impl Evaluation {
 /// Everything known about one completion once its SQL has (or has not) been executed.
 #[derive(Debug, Clone, Copy)]
 pub struct Attempt<'a> {
+    /// The SQL taken from the completion, if any.
     pub extraction: &'a Extraction,
+    /// How well the completion kept to the answer format.
     pub format: &'a FormatCheck,
     /// `None` when no SQL was extracted, so nothing ran.
     pub outcome: Option<&'a Result<ResultSet, QueryFailure>>,

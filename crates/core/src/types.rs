@@ -9,51 +9,84 @@ use std::fmt;
 /// A DuckDB logical type, as far as comparing and printing values needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DuckType {
+    /// `BOOLEAN`.
     Boolean,
     /// Signed or unsigned integers of any width, including HUGEINT.
     Integer(IntegerKind),
+    /// `FLOAT` (32-bit).
     Float,
+    /// `DOUBLE` (64-bit).
     Double,
+    /// `DECIMAL(width, scale)`: exact, so compared as an exact number.
     Decimal {
+        /// Total digits.
         width: u8,
+        /// Digits after the point.
         scale: u8,
     },
+    /// `VARCHAR`.
     Varchar,
+    /// `BLOB` (also `BYTEA`, `BINARY`, `VARBINARY`).
     Blob,
+    /// `DATE`.
     Date,
+    /// `TIME`.
     Time,
+    /// `TIME WITH TIME ZONE`.
     TimeTz,
+    /// `TIMESTAMP`, `TIMESTAMP_S`, `_MS` or `_NS`, by unit.
     Timestamp(TimestampUnit),
+    /// `TIMESTAMP WITH TIME ZONE`.
     TimestampTz,
+    /// `INTERVAL`.
     Interval,
+    /// `UUID`.
     Uuid,
     /// `T[]` (LIST) or `T[n]` (ARRAY).
     List(Box<DuckType>),
+    /// `STRUCT(name type, …)`: named fields in declared order.
     Struct(Vec<(String, DuckType)>),
+    /// `MAP(key, value)`.
     Map(Box<DuckType>, Box<DuckType>),
     /// Any other type (ENUM, UNION, BIT, JSON, …): compared and printed as text.
     Other(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which integer type, for its range and signedness.
 pub enum IntegerKind {
+    /// `TINYINT` (i8).
     TinyInt,
+    /// `SMALLINT` (i16).
     SmallInt,
+    /// `INTEGER` (i32).
     Int,
+    /// `BIGINT` (i64).
     BigInt,
+    /// `HUGEINT` (i128).
     HugeInt,
+    /// `UTINYINT` (u8).
     UTinyInt,
+    /// `USMALLINT` (u16).
     USmallInt,
+    /// `UINTEGER` (u32).
     UInt,
+    /// `UBIGINT` (u64).
     UBigInt,
+    /// `UHUGEINT` (u128).
     UHugeInt,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The precision of a `TIMESTAMP` variant.
 pub enum TimestampUnit {
+    /// `TIMESTAMP_S`.
     Seconds,
+    /// `TIMESTAMP_MS`.
     Millis,
+    /// `TIMESTAMP` (DuckDB's default).
     Micros,
+    /// `TIMESTAMP_NS`.
     Nanos,
 }
 
