@@ -8,8 +8,11 @@ use crate::QueryError;
 /// One user table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableInfo {
+    /// The schema (namespace) that holds it, usually `main`.
     pub schema: String,
+    /// The table's name as the catalog spells it.
     pub name: String,
+    /// How many columns it has, so a client can judge its width before describing it.
     pub column_count: usize,
     /// DuckDB's estimate, from its catalog (not a count of rows).
     pub estimated_rows: u64,
@@ -18,18 +21,25 @@ pub struct TableInfo {
 /// One column of a table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ColumnDescription {
+    /// The column's name.
     pub name: String,
     #[serde(rename = "type")]
+    /// DuckDB's type name (`INTEGER`, `DECIMAL(10,2)`, …); `type` on the wire.
     pub type_name: String,
+    /// Whether the column admits NULL.
     pub nullable: bool,
 }
 
 /// A table's columns and exact row count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableDescription {
+    /// The schema (namespace) that holds it.
     pub schema: String,
+    /// The table's name.
     pub name: String,
+    /// Its columns, in declared order.
     pub columns: Vec<ColumnDescription>,
+    /// An exact `count(*)`, so a client can tell an empty table from a large one.
     pub row_count: u64,
 }
 

@@ -14,7 +14,7 @@ use crate::{Limits, QueryError};
 const MAX_EXACT_JSON_INT: i128 = 1 << 53;
 
 /// DuckDB's name for a logical type, as `DESCRIBE` prints it (`DECIMAL(3,2)`, `VARCHAR[]`, …).
-pub fn type_name(ty: &LogicalTypeHandle) -> String {
+pub(crate) fn type_name(ty: &LogicalTypeHandle) -> String {
     if let Some(alias) = ty.get_alias() {
         return alias;
     }

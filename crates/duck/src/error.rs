@@ -4,12 +4,22 @@ use std::time::Duration;
 /// Why a database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The file does not exist (DuckDB would otherwise create an empty one).
     #[error(
         "could not open database `{path}`: no such file; check the path (or run `sqlrft build` to make a sandbox)"
     )]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The path that was asked for.
+        path: PathBuf,
+    },
+    /// DuckDB refused to open it (not a database, locked, wrong version, …).
     #[error("could not open database `{path}`: {message}")]
-    DuckDb { path: PathBuf, message: String },
+    DuckDb {
+        /// The path that was asked for.
+        path: PathBuf,
+        /// DuckDB's reason, unchanged.
+        message: String,
+    },
 }
 
 /// Why a query produced no result set.
@@ -21,13 +31,19 @@ pub enum QueryError {
     /// DuckDB's own error, unchanged (callers show it verbatim, as the tutorial's server does).
     #[error("{0}")]
     Sql(String),
+    /// The query ran past its time limit and was interrupted.
     #[error("Interrupted: query exceeded the {} s time limit and was cancelled", .0.as_secs_f64())]
     Timeout(Duration),
+    /// The result grew past the byte limit while being read.
     #[error("result exceeded the {limit}-byte limit; select fewer columns or add a LIMIT")]
-    TooLarge { limit: usize },
+    TooLarge {
+        /// The byte limit the result ran over.
+        limit: usize,
+    },
     /// Every connection is busy and the wait queue is full: try again later.
     #[error("server busy: all {0} database connections are in use; retry shortly")]
     Busy(usize),
+    /// Something failed that the caller could not have caused; the message says what.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -36,11 +52,17 @@ pub enum QueryError {
 /// of a wire (the MCP server sends it in a tool error's `_meta`), so nobody parses messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryErrorKind {
+    /// See [`QueryError::Refused`].
     Refused,
+    /// See [`QueryError::Sql`].
     Sql,
+    /// See [`QueryError::Timeout`].
     Timeout,
+    /// See [`QueryError::TooLarge`].
     TooLarge,
+    /// See [`QueryError::Busy`].
     Busy,
+    /// See [`QueryError::Internal`].
     Internal,
 }
 
@@ -57,6 +79,7 @@ impl QueryErrorKind {
         QueryErrorKind::Internal,
     ];
 
+    /// The stable wire name (`refused`, `sql_error`, `timeout`, …).
     pub fn name(self) -> &'static str {
         match self {
             QueryErrorKind::Refused => "refused",
@@ -75,6 +98,7 @@ impl QueryErrorKind {
 }
 
 impl QueryError {
+    /// Which kind of failure this is, for metrics and for the wire.
     pub fn kind(&self) -> QueryErrorKind {
         match self {
             QueryError::Refused(_) => QueryErrorKind::Refused,

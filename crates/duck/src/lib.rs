@@ -6,6 +6,8 @@
 //! [`sqlrft_core::ResultSet`]. Crates that must write (the dataset builder) use the re-exported
 //! [`duckdb`] crate through here, so DuckDB is compiled once, with one feature set.
 
+#![warn(missing_docs)]
+
 mod catalog;
 mod cells;
 mod error;
@@ -17,7 +19,7 @@ mod scratch;
 pub use duckdb;
 
 pub use catalog::{ColumnDescription, TableDescription, TableInfo, quote_identifier};
-pub use cells::{collect_result_set, type_name};
+pub use cells::collect_result_set;
 pub use error::{OpenError, QueryError, QueryErrorKind};
 pub use gate::{outermost_order_by, parse_select};
 pub use limits::Limits;

@@ -15,8 +15,11 @@ use crate::{Limits, OpenError, QueryError, gate, open_read_only};
 /// limits each query runs under.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
+    /// How many read-only connections to open: the number of queries that run at once.
     pub connections: usize,
+    /// How many callers may wait for a connection before [`QueryError::Busy`] answers.
     pub max_waiting: usize,
+    /// The limits a query runs under unless the caller gives its own.
     pub limits: Limits,
 }
 

@@ -5,6 +5,8 @@
 //! Configured from `HF_ENDPOINT` (default `https://huggingface.co`) and `HF_TOKEN`.
 //! With the `stub` feature, [`stub`] serves an in-memory Hub on 127.0.0.1 for tests.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "clap")]
 mod args;
 mod client;

@@ -5,6 +5,8 @@
 //! With the `stub` feature, [`stub`] serves a scriptable OpenAI-compatible endpoint on
 //! 127.0.0.1 for tests of this and other crates.
 
+#![warn(missing_docs)]
+
 #[cfg(feature = "clap")]
 mod args;
 mod chat;

@@ -3,6 +3,8 @@
 //! a bearer token on the API routes, 503 + `Retry-After` instead of a queue (with a signal that
 //! the client went away), and one spelling of the flags they share.
 
+#![warn(missing_docs)]
+
 mod args;
 mod shed;
 
@@ -36,7 +38,9 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
 
 /// A service running in this process, with `state` beside it (what its callers need to see).
 pub struct Server<T> {
+    /// The address it listens on (the real port when asked for port 0).
     pub addr: SocketAddr,
+    /// What the service shares with its handlers, kept for the caller (tests read it).
     pub state: T,
     cancel: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
@@ -85,6 +89,7 @@ impl<T> Server<T> {
         self.task.await.unwrap_or(Ok(()))
     }
 
+    /// A token that stops the server when cancelled; hand it to whatever should be able to.
     pub fn cancel_token(&self) -> CancellationToken {
         self.cancel.clone()
     }
