@@ -136,6 +136,7 @@ pub struct DistillArgs {
     #[arg(long)]
     pub no_progress: bool,
     #[command(flatten)]
+    /// Where to publish the dataset (`--hub-*`, `HF_TOKEN`).
     pub hub: HubArgs,
 }
 

@@ -9,6 +9,8 @@
 //! work between job workers; `sqlrft distill merge` joins their outputs.
 //! `sqlrft publish dataset` uploads the result with a dataset card.
 
+#![warn(missing_docs)]
+
 mod distill;
 mod merge;
 mod output;

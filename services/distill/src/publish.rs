@@ -40,6 +40,7 @@ pub struct PublishDatasetArgs {
     #[arg(long)]
     pub message: Option<String>,
     #[command(flatten)]
+    /// Where to publish (`--hub-*`, `HF_TOKEN`).
     pub hub: HubArgs,
 }
 

@@ -55,18 +55,26 @@ impl Target {
 /// One workload measured on DuckDB alone, on sqlrft and (when given) on the peer.
 #[derive(Debug, Clone)]
 pub struct WorkloadResult {
+    /// The workload's name (`point`, `mixed`, …).
     pub workload: &'static str,
+    /// The same queries on an in-process pool, with no server in the way: the floor.
     pub duckdb_alone: Measurement,
+    /// Through sqlrft's MCP server over HTTP.
     pub sqlrft: Measurement,
+    /// Through the peer server, when one was given to compare against.
     pub peer: Option<Measurement>,
 }
 
 /// Throughput and latency of one workload against one server.
 #[derive(Debug, Clone)]
 pub struct Measurement {
+    /// Requests that completed.
     pub requests: usize,
+    /// Completed requests per second of wall time.
     pub per_second: f64,
+    /// Median latency.
     pub p50: Duration,
+    /// 99th-percentile latency.
     pub p99: Duration,
 }
 

@@ -16,18 +16,23 @@ pub struct McpConfig {
     pub db: Option<PathBuf>,
     /// Serve the built-in demo database instead of `db`.
     pub demo: bool,
+    /// Interface to listen on.
     pub host: String,
+    /// Port to listen on (0 picks a free one).
     pub port: u16,
     /// Open read-only connections (queries run side by side up to this many).
     pub connections: usize,
     /// Requests allowed to wait for a connection before the server answers 503.
     pub max_waiting: usize,
+    /// Time limit of one query; past it the query is interrupted.
     pub query_timeout_secs: f64,
     /// Rows kept in `structuredContent` (the text table always stops at 1,024).
     pub max_rows: usize,
     /// Characters of the text table before it is cut off (mcp-server-motherduck's `max_chars`).
     pub max_chars: usize,
+    /// Bytes a result may take while it is read; a larger one is refused.
     pub max_result_bytes: usize,
+    /// Bytes of a request body before the server answers 413.
     pub max_body_bytes: usize,
     /// Bearer token required on /mcp when set.
     pub token: Option<String>,
@@ -67,6 +72,7 @@ impl Default for McpConfig {
 }
 
 impl McpConfig {
+    /// The connection pool these settings ask for.
     pub fn pool_options(&self) -> PoolOptions {
         PoolOptions {
             connections: self.connections,
@@ -105,9 +111,11 @@ pub struct McpServeArgs {
     pub demo: bool,
     #[command(flatten)]
     #[serde(flatten)]
+    /// Where to listen.
     pub serve: ServeArgs,
     #[command(flatten)]
     #[serde(flatten)]
+    /// What one query may take.
     pub limits: QueryLimitArgs,
     /// Characters of a query's text table before it is cut off [default: 50000].
     #[arg(long, value_name = "CHARS")]

@@ -5,6 +5,8 @@
 //! `structuredContent`, `list_tables`/`describe_table`, a locked-down database, limits on by
 //! default, bearer auth, health endpoints and graceful shutdown for Cloud Run.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 mod config;
 mod demo;
@@ -22,13 +24,14 @@ use tokio_util::sync::CancellationToken;
 pub use config::{McpConfig, McpServeArgs};
 pub use demo::{DEMO_SQL, write_demo_database};
 pub use http::router;
-pub use tools::{DuckTools, structured};
+pub use tools::structured;
 
 /// An MCP server running in this process.
 pub type RunningServer = sqlrft_serve::Server<Serving>;
 
 /// What an MCP server in this process serves.
 pub struct Serving {
+    /// The database file being served (the demo's temporary file under `--demo`).
     pub db: PathBuf,
     /// Keeps the `--demo` database alive while it is served.
     _demo_dir: Option<tempfile::TempDir>,

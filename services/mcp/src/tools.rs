@@ -38,6 +38,7 @@ pub struct DuckTools {
 }
 
 impl DuckTools {
+    /// Tools that answer from `pool`.
     pub fn new(pool: ReadOnlyPool) -> Self {
         DuckTools {
             pool,

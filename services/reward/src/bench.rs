@@ -93,8 +93,11 @@ struct Case {
 /// One measured workload.
 #[derive(Debug, Clone)]
 pub struct Measurement {
+    /// The workload's name.
     pub name: String,
+    /// Completions scored.
     pub evaluations: usize,
+    /// Completions scored per second of wall time.
     pub per_second: f64,
 }
 

@@ -18,7 +18,9 @@ pub struct RewardConfig {
     pub mcp_url: Option<String>,
     /// Bearer token for the MCP server.
     pub mcp_token: Option<String>,
+    /// Interface to listen on.
     pub host: String,
+    /// Port to listen on (0 picks a free one).
     pub port: u16,
     /// Bearer token required on /v1/* when set.
     pub token: Option<String>,
@@ -31,7 +33,9 @@ pub struct RewardConfig {
     pub eval_timeout_secs: f64,
     /// Rows kept from a query; a larger prediction is cut off and cannot match.
     pub max_rows: usize,
+    /// Bytes a query's result may take; a larger prediction scores as too large.
     pub max_result_bytes: usize,
+    /// Bytes of a request body before the server answers 413.
     pub max_body_bytes: usize,
     /// Requests evaluated at once; more get 503 with Retry-After.
     pub max_concurrency: usize,
@@ -64,6 +68,7 @@ impl Default for RewardConfig {
 }
 
 impl RewardConfig {
+    /// The embedded database's connection pool these settings ask for.
     pub fn pool_options(&self) -> PoolOptions {
         PoolOptions {
             connections: self.connections,
@@ -76,6 +81,7 @@ impl RewardConfig {
         }
     }
 
+    /// How long one execution may take before the evaluation is marked invalid.
     pub fn eval_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.eval_timeout_secs)
     }
@@ -120,9 +126,11 @@ pub struct RewardServeArgs {
     pub mcp_token: Option<String>,
     #[command(flatten)]
     #[serde(flatten)]
+    /// Where to listen.
     pub serve: ServeArgs,
     #[command(flatten)]
     #[serde(flatten)]
+    /// What one query may take.
     pub limits: QueryLimitArgs,
     /// Time allowed to get an answer from the executor, in seconds; past it the evaluation is
     /// marked invalid [default: 30].

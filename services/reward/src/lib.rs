@@ -10,6 +10,8 @@
 //! - Scoring, executors and the gold cache are the library's; this crate reads requests and
 //!   writes answers.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 mod config;
 mod http;
@@ -24,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 pub use bench::{BenchArgs, run_bench};
 pub use config::{RewardConfig, RewardServeArgs};
 pub use http::router;
-pub use request::{BadRequest, BatchRequest, EvaluateRequest, GroundTruths};
 
 /// Builds the engine the configuration asks for (embedded `db` or `mcp_url`).
 pub fn build_engine(config: &RewardConfig) -> anyhow::Result<RewardEngine> {
