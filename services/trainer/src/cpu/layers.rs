@@ -110,12 +110,18 @@ pub fn matmul_forward(
     });
 }
 
-/// Accumulates `dinp += dout · W`, and, when asked, `dw += doutᵀ · inp`, `dbias += Σ_t dout`.
-#[allow(clippy::too_many_arguments)]
+/// Where a linear layer's parameter gradients accumulate, when they are wanted.
+pub struct WeightGrads<'a> {
+    /// Accumulates `doutᵀ · inp`, shaped like the weight (`oc × c`).
+    pub w: &'a mut [f32],
+    /// Accumulates `Σ_t dout`, for a layer with a bias.
+    pub bias: Option<&'a mut [f32]>,
+}
+
+/// Accumulates `dinp += dout · W`, and, when `grads` asks, the weight's and bias's gradients.
 pub fn matmul_backward(
     dinp: &mut [f32],
-    dw: Option<&mut [f32]>,
-    dbias: Option<&mut [f32]>,
+    grads: Option<WeightGrads<'_>>,
     dout: &[f32],
     inp: &[f32],
     w: &[f32],
@@ -128,6 +134,10 @@ pub fn matmul_backward(
         }
     });
     let t_len = dout.len() / oc;
+    let (dw, dbias) = match grads {
+        Some(WeightGrads { w, bias }) => (Some(w), bias),
+        None => (None, None),
+    };
     if let Some(dw) = dw {
         for_rows(dw, c, t_len * c, |o, drow| {
             for t in 0..t_len {
@@ -322,19 +332,28 @@ pub fn attention_forward(
     }
 }
 
-/// Accumulates `dq`, `dk`, `dv` for a full (no cache) causal forward.
-#[allow(clippy::too_many_arguments)]
+/// The query, key and value projections an attention forward read.
+#[derive(Clone, Copy)]
+pub struct Qkv<'a> {
+    /// Queries, `t × nh × hd`.
+    pub q: &'a [f32],
+    /// Keys, `t × nkv × hd`.
+    pub k: &'a [f32],
+    /// Values, `t × nkv × hd`.
+    pub v: &'a [f32],
+}
+
+/// Accumulates `dq`, `dk`, `dv` for a full (no cache) causal forward that read `qkv`.
 pub fn attention_backward(
     dq: &mut [f32],
     dk: &mut [f32],
     dv: &mut [f32],
     dout: &[f32],
     att: &[f32],
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
+    qkv: Qkv<'_>,
     s: AttnShape,
 ) {
+    let Qkv { q, k, v } = qkv;
     let AttnShape { nh, nkv, hd } = s;
     let t_len = q.len() / (nh * hd);
     let scale = 1.0 / (hd as f32).sqrt();
@@ -499,7 +518,18 @@ mod tests {
             proj_dot(&proj, &y)
         };
         let (mut dx, mut dw, mut db) = (vec![0.0; t * c], vec![0.0; oc * c], vec![0.0; oc]);
-        matmul_backward(&mut dx, Some(&mut dw), Some(&mut db), &proj, &x, &w, c, oc);
+        matmul_backward(
+            &mut dx,
+            Some(WeightGrads {
+                w: &mut dw,
+                bias: Some(&mut db),
+            }),
+            &proj,
+            &x,
+            &w,
+            c,
+            oc,
+        );
         check("dx", &x, &dx, |x| fwd(x, &w, &b));
         check("dw", &w, &dw, |w| fwd(&x, w, &b));
         check("db", &b, &db, |b| fwd(&x, &w, b));
@@ -571,7 +601,19 @@ mod tests {
         let (mut o, mut a) = (vec![0.0; t * 12], vec![0.0; 4 * t * t]);
         attention_forward(&mut o, &mut a, &q, &k, &v, s);
         let (mut dq, mut dk, mut dv) = (vec![0.0; t * 12], vec![0.0; t * 6], vec![0.0; t * 6]);
-        attention_backward(&mut dq, &mut dk, &mut dv, &proj, &a, &q, &k, &v, s);
+        attention_backward(
+            &mut dq,
+            &mut dk,
+            &mut dv,
+            &proj,
+            &a,
+            Qkv {
+                q: &q,
+                k: &k,
+                v: &v,
+            },
+            s,
+        );
         check("dq", &q, &dq, |q| fwd(q, &k, &v));
         check("dk", &k, &dk, |k| fwd(&q, k, &v));
         check("dv", &v, &dv, |v| fwd(&q, &k, v));

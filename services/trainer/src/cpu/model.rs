@@ -2,7 +2,7 @@
 //! backward pass needs, the backward pass, and KV-cached incremental decoding through the same
 //! block code.
 
-use super::layers::{self, AttnShape};
+use super::layers::{self, AttnShape, Qkv, WeightGrads};
 use crate::config::ModelConfig;
 use crate::lora::{LoraLayout, LoraSlot};
 use crate::params::{ModelLayout, Proj};
@@ -168,9 +168,10 @@ impl CpuModel {
                 }
                 None => (&mut grads[slot.w..slot.w + c * oc], None),
             };
-            layers::matmul_backward(dinp, Some(dw), dbias, dout, inp, w, c, oc);
+            let grads = WeightGrads { w: dw, bias: dbias };
+            layers::matmul_backward(dinp, Some(grads), dout, inp, w, c, oc);
         } else {
-            layers::matmul_backward(dinp, None, None, dout, inp, w, c, oc);
+            layers::matmul_backward(dinp, None, dout, inp, w, c, oc);
         }
         if let Some((ll, data, s)) = self.lora_slot(layer, p, adapters) {
             let r = ll.rank;
@@ -182,8 +183,10 @@ impl CpuModel {
             // d(mid Bᵀ): dB = scaledᵀ mid, dmid = scaled B
             layers::matmul_backward(
                 &mut dmid,
-                grad_lora.then(|| &mut grads[s.b..s.b + oc * r]),
-                None,
+                grad_lora.then(|| WeightGrads {
+                    w: &mut grads[s.b..s.b + oc * r],
+                    bias: None,
+                }),
                 &scaled,
                 mid,
                 b,
@@ -192,8 +195,10 @@ impl CpuModel {
             );
             layers::matmul_backward(
                 dinp,
-                grad_lora.then(|| &mut grads[s.a..s.a + r * c]),
-                None,
+                grad_lora.then(|| WeightGrads {
+                    w: &mut grads[s.a..s.a + r * c],
+                    bias: None,
+                }),
                 &dmid,
                 inp,
                 a,
@@ -343,7 +348,12 @@ impl CpuModel {
         let mut dy = vec![0.0; t * qd];
         self.linear_backward(&mut dy, grads, target, dx, &a.y, mo, l, Proj::O, adapters);
         let (mut dq, mut dk, mut dv) = (vec![0.0; t * qd], vec![0.0; t * kvd], vec![0.0; t * kvd]);
-        layers::attention_backward(&mut dq, &mut dk, &mut dv, &dy, &a.att, &a.q, &a.k, &a.v, s);
+        let qkv = Qkv {
+            q: &a.q,
+            k: &a.k,
+            v: &a.v,
+        };
+        layers::attention_backward(&mut dq, &mut dk, &mut dv, &dy, &a.att, qkv, s);
         layers::rope_backward(&mut dq, positions, &self.inv_freq, s.nh, s.hd);
         layers::rope_backward(&mut dk, positions, &self.inv_freq, s.nkv, s.hd);
         let mut dln1 = vec![0.0; t * h];
@@ -463,8 +473,10 @@ impl CpuModel {
         let mut dlnf = vec![0.0; t * h];
         layers::matmul_backward(
             &mut dlnf[from * h..],
-            base_grads.then(|| &mut grads[head..head + v * h]),
-            None,
+            base_grads.then(|| WeightGrads {
+                w: &mut grads[head..head + v * h],
+                bias: None,
+            }),
             dlogits,
             &acts.lnf[from * h..],
             &self.base[head..head + v * h],
