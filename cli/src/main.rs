@@ -205,3 +205,16 @@ fn main() -> anyhow::Result<()> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks a command's definition only when that subcommand is parsed: a flag name two
+    /// flattened structs share (`--seed` in `build all`) panics at the user's first run. This
+    /// walks every subcommand once.
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

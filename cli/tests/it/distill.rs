@@ -16,7 +16,7 @@ fn distill_help_shows_the_run_flags_and_the_merge_subcommand() {
     let help = run_ok(sqlrft().args(["distill", "--help"])).unwrap();
     let help = String::from_utf8(help.stdout).unwrap();
     for part in [
-        "--model",
+        "--llm-model",
         "--dataset-repo-id",
         "--validate",
         "--shard",
@@ -35,7 +35,7 @@ fn distill_help_shows_the_run_flags_and_the_merge_subcommand() {
     let bare = sqlrft().arg("distill").output().unwrap();
     assert!(!bare.status.success());
     let stderr = String::from_utf8_lossy(&bare.stderr);
-    assert!(stderr.contains("--model"), "{stderr}");
+    assert!(stderr.contains("--llm-model"), "{stderr}");
 }
 
 /// Kills a real `sqlrft distill` process mid-run, leaves a half-written line behind, and

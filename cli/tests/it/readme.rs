@@ -40,7 +40,7 @@ const BASE_MODEL: &str = "Qwen/Qwen2.5-0.5B-Instruct";
 const TRAIN: &str = "--model Qwen/Qwen2.5-0.5B-Instruct --dataset data/train.reasoning.jsonl \
                      --config services/trainer/configs/seed.toml";
 /// What the distill lines' `...` stands for: a teacher model and a source.
-const DISTILL: &str = "--model teacher-70b --input gretel.jsonl";
+const DISTILL: &str = "--llm-model teacher-70b --input gretel.jsonl";
 /// Appended to distill lines: the teacher is the LLM stub.
 /// `sqlrft eval` on a few test items, quietly.
 const EVAL_SMALL: &str = "--limit 4 --quiet";
@@ -54,7 +54,7 @@ const EVAL_REPORT: &[&str] = &[
     "eval/results.json",
     "eval/accuracy.png",
 ];
-const TEACHER: &str = "--base-url {llm} --no-progress";
+const TEACHER: &str = "--llm-base-url {llm} --no-progress";
 /// Appended to build lines: a small sandbox and few queries, so a debug build stays quick.
 const SMALL_BUILD: &str = "--rows 40 --table-rows routes=300 --queries 40";
 /// What `sqlrft build all` writes.
@@ -89,7 +89,7 @@ fn cases() -> Vec<Case> {
             .provides(Asset::Data)
             .writes(BUILT)
             .writes(&["data/train.reasoning.jsonl", "data/test.reasoning.jsonl"]),
-        case("sqlrft build all --schema-from schema.sql --out data/ --llm --llm-provider openai --llm-model gpt-4o-mini")
+        case("sqlrft build all --schema-from schema.sql --out data/ --llm --llm-model gpt-4o-mini")
             .before(schema_sql)
             .append("--rows 6 --table-rows routes=12 --queries 10")
             .writes(BUILT)
@@ -101,7 +101,10 @@ fn cases() -> Vec<Case> {
             .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
             .serve(mcp_answers),
         case("sqlrft mcp serve --demo").serve(mcp_answers),
-        case(r#"sqlrft mcp serve prod.duckdb --host 0.0.0.0 --token "$TOKEN" --allowed-host my-svc.a.run.app"#)
+        case("sqlrft mcp serve --db-path data/sandbox.duckdb --read-only --max-rows 1024 --max-chars 50000 --query-timeout 10")
+            .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
+            .serve(mcp_answers),
+        case(r#"SQLRFT_MCP_TOKEN="$TOKEN" sqlrft mcp serve prod.duckdb --host 0.0.0.0 --allowed-host my-svc.a.run.app"#)
             .before(prod_db)
             .serve(mcp_answers_the_token_holder_at_its_host),
         case("sqlrft bench mcp --db openflights.duckdb --peer http://127.0.0.1:18080")
@@ -123,14 +126,14 @@ fn cases() -> Vec<Case> {
             })
             .replace("http://127.0.0.1:8080", "{mcp}")
             .serve(reward_scores),
-        case("sqlrft distill --model meta-llama/Llama-3.1-70B --dataset-repo-id gretelai/synthetic_text_to_sql --limit 25000 --batch-size 64 --provider vLLM --validate --publish --publish-repo-id you/sql-distill --private-repo")
+        case("sqlrft distill --llm-model meta-llama/Llama-3.1-70B --dataset-repo-id gretelai/synthetic_text_to_sql --limit 25000 --llm-concurrency 64 --llm-provider vllm --validate --publish --publish-repo-id you/sql-distill --private-repo")
             .append(TEACHER)
             .writes(&["distill.jsonl", "distill.summary.json"])
             .check(|f, _| {
                 f.distilled_all("distill.jsonl")?;
                 f.hub_has(RepoType::Dataset, "you/sql-distill", "data/distill.jsonl", true)
             }),
-        case("sqlrft distill ... --provider groq|fireworks|openai|huggingface")
+        case("sqlrft distill ... --llm-provider groq|fireworks|openai|huggingface")
             .before(gretel_input)
             .replace("...", DISTILL)
             .replace("groq|fireworks|openai|huggingface", "{variant}")
@@ -310,7 +313,17 @@ fn normalise(line: &str) -> String {
 
 /// `sqlrft ARGS` for a line that runs the binary (directly or through `cargo run -p sqlrft`).
 fn sqlrft_command(line: &str) -> Option<String> {
-    if line == "sqlrft" || line.starts_with("sqlrft ") {
+    // `NAME=value sqlrft …`: a setting passed in the environment (a secret kept out of `ps`).
+    let command = line
+        .split(' ')
+        .skip_while(|word| {
+            word.split_once('=').is_some_and(|(name, _)| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    if command == "sqlrft" || command.starts_with("sqlrft ") {
         return Some(line.to_string());
     }
     let rest = line.strip_prefix("cargo run ")?;
@@ -326,13 +339,15 @@ fn sqlrft_command(line: &str) -> Option<String> {
 #[test]
 fn readme_lines_are_read_as_a_shell_would() {
     let text = "```bash\nsqlrft a --x 1 \\\n  --y 2   # why\ncat f\n```\n\n```\nsqlrft not-bash\n```\n\
-                ```bash\ncargo run --release -p sqlrft -- quickstart   # go\nsqlrft b --token \"$T\" # c\n```\n";
+                ```bash\ncargo run --release -p sqlrft -- quickstart   # go\nsqlrft b --token \"$T\" # c\n\
+                SQLRFT_MCP_TOKEN=\"$T\" sqlrft c\n```\n";
     assert_eq!(
         readme_lines(text),
         [
             "sqlrft a --x 1 --y 2",
             "sqlrft quickstart",
-            r#"sqlrft b --token "$T""#
+            r#"sqlrft b --token "$T""#,
+            r#"SQLRFT_MCP_TOKEN="$T" sqlrft c"#
         ]
     );
 }

@@ -16,6 +16,7 @@ use crate::config::{LlmConfig, Provider, TokenLimitField};
 pub struct LlmArgs {
     /// OpenAI-compatible endpoint family, case-insensitive [default: openai].
     #[arg(
+        id = "llm_provider",
         long = "llm-provider",
         value_enum,
         ignore_case = true,
@@ -24,59 +25,64 @@ pub struct LlmArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<Provider>,
     /// Model, as the provider names it (e.g. gpt-4o-mini, meta-llama/Llama-3.1-70B-Instruct).
-    #[arg(long = "llm-model", value_name = "MODEL")]
+    #[arg(id = "llm_model", long = "llm-model", value_name = "MODEL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     /// Base URL in place of the provider's, e.g. http://gpu-box:8000/v1 [default for openai:
     /// $OPENAI_BASE_URL].
-    #[arg(long = "llm-base-url", value_name = "URL")]
+    #[arg(id = "llm_base_url", long = "llm-base-url", value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Environment variable holding the API key [default: the provider's, e.g. OPENAI_API_KEY].
-    #[arg(long = "llm-api-key-env", value_name = "VAR")]
+    #[arg(id = "llm_api_key_env", long = "llm-api-key-env", value_name = "VAR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
     /// Requests in flight at once [default: 16].
-    #[arg(long = "llm-concurrency", value_name = "N")]
+    #[arg(id = "llm_concurrency", long = "llm-concurrency", value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_concurrency: Option<usize>,
     /// Retries on 429, 5xx, timeouts and connection errors [default: 3].
-    #[arg(long = "llm-retries", value_name = "N")]
+    #[arg(id = "llm_retries", long = "llm-retries", value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     /// Seconds before one request is abandoned [default: 300].
-    #[arg(long = "llm-timeout", value_name = "SECONDS", value_parser = positive_seconds)]
+    #[arg(id = "llm_timeout", long = "llm-timeout", value_name = "SECONDS", value_parser = positive_seconds)]
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "seconds_as_duration"
     )]
     pub timeout: Option<f64>,
     /// Sampling temperature [default: the command's, else the server's].
-    #[arg(long = "llm-temperature", value_name = "T")]
+    #[arg(id = "llm_temperature", long = "llm-temperature", value_name = "T")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     /// Longest completion, in tokens [default: the command's, else the server's].
-    #[arg(long = "llm-max-tokens", value_name = "TOKENS")]
+    #[arg(id = "llm_max_tokens", long = "llm-max-tokens", value_name = "TOKENS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
     /// The request field the length limit goes in [default: max_completion_tokens for openai,
     /// whose reasoning models reject max_tokens; max_tokens for the others].
-    #[arg(long = "llm-token-limit-field", value_enum, value_name = "FIELD")]
+    #[arg(
+        id = "llm_token_limit_field",
+        long = "llm-token-limit-field",
+        value_enum,
+        value_name = "FIELD"
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_limit_field: Option<TokenLimitField>,
     /// Sampling seed (not every provider honours it).
-    #[arg(long = "llm-seed", value_name = "SEED")]
+    #[arg(id = "llm_seed", long = "llm-seed", value_name = "SEED")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// US dollars per million prompt tokens, for the cost estimate.
-    #[arg(long = "llm-price-input", value_name = "USD")]
+    #[arg(id = "llm_price_input", long = "llm-price-input", value_name = "USD")]
     #[serde(
         rename = "price_input_per_million",
         skip_serializing_if = "Option::is_none"
     )]
     pub price_input: Option<f64>,
     /// US dollars per million completion tokens, for the cost estimate.
-    #[arg(long = "llm-price-output", value_name = "USD")]
+    #[arg(id = "llm_price_output", long = "llm-price-output", value_name = "USD")]
     #[serde(
         rename = "price_output_per_million",
         skip_serializing_if = "Option::is_none"

@@ -165,6 +165,8 @@ pub enum LlmStage {
 /// the `--llm-*` flags every LLM-using command shares, over `[llm]` in sqlrft.toml and
 /// `SQLRFT_LLM_*`.
 #[derive(Debug, Clone, Args)]
+// Its own group id: it flattens `sqlrft_llm::LlmArgs`, whose group is named `LlmArgs` too.
+#[group(id = "BuildLlmArgs")]
 pub struct LlmArgs {
     /// Use an LLM (the default is offline: seeded generator, grammar, templates).
     #[arg(long)]

@@ -42,18 +42,18 @@ const OUTPUT_FIELDS: [&str; 9] = [
 /// (`--model`, `--provider`, `--base-url`, `--batch-size`, `--timeout-secs`, …) still work.
 #[derive(Debug, Clone, Args)]
 #[command(
-    mut_arg("model", |a| a.alias("model")),
-    mut_arg("provider", |a| a.alias("provider")),
-    mut_arg("base_url", |a| a.alias("base-url")),
-    mut_arg("api_key_env", |a| a.alias("api-key-env")),
-    mut_arg("max_concurrency", |a| a.alias("batch-size")),
-    mut_arg("retries", |a| a.alias("retries")),
-    mut_arg("timeout", |a| a.alias("timeout-secs")),
-    mut_arg("temperature", |a| a.alias("temperature")),
-    mut_arg("max_tokens", |a| a.alias("max-tokens")),
-    mut_arg("seed", |a| a.alias("seed")),
-    mut_arg("price_input", |a| a.alias("price-input")),
-    mut_arg("price_output", |a| a.alias("price-output")),
+    mut_arg("llm_model", |a| a.alias("model")),
+    mut_arg("llm_provider", |a| a.alias("provider")),
+    mut_arg("llm_base_url", |a| a.alias("base-url")),
+    mut_arg("llm_api_key_env", |a| a.alias("api-key-env")),
+    mut_arg("llm_concurrency", |a| a.alias("batch-size")),
+    mut_arg("llm_retries", |a| a.alias("retries")),
+    mut_arg("llm_timeout", |a| a.alias("timeout-secs")),
+    mut_arg("llm_temperature", |a| a.alias("temperature")),
+    mut_arg("llm_max_tokens", |a| a.alias("max-tokens")),
+    mut_arg("llm_seed", |a| a.alias("seed")),
+    mut_arg("llm_price_input", |a| a.alias("price-input")),
+    mut_arg("llm_price_output", |a| a.alias("price-output")),
 )]
 pub struct DistillArgs {
     /// The teacher: provider, model, endpoint, concurrency, retries, timeout, sampling (sample k

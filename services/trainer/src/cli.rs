@@ -399,13 +399,53 @@ pub async fn publish_model_dir(
 }
 
 /// Fine-tune a model with GRPO on SQL prompts, or export a checkpoint (`sqlrft train export`).
-#[derive(clap::Args, Debug, Clone)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+///
+/// Flags run training; a subcommand does something else. clap's derive cannot say this for
+/// flags that flatten other flag structs (an `Option<TrainArgs>` never becomes `Some` once
+/// `TrainArgs` flattens `HubArgs`), so the parsing is written out below.
+#[derive(Debug, Clone)]
 pub struct TrainCommand {
-    #[command(subcommand)]
     pub action: Option<TrainAction>,
-    #[command(flatten)]
     pub train: Option<TrainArgs>,
+}
+
+impl clap::FromArgMatches for TrainCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        Self::from_arg_matches_mut(&mut matches.clone())
+    }
+
+    fn from_arg_matches_mut(matches: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
+        use clap::FromArgMatches;
+        if matches.subcommand_name().is_some() {
+            Ok(TrainCommand {
+                action: Some(TrainAction::from_arg_matches_mut(matches)?),
+                train: None,
+            })
+        } else {
+            Ok(TrainCommand {
+                action: None,
+                train: Some(TrainArgs::from_arg_matches_mut(matches)?),
+            })
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for TrainCommand {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        use clap::Subcommand;
+        TrainAction::augment_subcommands(TrainArgs::augment_args(command))
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
 }
 
 /// Subcommands of `sqlrft train`.
