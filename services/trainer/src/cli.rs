@@ -415,7 +415,6 @@ impl clap::FromArgMatches for TrainCommand {
     }
 
     fn from_arg_matches_mut(matches: &mut clap::ArgMatches) -> Result<Self, clap::Error> {
-        use clap::FromArgMatches;
         if matches.subcommand_name().is_some() {
             Ok(TrainCommand {
                 action: Some(TrainAction::from_arg_matches_mut(matches)?),
