@@ -4,7 +4,10 @@
 //! `sqlrft cuda check` on a GPU machine.
 
 use crate::device::Gpu;
-use crate::ops::{AdamStep, AttnDims, SampleParams};
+use crate::ops::{
+    AdamState, AdamStep, AttnDims, FlashSaved, HeadRows, LogitRows, NormSaved, Qkv, QkvGrads, Rows,
+    SampleParams,
+};
 use crate::reference as cpu;
 use crate::{GemmShape, reference};
 use anyhow::Result;
@@ -193,7 +196,8 @@ fn rmsnorm(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let (dx, dw) = (gpu.upload(&x)?, gpu.upload(&w)?);
     let mut out = gpu.upload(&nan_bf16(n * dim))?;
     let mut rstd = gpu.upload(&vec![f32::NAN; n])?;
-    gpu.rmsnorm_forward(&mut out, &mut rstd, &dx, &dw, n, dim, eps)?;
+    let rows = Rows { n, c: dim };
+    gpu.rmsnorm_forward(&mut out, &mut rstd, &dx, &dw, rows, eps)?;
     let (want, want_rstd) = cpu::rmsnorm_forward(&xf, &wf, dim, eps);
     let shape = format!("n={n} c={dim}");
     c.record(
@@ -216,16 +220,12 @@ fn rmsnorm(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let dw0 = c.f32s(dim, -1.0, 1.0);
     let mut dinp = gpu.upload(&dinp0)?;
     let mut dweight = gpu.upload(&dw0)?;
-    gpu.rmsnorm_backward(
-        &mut dinp,
-        &mut dweight,
-        &gpu.upload(&g)?,
-        &dx,
-        &dw,
-        &rstd,
-        n,
-        dim,
-    )?;
+    let saved = NormSaved {
+        inp: &dx,
+        weight: &dw,
+        rstd: &rstd,
+    };
+    gpu.rmsnorm_backward(&mut dinp, &mut dweight, &gpu.upload(&g)?, saved, rows)?;
     let (mut want_dx, mut want_dw) = (dinp0_f, dw0);
     cpu::rmsnorm_backward(&mut want_dx, &mut want_dw, &gf, &xf, &wf, dim, eps);
     c.record(
@@ -256,7 +256,7 @@ fn rope(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     for backward in [false, true] {
         let (x, mut want) = c.bf16s(n * heads * hd, 1.0);
         let mut dx = gpu.upload(&x)?;
-        gpu.rope(&mut dx, &dp, &df, n, heads, hd, backward)?;
+        gpu.rope(&mut dx, &dp, &df, HeadRows { n, heads, hd }, backward)?;
         cpu::rope(
             &mut want,
             &positions,
@@ -394,7 +394,12 @@ fn attention(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     );
     let mut out = gpu.upload(&nan_bf16(nq))?;
     let mut att = gpu.upload(&vec![f32::NAN; d.b * d.nh * d.tq * d.s])?;
-    gpu.attention_forward(&mut out, &mut att, &dq_in, &dk_in, &dv_in, &dpast, d)?;
+    let qkv = || Qkv {
+        q: &dq_in,
+        k: &dk_in,
+        v: &dv_in,
+    };
+    gpu.attention_forward(&mut out, &mut att, qkv(), &dpast, d)?;
     let (want, want_att) = cpu::attention_forward(&qf, &kf, &vf, &past, r);
     c.record(
         "attention_forward",
@@ -416,18 +421,12 @@ fn attention(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let mut dk = gpu.upload(&nan_bf16(nkv))?;
     let mut dv = gpu.upload(&nan_bf16(nkv))?;
     let mut ds = gpu.upload(&vec![f32::NAN; d.b * d.nh * d.tq * d.s])?;
-    gpu.attention_backward(
-        &mut dq,
-        &mut dk,
-        &mut dv,
-        &mut ds,
-        &gpu.upload(&g)?,
-        &att,
-        &dq_in,
-        &dk_in,
-        &dv_in,
-        d,
-    )?;
+    let grads = QkvGrads {
+        dq: &mut dq,
+        dk: &mut dk,
+        dv: &mut dv,
+    };
+    gpu.attention_backward(grads, &mut ds, &gpu.upload(&g)?, &att, qkv(), d)?;
     let (wq, wk, wv) = cpu::attention_backward(&gf, &qf, &kf, &vf, r);
     c.record(
         "attention_backward.dq",
@@ -476,15 +475,12 @@ fn attention(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let (v, vf) = c.bf16s(nkv, 1.0);
     let mut out = gpu.upload(&nan_bf16(nq))?;
     let mut att = gpu.upload(&vec![f32::NAN; d.b * d.nh * d.s])?;
-    gpu.attention_forward(
-        &mut out,
-        &mut att,
-        &gpu.upload(&q)?,
-        &gpu.upload(&k)?,
-        &gpu.upload(&v)?,
-        &gpu.upload(&past)?,
-        d,
-    )?;
+    let qkv = Qkv {
+        q: &gpu.upload(&q)?,
+        k: &gpu.upload(&k)?,
+        v: &gpu.upload(&v)?,
+    };
+    gpu.attention_forward(&mut out, &mut att, qkv, &gpu.upload(&past)?, d)?;
     let (want, _) = cpu::attention_forward(&qf, &kf, &vf, &past, r);
     c.record(
         "attention_forward.decode",
@@ -533,7 +529,12 @@ fn flash_attention(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     );
     let mut out = gpu.upload(&nan_bf16(nq))?;
     let mut lse = gpu.upload(&vec![f32::NAN; rows])?;
-    gpu.flash_attention_forward(&mut out, &mut lse, &dq_in, &dk_in, &dv_in, &dpast, d)?;
+    let qkv = || Qkv {
+        q: &dq_in,
+        k: &dk_in,
+        v: &dv_in,
+    };
+    gpu.flash_attention_forward(&mut out, &mut lse, qkv(), &dpast, d)?;
     let (want, _) = cpu::attention_forward(&qf, &kf, &vf, &past, r);
     c.record(
         "flash_attention_forward",
@@ -548,19 +549,16 @@ fn flash_attention(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let mut dk = gpu.upload(&nan_bf16(nkv))?;
     let mut dv = gpu.upload(&nan_bf16(nkv))?;
     let mut delta = gpu.upload(&vec![f32::NAN; rows])?;
-    gpu.flash_attention_backward(
-        &mut dq,
-        &mut dk,
-        &mut dv,
-        &mut delta,
-        &gpu.upload(&g)?,
-        &out,
-        &lse,
-        &dq_in,
-        &dk_in,
-        &dv_in,
-        d,
-    )?;
+    let grads = QkvGrads {
+        dq: &mut dq,
+        dk: &mut dk,
+        dv: &mut dv,
+    };
+    let forward = FlashSaved {
+        out: &out,
+        lse: &lse,
+    };
+    gpu.flash_attention_backward(grads, &mut delta, &gpu.upload(&g)?, forward, qkv(), d)?;
     let (wq, wk, wv) = cpu::attention_backward(&gf, &qf, &kf, &vf, r);
     c.record(
         "flash_attention_backward.dq",
@@ -608,15 +606,12 @@ fn flash_attention(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let (v, vf) = c.bf16s(nkv, 1.0);
     let mut out = gpu.upload(&nan_bf16(nq))?;
     let mut lse = gpu.upload(&vec![f32::NAN; d.b * d.nh])?;
-    gpu.flash_attention_forward(
-        &mut out,
-        &mut lse,
-        &gpu.upload(&q)?,
-        &gpu.upload(&k)?,
-        &gpu.upload(&v)?,
-        &gpu.upload(&past)?,
-        d,
-    )?;
+    let qkv = Qkv {
+        q: &gpu.upload(&q)?,
+        k: &gpu.upload(&k)?,
+        v: &gpu.upload(&v)?,
+    };
+    gpu.flash_attention_forward(&mut out, &mut lse, qkv, &gpu.upload(&past)?, d)?;
     let (want, _) = cpu::attention_forward(&qf, &kf, &vf, &past, r);
     let shape = format!("{d:?} past={past:?}");
     c.record(
@@ -638,17 +633,14 @@ fn logprob(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let mut logp = gpu.upload(&vec![f32::NAN; r])?;
     let mut ent = gpu.upload(&vec![f32::NAN; r])?;
     let mut lse = gpu.upload(&vec![f32::NAN; r])?;
-    gpu.logprob_forward(
-        &mut logp,
-        &mut ent,
-        &mut lse,
-        &dz,
-        &dt,
-        r,
-        v,
-        1.0 / temperature,
-    )?;
+    let shape = LogitRows {
+        rows: r,
+        vocab: v,
+        inv_temp: 1.0 / temperature,
+    };
+    gpu.logprob_forward(&mut logp, &mut ent, &mut lse, &dz, &dt, shape)?;
     let (want_lp, want_ent) = cpu::logprob_forward(&zf, &targets, v, 1.0 / temperature);
+    let logits = shape;
     let shape = format!("r={r} v={v} T={temperature}");
     c.record(
         "logprob_forward.logp",
@@ -667,15 +659,7 @@ fn logprob(gpu: &Gpu, c: &mut Checks) -> Result<()> {
 
     let dlogp = c.f32s(r, -1.0, 1.0);
     let mut dlogits = dz;
-    gpu.logprob_backward_in_place(
-        &mut dlogits,
-        &lse,
-        &dt,
-        &gpu.upload(&dlogp)?,
-        r,
-        v,
-        1.0 / temperature,
-    )?;
+    gpu.logprob_backward_in_place(&mut dlogits, &lse, &dt, &gpu.upload(&dlogp)?, logits)?;
     let want = cpu::logprob_backward(&zf, &targets, &dlogp, v, 1.0 / temperature);
     c.record(
         "logprob_backward",
@@ -713,16 +697,12 @@ fn grad_norm_and_adamw(gpu: &Gpu, c: &mut Checks) -> Result<()> {
     let (mut dp, mut dm, mut dv) = (gpu.upload(&p)?, gpu.upload(&m)?, gpu.upload(&v)?);
     let mut weights = gpu.upload(&nan_bf16(n))?;
     let dclip = gpu.upload(&[clip])?;
-    gpu.adamw_step(
-        &mut dp,
-        Some(&mut weights.slice_mut(..)),
-        &dg,
-        &mut dm,
-        &mut dv,
-        &dclip,
-        n,
-        a,
-    )?;
+    let state = AdamState {
+        master: &mut dp,
+        m: &mut dm,
+        v: &mut dv,
+    };
+    gpu.adamw_step(state, Some(&mut weights.slice_mut(..)), &dg, &dclip, n, a)?;
     reference::adamw_step(&mut p, &g, &mut m, &mut v, clip, a);
     let shape = format!("n={n} t=3 clip={clip}");
     // The step moves weights by ~lr; compare the update, not the weights, so the tolerance bites.
@@ -871,8 +851,7 @@ fn sampling(gpu: &Gpu, c: &mut Checks) -> Result<()> {
             &mut logp,
             &gpu.upload(&z)?,
             &gpu.upload(&u)?,
-            b,
-            v,
+            Rows { n: b, c: v },
             p,
         )?;
         let (got_t, got_lp) = (gpu.download(&tokens)?, gpu.download(&logp)?);

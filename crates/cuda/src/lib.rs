@@ -38,4 +38,4 @@ pub use kernels::{KernelSource, SOURCES};
 pub use model::{Attention, Completion, GpuModel, KvCache, LoraSpec, ModelDims, Scores};
 pub use ops::{AdamStep, AttnDims, SampleParams};
 pub use probe::{DeviceInfo, Unavailable, probe};
-pub use train::{AdamW, GpuTrainer, Saved, TensorState};
+pub use train::{AdamW, GpuTrainer, Saved, Scoring, TensorState};

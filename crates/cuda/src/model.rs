@@ -5,7 +5,7 @@
 
 use crate::device::Gpu;
 use crate::gemm::GemmShape;
-use crate::ops::{AttnDims, SampleParams};
+use crate::ops::{AttnDims, HeadRows, LogitRows, Qkv, Rows, SampleParams};
 use anyhow::{Context, Result, bail, ensure};
 use cudarc::driver::CudaSlice;
 use half::bf16;
@@ -202,6 +202,13 @@ pub fn lora_name(l: usize, proj: &str, ab: char) -> String {
         "base_model.model.model.layers.{l}.{}.{proj}.lora_{ab}.weight",
         module_of(proj)
     )
+}
+
+/// Which adapted projection a LoRA launch is for: `proj` (`q_proj`, …) of layer `layer`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdaptedProj<'a> {
+    pub layer: usize,
+    pub proj: &'a str,
 }
 
 /// Keys and values of every layer for `batch` rows of up to `capacity` positions.
@@ -410,13 +417,11 @@ impl GpuModel {
         })
     }
 
-    /// `out += s · (x Aᵀ) Bᵀ` for `proj`'s adapter, keeping `x Aᵀ` in `u` for the backward.
-    #[allow(clippy::too_many_arguments)]
+    /// `out += s · (x Aᵀ) Bᵀ` for the adapter of `proj` in layer `l`, keeping `x Aᵀ` in `u` for the backward.
     fn lora_forward(
         &self,
         gpu: &Gpu,
-        l: usize,
-        proj: &str,
+        AdaptedProj { layer: l, proj }: AdaptedProj<'_>,
         x: &CudaSlice<bf16>,
         out: &mut CudaSlice<bf16>,
         u: &mut CudaSlice<bf16>,
@@ -525,13 +530,13 @@ impl GpuModel {
             d.intermediate,
         );
         let w = |s: &str| self.w(&layer_name(l, s));
+        let at = |proj: &'static str| AdaptedProj { layer: l, proj };
         gpu.rmsnorm_forward(
             &mut a.h1,
             &mut a.rstd1,
             x,
             w("input_layernorm.weight"),
-            n,
-            c,
+            Rows { n, c },
             d.rms_norm_eps,
         )?;
         // Adapters add `s · (x Aᵀ) Bᵀ` to a projection's output right after its GEMM.
@@ -552,21 +557,19 @@ impl GpuModel {
             )?;
             if lora {
                 let p = format!("{proj}_proj");
-                self.lora_forward(gpu, l, &p, &a.h1, out, &mut a.lora_u[j], n)?;
+                let site = AdaptedProj { layer: l, proj: &p };
+                self.lora_forward(gpu, site, &a.h1, out, &mut a.lora_u[j], n)?;
             }
             if d.qkv_bias {
                 gpu.bias_add(out, w(&format!("self_attn.{proj}_proj.bias")), n, width)?;
             }
             if heads > 0 {
-                gpu.rope(
-                    out,
-                    &st.positions,
-                    &self.inv_freq,
+                let dims = HeadRows {
                     n,
                     heads,
-                    d.head_dim,
-                    false,
-                )?;
+                    hd: d.head_dim,
+                };
+                gpu.rope(out, &st.positions, &self.inv_freq, dims, false)?;
             }
         }
         let (keys, values) = match cache {
@@ -577,13 +580,18 @@ impl GpuModel {
             }
             None => (&a.k, &a.v),
         };
+        let qkv = Qkv {
+            q: &a.q,
+            k: keys,
+            v: values,
+        };
         match self.attention {
             Attention::Materialised => {
-                gpu.attention_forward(&mut a.y, &mut a.att, &a.q, keys, values, &st.past, st.attn)?
+                gpu.attention_forward(&mut a.y, &mut a.att, qkv, &st.past, st.attn)?
             }
-            Attention::Flash => gpu.flash_attention_forward(
-                &mut a.y, &mut a.lse, &a.q, keys, values, &st.past, st.attn,
-            )?,
+            Attention::Flash => {
+                gpu.flash_attention_forward(&mut a.y, &mut a.lse, qkv, &st.past, st.attn)?
+            }
         }
         // The residual add rides on the GEMM: x = 1 · y Woᵀ + 1 · x.
         gpu.gemm(
@@ -593,7 +601,7 @@ impl GpuModel {
             x,
         )?;
         if lora {
-            self.lora_forward(gpu, l, "o_proj", &a.y, x, &mut a.lora_u[3], n)?;
+            self.lora_forward(gpu, at("o_proj"), &a.y, x, &mut a.lora_u[3], n)?;
         }
         gpu.stream()
             .memcpy_dtod(&*x, &mut a.x_mid)
@@ -603,8 +611,7 @@ impl GpuModel {
             &mut a.rstd2,
             x,
             w("post_attention_layernorm.weight"),
-            n,
-            c,
+            Rows { n, c },
             d.rms_norm_eps,
         )?;
         gpu.gemm(
@@ -620,8 +627,9 @@ impl GpuModel {
             &mut a.up,
         )?;
         if lora {
-            self.lora_forward(gpu, l, "gate_proj", &a.h2, &mut a.gate, &mut a.lora_u[4], n)?;
-            self.lora_forward(gpu, l, "up_proj", &a.h2, &mut a.up, &mut a.lora_u[5], n)?;
+            let (gate, up) = (at("gate_proj"), at("up_proj"));
+            self.lora_forward(gpu, gate, &a.h2, &mut a.gate, &mut a.lora_u[4], n)?;
+            self.lora_forward(gpu, up, &a.h2, &mut a.up, &mut a.lora_u[5], n)?;
         }
         gpu.swiglu_forward(&mut a.act, &a.gate, &a.up, n * i)?;
         gpu.gemm(
@@ -631,7 +639,7 @@ impl GpuModel {
             x,
         )?;
         if lora {
-            self.lora_forward(gpu, l, "down_proj", &a.act, x, &mut a.lora_u[6], n)?;
+            self.lora_forward(gpu, at("down_proj"), &a.act, x, &mut a.lora_u[6], n)?;
         }
         Ok(())
     }
@@ -699,8 +707,7 @@ impl GpuModel {
             &mut rstd,
             &x,
             self.w("model.norm.weight"),
-            n,
-            c,
+            Rows { n, c },
             d.rms_norm_eps,
         )?;
         Ok(a.h1)
@@ -765,8 +772,7 @@ impl GpuModel {
                 &mut logps,
                 &logits,
                 &gpu.upload(&u)?,
-                b,
-                vocab,
+                Rows { n: b, c: vocab },
                 params,
             )?;
             let (tok, lp) = (gpu.download(&tokens)?, gpu.download(&logps)?);
@@ -860,9 +866,11 @@ impl GpuModel {
                 &mut lse.slice_mut(r0..r0 + rows),
                 &out,
                 &targets.slice(r0..r0 + rows),
-                rows,
-                vocab,
-                inv_temp,
+                LogitRows {
+                    rows,
+                    vocab,
+                    inv_temp,
+                },
             )?;
         }
         Ok(HeadScores {

@@ -128,6 +128,65 @@ pub struct SampleParams {
     pub top_p: f32,
 }
 
+/// `n` rows of `c` values: the shape of a row-wise kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rows {
+    pub n: usize,
+    pub c: usize,
+}
+
+/// `n` positions of `heads` heads of `hd` values each: what RoPE rotates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadRows {
+    pub n: usize,
+    pub heads: usize,
+    pub hd: usize,
+}
+
+/// `rows` rows of `vocab` logits, read at temperature `1 / inv_temp`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogitRows {
+    pub rows: usize,
+    pub vocab: usize,
+    pub inv_temp: f32,
+}
+
+/// The query, key and value tensors of one attention call (layouts in `kernels/attention.cu`).
+pub struct Qkv<'a> {
+    pub q: &'a dyn DevicePtr<bf16>,
+    pub k: &'a dyn DevicePtr<bf16>,
+    pub v: &'a dyn DevicePtr<bf16>,
+}
+
+/// Where an attention backward writes the gradients of q, k and v.
+pub struct QkvGrads<'a> {
+    pub dq: &'a mut dyn DevicePtrMut<bf16>,
+    pub dk: &'a mut dyn DevicePtrMut<bf16>,
+    pub dv: &'a mut dyn DevicePtrMut<bf16>,
+}
+
+/// What an RMSNorm forward keeps for its backward: its input, its weight and each row's
+/// `1 / rms`.
+pub struct NormSaved<'a> {
+    pub inp: &'a dyn DevicePtr<bf16>,
+    pub weight: &'a dyn DevicePtr<bf16>,
+    pub rstd: &'a dyn DevicePtr<f32>,
+}
+
+/// What a flash attention forward keeps for its backward: its output and each query row's
+/// log-sum-exp.
+pub struct FlashSaved<'a> {
+    pub out: &'a dyn DevicePtr<bf16>,
+    pub lse: &'a dyn DevicePtr<f32>,
+}
+
+/// What AdamW keeps per parameter: the fp32 master weights and both moments.
+pub struct AdamState<'a> {
+    pub master: &'a mut dyn DevicePtrMut<f32>,
+    pub m: &'a mut dyn DevicePtrMut<f32>,
+    pub v: &'a mut dyn DevicePtrMut<f32>,
+}
+
 impl Gpu {
     pub fn embedding_forward(
         &self,
@@ -177,15 +236,13 @@ impl Gpu {
         self.launch("embedding_backward", per_row(n, THREADS), &args)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn rmsnorm_forward(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
         rstd: &mut impl DevicePtrMut<f32>,
         inp: &impl DevicePtr<bf16>,
         weight: &impl DevicePtr<bf16>,
-        n: usize,
-        c: usize,
+        Rows { n, c }: Rows,
         eps: f32,
     ) -> Result<()> {
         need("rmsnorm out", out.len(), n * c)?;
@@ -210,18 +267,15 @@ impl Gpu {
     }
 
     /// Accumulates into `dinp` (bf16) and `dweight` (fp32).
-    #[allow(clippy::too_many_arguments)]
     pub fn rmsnorm_backward(
         &self,
         dinp: &mut impl DevicePtrMut<bf16>,
         dweight: &mut impl DevicePtrMut<f32>,
         dout: &impl DevicePtr<bf16>,
-        inp: &impl DevicePtr<bf16>,
-        weight: &impl DevicePtr<bf16>,
-        rstd: &impl DevicePtr<f32>,
-        n: usize,
-        c: usize,
+        saved: NormSaved<'_>,
+        Rows { n, c }: Rows,
     ) -> Result<()> {
+        let NormSaved { inp, weight, rstd } = saved;
         need("rmsnorm dinp", dinp.len(), n * c)?;
         need("rmsnorm dweight", dweight.len(), c)?;
         need("rmsnorm dout", dout.len(), n * c)?;
@@ -255,15 +309,12 @@ impl Gpu {
     }
 
     /// Rotates `x` ([n, heads, hd]) in place; `backward` applies the inverse rotation.
-    #[allow(clippy::too_many_arguments)]
     pub fn rope(
         &self,
         x: &mut impl DevicePtrMut<bf16>,
         positions: &impl DevicePtr<i32>,
         inv_freq: &impl DevicePtr<f32>,
-        n: usize,
-        heads: usize,
-        hd: usize,
+        HeadRows { n, heads, hd }: HeadRows,
         backward: bool,
     ) -> Result<()> {
         ensure!(hd.is_multiple_of(2), "rope: head dimension {hd} is odd");
@@ -351,14 +402,11 @@ impl Gpu {
     }
 
     /// Causal GQA attention forward: writes the probabilities `att` and `out`.
-    #[allow(clippy::too_many_arguments)]
     pub fn attention_forward(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
         att: &mut impl DevicePtrMut<f32>,
-        q: &impl DevicePtr<bf16>,
-        k: &impl DevicePtr<bf16>,
-        v: &impl DevicePtr<bf16>,
+        Qkv { q, k, v }: Qkv<'_>,
         past: &impl DevicePtr<i32>,
         d: AttnDims,
     ) -> Result<()> {
@@ -393,18 +441,13 @@ impl Gpu {
 
     /// Causal GQA attention backward for training (`tq == s`, no cache): writes `dq`, `dk`,
     /// `dv`, using `ds` (same shape as `att`) as scratch.
-    #[allow(clippy::too_many_arguments)]
     pub fn attention_backward(
         &self,
-        dq: &mut impl DevicePtrMut<bf16>,
-        dk: &mut impl DevicePtrMut<bf16>,
-        dv: &mut impl DevicePtrMut<bf16>,
+        QkvGrads { dq, dk, dv }: QkvGrads<'_>,
         ds: &mut impl DevicePtrMut<f32>,
         dout: &impl DevicePtr<bf16>,
         att: &impl DevicePtr<f32>,
-        q: &impl DevicePtr<bf16>,
-        k: &impl DevicePtr<bf16>,
-        v: &impl DevicePtr<bf16>,
+        Qkv { q, k, v }: Qkv<'_>,
         d: AttnDims,
     ) -> Result<()> {
         d.check()?;
@@ -458,14 +501,11 @@ impl Gpu {
 
     /// Causal GQA attention forward without materialised probabilities: writes `out` and each
     /// query row's log-sum-exp `lse` (`[b, nh, tq]`) for the backward pass.
-    #[allow(clippy::too_many_arguments)]
     pub fn flash_attention_forward(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
         lse: &mut impl DevicePtrMut<f32>,
-        q: &impl DevicePtr<bf16>,
-        k: &impl DevicePtr<bf16>,
-        v: &impl DevicePtr<bf16>,
+        Qkv { q, k, v }: Qkv<'_>,
         past: &impl DevicePtr<i32>,
         d: AttnDims,
     ) -> Result<()> {
@@ -503,19 +543,13 @@ impl Gpu {
 
     /// Flash attention backward for training (`tq == s`): writes `dq`, `dk`, `dv` from the
     /// forward's `out` and `lse`; `delta` (`[b, nh, tq]`) is scratch.
-    #[allow(clippy::too_many_arguments)]
     pub fn flash_attention_backward(
         &self,
-        dq: &mut impl DevicePtrMut<bf16>,
-        dk: &mut impl DevicePtrMut<bf16>,
-        dv: &mut impl DevicePtrMut<bf16>,
+        QkvGrads { dq, dk, dv }: QkvGrads<'_>,
         delta: &mut impl DevicePtrMut<f32>,
         dout: &impl DevicePtr<bf16>,
-        out: &impl DevicePtr<bf16>,
-        lse: &impl DevicePtr<f32>,
-        q: &impl DevicePtr<bf16>,
-        k: &impl DevicePtr<bf16>,
-        v: &impl DevicePtr<bf16>,
+        FlashSaved { out, lse }: FlashSaved<'_>,
+        Qkv { q, k, v }: Qkv<'_>,
         d: AttnDims,
     ) -> Result<()> {
         d.check()?;
@@ -651,7 +685,6 @@ impl Gpu {
     }
 
     /// Log-probs, entropies and log-sum-exps of `r` rows of `v` logits at temperature `1/inv_temp`.
-    #[allow(clippy::too_many_arguments)]
     pub fn logprob_forward(
         &self,
         logp: &mut impl DevicePtrMut<f32>,
@@ -659,10 +692,13 @@ impl Gpu {
         lse: &mut impl DevicePtrMut<f32>,
         logits: &impl DevicePtr<bf16>,
         targets: &impl DevicePtr<i32>,
-        r: usize,
-        v: usize,
-        inv_temp: f32,
+        shape: LogitRows,
     ) -> Result<()> {
+        let LogitRows {
+            rows: r,
+            vocab: v,
+            inv_temp,
+        } = shape;
         need("logprob logp", logp.len(), r)?;
         need("logprob entropy", entropy.len(), r)?;
         need("logprob lse", lse.len(), r)?;
@@ -689,17 +725,19 @@ impl Gpu {
 
     /// Overwrites the chunk's `logits` with their gradient for upstream `dlogp` (the buffer is
     /// reused by the next chunk anyway, so no second [r, v] buffer is needed).
-    #[allow(clippy::too_many_arguments)]
     pub fn logprob_backward_in_place(
         &self,
         logits: &mut impl DevicePtrMut<bf16>,
         lse: &impl DevicePtr<f32>,
         targets: &impl DevicePtr<i32>,
         dlogp: &impl DevicePtr<f32>,
-        r: usize,
-        v: usize,
-        inv_temp: f32,
+        shape: LogitRows,
     ) -> Result<()> {
+        let LogitRows {
+            rows: r,
+            vocab: v,
+            inv_temp,
+        } = shape;
         need("logprob logits", logits.len(), r * v)?;
         need("logprob lse", lse.len(), r)?;
         need("logprob targets", targets.len(), r)?;
@@ -780,14 +818,11 @@ impl Gpu {
 
     /// One AdamW step over `n` elements; `clip` points at the clip coefficient
     /// (`grad_norm`'s `out[1..]`). `weights`, when given, receives the bf16 copy.
-    #[allow(clippy::too_many_arguments)]
     pub fn adamw_step(
         &self,
-        master: &mut impl DevicePtrMut<f32>,
+        AdamState { master, m, v }: AdamState<'_>,
         weights: Option<&mut cudarc::driver::CudaViewMut<'_, bf16>>,
         grad: &impl DevicePtr<f32>,
-        m: &mut impl DevicePtrMut<f32>,
-        v: &mut impl DevicePtrMut<f32>,
         clip: &impl DevicePtr<f32>,
         n: usize,
         a: AdamStep,
@@ -888,7 +923,6 @@ impl Gpu {
     }
 
     /// Appends `tn` new positions per batch row to the caches at `past[b]`.
-    #[allow(clippy::too_many_arguments)]
     pub fn kv_cache_append(
         &self,
         kcache: &mut impl DevicePtrMut<bf16>,
@@ -922,15 +956,13 @@ impl Gpu {
     }
 
     /// Samples one token per row of `logits` ([b, v]) with the uniform numbers `uniforms`.
-    #[allow(clippy::too_many_arguments)]
     pub fn sample_rows(
         &self,
         tokens: &mut impl DevicePtrMut<i32>,
         logp: &mut impl DevicePtrMut<f32>,
         logits: &impl DevicePtr<bf16>,
         uniforms: &impl DevicePtr<f32>,
-        b: usize,
-        v: usize,
+        Rows { n: b, c: v }: Rows,
         p: SampleParams,
     ) -> Result<()> {
         need("sample tokens", tokens.len(), b)?;

@@ -290,7 +290,6 @@ pub fn grad_norm(g: &[f32], max_norm: f32) -> (f32, f32) {
 }
 
 /// One torch AdamW step on every element, the gradient scaled by `clip`.
-#[allow(clippy::too_many_arguments)]
 pub fn adamw_step(
     p: &mut [f32],
     g: &[f32],

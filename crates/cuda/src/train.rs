@@ -16,11 +16,23 @@ use crate::gemm::GemmShape;
 use crate::model::{
     Acts, Attention, GpuModel, LoraSpec, ModelDims, Scores, layer_name, lora_name, module_of,
 };
-use crate::ops::AdamStep;
+use crate::ops::{
+    AdamState, AdamStep, FlashSaved, HeadRows, LogitRows, NormSaved, Qkv, QkvGrads, Rows,
+};
 use anyhow::{Context, Result, anyhow, ensure};
 use cudarc::driver::{CudaSlice, DevicePtr};
 use half::bf16;
 use std::collections::HashMap;
+
+/// How [`GpuTrainer::forward_with`] scores a batch: the temperature its log-probs are read at,
+/// the rows of logits materialised at once, and whether LoRA adapters apply (false: the frozen
+/// base weights, TRL's reference model).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scoring {
+    pub temperature: f32,
+    pub chunk_rows: usize,
+    pub adapters: bool,
+}
 
 /// What the backward pass needs from the forward pass of one batch.
 pub struct Saved {
@@ -173,22 +185,29 @@ impl GpuTrainer {
         temperature: f32,
         chunk_rows: usize,
     ) -> Result<(Saved, Scores)> {
-        self.forward_with(gpu, tokens, b, t, temperature, chunk_rows, true)
+        let scoring = Scoring {
+            temperature,
+            chunk_rows,
+            adapters: true,
+        };
+        self.forward_with(gpu, tokens, b, t, scoring)
     }
 
-    /// Like [`Self::forward`]; `adapters` false scores with the frozen base weights (TRL's
-    /// reference model when training LoRA).
-    #[allow(clippy::too_many_arguments)]
+    /// Like [`Self::forward`], with [`Scoring::adapters`] false to score with the frozen base
+    /// weights (TRL's reference model when training LoRA).
     pub fn forward_with(
         &self,
         gpu: &Gpu,
         tokens: &[i32],
         b: usize,
         t: usize,
-        temperature: f32,
-        chunk_rows: usize,
-        adapters: bool,
+        scoring: Scoring,
     ) -> Result<(Saved, Scores)> {
+        let Scoring {
+            temperature,
+            chunk_rows,
+            adapters,
+        } = scoring;
         ensure!(t >= 2, "training needs at least two tokens per sequence");
         ensure!(temperature > 0.0, "temperature must be positive");
         let d = &self.model.dims;
@@ -219,8 +238,7 @@ impl GpuTrainer {
             &mut rstd_final,
             &x,
             norm,
-            n,
-            c,
+            Rows { n, c },
             d.rms_norm_eps,
         )?;
         checkpoints.push(x);
@@ -304,9 +322,11 @@ impl GpuTrainer {
                 &saved.lse.slice(r0..r0 + rows),
                 &saved.targets.slice(r0..r0 + rows),
                 &ddlogp.slice(r0..r0 + rows),
-                rows,
-                vocab,
-                saved.inv_temp,
+                LogitRows {
+                    rows,
+                    vocab,
+                    inv_temp: saved.inv_temp,
+                },
             )?;
             let z = z.slice(..);
             let mut dh_rows = dh.slice_mut(r0 * c..(r0 + rows) * c);
@@ -326,15 +346,17 @@ impl GpuTrainer {
             )?;
         }
         let mut dx = gpu.zeros::<bf16>(n * c)?;
+        let final_norm = NormSaved {
+            inp: &saved.checkpoints[d.layers],
+            weight: model.w("model.norm.weight"),
+            rstd: &saved.rstd_final,
+        };
         gpu.rmsnorm_backward(
             &mut dx,
             sink.norm("model.norm.weight"),
             &dh,
-            &saved.checkpoints[d.layers],
-            model.w("model.norm.weight"),
-            &saved.rstd_final,
-            n,
-            c,
+            final_norm,
+            Rows { n, c },
         )?;
 
         // Layers in reverse, each recomputed from its checkpoint.
@@ -375,15 +397,17 @@ impl GpuTrainer {
             gpu.swiglu_backward(&mut dgate, &mut dup, &dact, &a.gate, &a.up, n * i)?;
             lin.backward("gate_proj", &dgate, &a.h2, a.lora_u.get(4), &mut dh2, 0.0)?;
             lin.backward("up_proj", &dup, &a.h2, a.lora_u.get(5), &mut dh2, 1.0)?;
+            let norm2 = NormSaved {
+                inp: &a.x_mid,
+                weight: model.w(&layer_name(l, "post_attention_layernorm.weight")),
+                rstd: &a.rstd2,
+            };
             gpu.rmsnorm_backward(
                 &mut dx,
                 sink.norm(&layer_name(l, "post_attention_layernorm.weight")),
                 &dh2,
-                &a.x_mid,
-                model.w(&layer_name(l, "post_attention_layernorm.weight")),
-                &a.rstd2,
-                n,
-                c,
+                norm2,
+                Rows { n, c },
             )?;
 
             // Attention: x_mid = x_in + o(y), y = attention(rope(q(h1)), rope(k(h1)), v(h1)).
@@ -396,33 +420,36 @@ impl GpuTrainer {
                 n,
             };
             lin.backward("o_proj", &dx, &a.y, a.lora_u.get(3), &mut dy, 0.0)?;
+            let grads = QkvGrads {
+                dq: &mut dq,
+                dk: &mut dk,
+                dv: &mut dv,
+            };
+            let qkv = Qkv {
+                q: &a.q,
+                k: &a.k,
+                v: &a.v,
+            };
             match model.attention {
-                Attention::Materialised => gpu.attention_backward(
-                    &mut dq, &mut dk, &mut dv, &mut ds, &dy, &a.att, &a.q, &a.k, &a.v, st.attn,
-                )?,
-                Attention::Flash => gpu.flash_attention_backward(
-                    &mut dq, &mut dk, &mut dv, &mut ds, &dy, &a.y, &a.lse, &a.q, &a.k, &a.v,
-                    st.attn,
-                )?,
+                Attention::Materialised => {
+                    gpu.attention_backward(grads, &mut ds, &dy, &a.att, qkv, st.attn)?
+                }
+                Attention::Flash => {
+                    let forward = FlashSaved {
+                        out: &a.y,
+                        lse: &a.lse,
+                    };
+                    gpu.flash_attention_backward(grads, &mut ds, &dy, forward, qkv, st.attn)?
+                }
             }
-            gpu.rope(
-                &mut dq,
-                &st.positions,
-                model.inv_freq(),
-                n,
-                d.heads,
-                d.head_dim,
-                true,
-            )?;
-            gpu.rope(
-                &mut dk,
-                &st.positions,
-                model.inv_freq(),
-                n,
-                d.kv_heads,
-                d.head_dim,
-                true,
-            )?;
+            for (g, heads) in [(&mut dq, d.heads), (&mut dk, d.kv_heads)] {
+                let dims = HeadRows {
+                    n,
+                    heads,
+                    hd: d.head_dim,
+                };
+                gpu.rope(g, &st.positions, model.inv_freq(), dims, true)?;
+            }
             for (j, (proj, g, width)) in [("q", &dq, qd), ("k", &dk, kvd), ("v", &dv, kvd)]
                 .into_iter()
                 .enumerate()
@@ -437,15 +464,17 @@ impl GpuTrainer {
                     }
                 }
             }
+            let norm1 = NormSaved {
+                inp: x_in,
+                weight: model.w(&layer_name(l, "input_layernorm.weight")),
+                rstd: &a.rstd1,
+            };
             gpu.rmsnorm_backward(
                 &mut dx,
                 sink.norm(&layer_name(l, "input_layernorm.weight")),
                 &dh1,
-                x_in,
-                model.w(&layer_name(l, "input_layernorm.weight")),
-                &a.rstd1,
-                n,
-                c,
+                norm1,
+                Rows { n, c },
             )?;
         }
         if let Some(g) = sink.grads.get_mut("model.embed_tokens.weight") {
@@ -573,14 +602,18 @@ impl GpuTrainer {
                 .weights_mut()
                 .get_mut(&name)
                 .expect("weights and tensors agree");
-            gpu.adamw_step(
-                self.master
+            let state = AdamState {
+                master: self
+                    .master
                     .get_mut(&name)
                     .expect("masters and tensors agree"),
+                m: self.m.get_mut(&name).expect("moments and tensors agree"),
+                v: self.v.get_mut(&name).expect("moments and tensors agree"),
+            };
+            gpu.adamw_step(
+                state,
                 Some(&mut w.slice_mut(..)),
                 &self.grads[&name],
-                self.m.get_mut(&name).expect("moments and tensors agree"),
-                self.v.get_mut(&name).expect("moments and tensors agree"),
                 &self.clip.slice(1..2),
                 len,
                 a,

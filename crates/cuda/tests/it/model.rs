@@ -3,6 +3,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sqlrft_cuda::model::lora_name;
 use sqlrft_cuda::reference as cpu;
 use sqlrft_cuda::{Attention, GemmShape, Gpu, GpuModel, LoraSpec, ModelDims, probe};
 use std::collections::HashMap;
@@ -79,37 +80,6 @@ pub(crate) fn cpu_logits(d: &ModelDims, w: &HashMap<String, Vec<f32>>, tokens: &
     cpu_logits_lora(d, w, tokens, None)
 }
 
-/// `linear` plus the adapter of `proj` in layer `l`, when `lora` targets it.
-#[allow(clippy::too_many_arguments)]
-fn adapted(
-    w: &HashMap<String, Vec<f32>>,
-    lora: Option<&LoraSpec>,
-    l: usize,
-    proj: &str,
-    x: &[f32],
-    mut y: Vec<f32>,
-    t: usize,
-    out: usize,
-    inp: usize,
-) -> Vec<f32> {
-    if let Some(spec) = lora.filter(|s| s.targets.iter().any(|p| p == proj)) {
-        let parent = if matches!(proj, "gate_proj" | "up_proj" | "down_proj") {
-            "mlp"
-        } else {
-            "self_attn"
-        };
-        let name = |ab: char| {
-            format!("base_model.model.model.layers.{l}.{parent}.{proj}.lora_{ab}.weight")
-        };
-        let u = linear(x, &w[&name('A')], None, t, spec.rank, inp);
-        let z = linear(&u, &w[&name('B')], None, t, out, spec.rank);
-        y.iter_mut()
-            .zip(&z)
-            .for_each(|(a, b)| *a += spec.scale() * b);
-    }
-    y
-}
-
 /// The model's logits for one sequence, from the CPU references, with LoRA adapters when given.
 pub(crate) fn cpu_logits_lora(
     d: &ModelDims,
@@ -144,8 +114,17 @@ pub(crate) fn cpu_logits_lora(
                 "self_attn"
             };
             let b = bias.then(|| g(&format!("{parent}.{name}.bias")).as_slice());
-            let y = linear(x, g(&format!("{parent}.{name}.weight")), b, t, out, inp);
-            adapted(w, lora, l, name, x, y, t, out, inp)
+            let mut y = linear(x, g(&format!("{parent}.{name}.weight")), b, t, out, inp);
+            // The adapter adds `s · (x Aᵀ) Bᵀ` where `lora` targets this projection.
+            if let Some(spec) = lora.filter(|s| s.targets.iter().any(|p| p == name)) {
+                let adapter = |ab: char| &w[&lora_name(l, name, ab)];
+                let u = linear(x, adapter('A'), None, t, spec.rank, inp);
+                let z = linear(&u, adapter('B'), None, t, out, spec.rank);
+                y.iter_mut()
+                    .zip(&z)
+                    .for_each(|(a, b)| *a += spec.scale() * b);
+            }
+            y
         };
         let (h, _) = cpu::rmsnorm_forward(&x, g("input_layernorm.weight"), c, d.rms_norm_eps);
         let mut q = proj("q_proj", &h, true, qd, c);

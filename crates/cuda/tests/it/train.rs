@@ -5,7 +5,7 @@ use crate::model::{cpu_logits, cpu_logits_lora, dims, rel_err, weights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqlrft_cuda::reference as cpu;
-use sqlrft_cuda::{AdamW, Attention, Gpu, GpuTrainer, LoraSpec, probe};
+use sqlrft_cuda::{AdamW, Attention, Gpu, GpuTrainer, LoraSpec, Scoring, probe};
 use std::collections::HashMap;
 
 /// `Σ dlogp · logp` of the CPU reference model.
@@ -270,7 +270,17 @@ fn lora_gradients_match(gpu: &Gpu, kind: Attention) {
 
     // Adapters off: the base model, i.e. the reference policy.
     let (_, base) = trainer
-        .forward_with(gpu, &tokens, b, t, temperature, 4, false)
+        .forward_with(
+            gpu,
+            &tokens,
+            b,
+            t,
+            Scoring {
+                temperature,
+                chunk_rows: 4,
+                adapters: false,
+            },
+        )
         .unwrap();
     let mut want_base = vec![];
     for s in tokens.chunks(t) {
