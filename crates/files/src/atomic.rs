@@ -167,15 +167,7 @@ pub(crate) fn unused_sibling<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn names_in(dir: &Path) -> Vec<String> {
-        let mut names: Vec<_> = fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
+    use crate::tests::names_in;
 
     #[test]
     fn a_write_replaces_the_file_and_leaves_nothing_else() {

@@ -26,3 +26,18 @@ pub use atomic::{AtomicFile, write, write_json, write_jsonl};
 pub use error::{Error, JournalError};
 pub use journal::Journal;
 pub use staged::Staged;
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The sorted names in `dir`: what the atomic writes must leave behind, and nothing else.
+    pub(crate) fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
