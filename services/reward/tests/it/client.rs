@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 use sqlrft_core::score::ScoreOptions;
 use sqlrft_reward::wire::{BatchRequest, Message, Truths};
 use sqlrft_reward::{ClientError, RewardClient};
-use sqlrft_reward_service::{RewardConfig, start};
 
-use crate::support::{embedded_config, embedded_server, fixture};
+use crate::support::{embedded_server, fixture, guarded_server};
 
 fn batch(completions: &[&str], truths: Truths) -> BatchRequest {
     BatchRequest {
@@ -72,12 +71,7 @@ async fn the_client_sends_groups_gold_sql_options_and_per_completion_truths() {
 #[tokio::test]
 async fn client_failures_name_the_endpoint_and_the_cause() {
     let fx = fixture();
-    let server = start(RewardConfig {
-        token: Some("s3cret".into()),
-        ..embedded_config(&fx)
-    })
-    .await
-    .unwrap();
+    let server = guarded_server(&fx, "s3cret").await;
     let request = batch(&["SELECT 6 AS n"], Truths::Shared(json!([{"n": 6}])));
     let timeout = Duration::from_secs(30);
 

@@ -3,7 +3,9 @@
 use serde_json::{Value, json};
 use sqlrft_reward_service::{RewardConfig, openapi, start};
 
-use crate::support::{chat, client, embedded_config, embedded_server, fixture, mcp_server, post};
+use crate::support::{
+    chat, client, embedded_config, embedded_server, fixture, guarded_server, mcp_server, post,
+};
 
 fn evaluate_body(completion: &str, ground_truth: Value) -> Value {
     json!({"messages": chat(completion), "ground_truth": ground_truth})
@@ -381,12 +383,7 @@ async fn bad_requests_get_400_naming_the_field() {
 #[tokio::test]
 async fn bearer_auth_guards_the_api_but_not_health() {
     let fx = fixture();
-    let server = start(RewardConfig {
-        token: Some("s3cret".into()),
-        ..embedded_config(&fx)
-    })
-    .await
-    .unwrap();
+    let server = guarded_server(&fx, "s3cret").await;
     let url = format!("{}/v1/evaluate", server.base_url());
     let body = evaluate_body("SELECT 1 AS x", json!([{"x": 1}]));
     let denied = client().post(&url).json(&body).send().await.unwrap();

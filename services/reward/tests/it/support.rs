@@ -21,6 +21,16 @@ pub async fn embedded_server(fixture: &Fixture) -> RunningServer {
         .expect("reward service starts")
 }
 
+/// The service on the fixture, answering only callers that send `Authorization: Bearer TOKEN`.
+pub async fn guarded_server(fixture: &Fixture, token: &str) -> RunningServer {
+    start(RewardConfig {
+        token: Some(token.into()),
+        ..embedded_config(fixture)
+    })
+    .await
+    .expect("reward service starts")
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
 }
