@@ -8,6 +8,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "clap")]
+mod args;
 mod catalog;
 mod cells;
 mod error;
@@ -18,6 +20,8 @@ mod scratch;
 
 pub use duckdb;
 
+#[cfg(feature = "clap")]
+pub use args::QueryLimitArgs;
 pub use catalog::{ColumnDescription, TableDescription, TableInfo, quote_identifier};
 pub use cells::collect_result_set;
 pub use error::{OpenError, QueryError, QueryErrorKind};

@@ -1,6 +1,7 @@
-//! The flags every `serve` command shares, one spelling for all: where to listen, who may call,
-//! and the limits on the queries it runs. Each serializes only the flags given, so they override
-//! `sqlrft.toml` and `SQLRFT_<SECTION>_*` without resetting what those set.
+//! The flags every `serve` command shares, one spelling for all: where to listen and who may
+//! call. Each serializes only the flags given, so they override `sqlrft.toml` and
+//! `SQLRFT_<SECTION>_*` without resetting what those set. (The limits on the queries a service
+//! runs belong to its connection pool: `sqlrft_duck::QueryLimitArgs`.)
 
 use std::path::PathBuf;
 
@@ -36,21 +37,4 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
-}
-
-/// The limits on SQL a service runs in its read-only DuckDB connections.
-#[derive(Debug, Clone, Default, Args, Serialize)]
-pub struct QueryLimitArgs {
-    /// Read-only connections kept open; queries run side by side up to this many [default: 8].
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connections: Option<usize>,
-    /// Time limit of one query in seconds; the query is interrupted [default: 10].
-    #[arg(long = "query-timeout", alias = "timeout", value_name = "SECONDS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub query_timeout_secs: Option<f64>,
-    /// Rows kept from a query's result; the rest is cut off [default: 10000].
-    #[arg(long, value_name = "ROWS")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_rows: Option<usize>,
 }

@@ -8,7 +8,7 @@
 mod args;
 mod shed;
 
-pub use args::{QueryLimitArgs, ServeArgs};
+pub use args::ServeArgs;
 pub use shed::{ClientGone, shed_load};
 
 pub mod trace_context;

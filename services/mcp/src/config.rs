@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use sqlrft_duck::{Limits, PoolOptions};
-use sqlrft_serve::{QueryLimitArgs, ServeArgs};
+use sqlrft_duck::{Limits, PoolOptions, QueryLimitArgs};
+use sqlrft_serve::ServeArgs;
 
 /// Everything the server needs to run, after all configuration layers are merged.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::{Deserialize, Serialize};
-use sqlrft_duck::{Limits, PoolOptions};
-use sqlrft_serve::{QueryLimitArgs, ServeArgs};
+use sqlrft_duck::{Limits, PoolOptions, QueryLimitArgs};
+use sqlrft_serve::ServeArgs;
 
 /// Everything the service needs to run, after all configuration layers are merged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,15 +128,15 @@ pub struct RewardServeArgs {
     #[serde(flatten)]
     /// Where to listen.
     pub serve: ServeArgs,
-    #[command(flatten)]
-    #[serde(flatten)]
-    /// What one query may take.
-    pub limits: QueryLimitArgs,
     /// Time allowed to get an answer from the executor, in seconds; past it the evaluation is
     /// marked invalid [default: 30].
     #[arg(long = "eval-timeout", value_name = "SECONDS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval_timeout_secs: Option<f64>,
+    /// What one query may take in the embedded database.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: QueryLimitArgs,
     /// Requests evaluated at once; more get 503 [default: 256].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
