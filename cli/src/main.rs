@@ -6,6 +6,7 @@ mod quickstart;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
+use sqlrft_core::config::Layered;
 
 #[derive(Parser)]
 #[command(
@@ -47,7 +48,7 @@ enum Command {
     /// GRPO training (`train export` writes a merged Hugging Face model).
     Train(sqlrft_trainer::TrainCommand),
     /// Execution accuracy of models on a test set, with a significance report.
-    Eval(sqlrft_eval::EvalArgs),
+    Eval(Layered<sqlrft_eval::EvalArgs>),
     /// GPU backend tools: probe, compile kernels, checks and benchmarks (needs a CUDA driver).
     Cuda(sqlrft_cuda::CudaArgs),
     /// Benchmarks that measure sqlrft against the tools it replaces, in the same run.
@@ -75,7 +76,7 @@ enum RewardCommand {
 /// another (`DistillArgs` flattens the Hub flags) empty, so a flattened `Option<DistillArgs>`
 /// beside the subcommand never became `Some` and `sqlrft distill --model …` did nothing.
 enum DistillCli {
-    Run(Box<sqlrft_distill::DistillArgs>),
+    Run(Box<Layered<sqlrft_distill::DistillArgs>>),
     Merge(sqlrft_distill::MergeArgs),
 }
 
@@ -95,7 +96,7 @@ impl clap::FromArgMatches for DistillCli {
             let DistillAction::Merge(args) = DistillAction::from_arg_matches_mut(matches)?;
             Ok(DistillCli::Merge(args))
         } else {
-            let args = sqlrft_distill::DistillArgs::from_arg_matches_mut(matches)?;
+            let args = Layered::<sqlrft_distill::DistillArgs>::from_arg_matches_mut(matches)?;
             Ok(DistillCli::Run(Box::new(args)))
         }
     }
@@ -108,9 +109,11 @@ impl clap::FromArgMatches for DistillCli {
 
 impl clap::Args for DistillCli {
     fn augment_args(command: clap::Command) -> clap::Command {
-        DistillAction::augment_subcommands(sqlrft_distill::DistillArgs::augment_args(command))
-            .args_conflicts_with_subcommands(true)
-            .subcommand_negates_reqs(true)
+        DistillAction::augment_subcommands(Layered::<sqlrft_distill::DistillArgs>::augment_args(
+            command,
+        ))
+        .args_conflicts_with_subcommands(true)
+        .subcommand_negates_reqs(true)
     }
 
     fn augment_args_for_update(command: clap::Command) -> clap::Command {
@@ -173,7 +176,8 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Distill(DistillCli::Run(args)) => {
-                let summary = sqlrft_distill::run_distill(*args).await?;
+                let args = args.resolve(args.parsed().config.as_deref())?;
+                let summary = sqlrft_distill::run_distill(args).await?;
                 eprintln!("{summary}");
                 Ok(())
             }
@@ -184,7 +188,10 @@ fn main() -> anyhow::Result<()> {
                 sqlrft_trainer::run_publish_model(args).await
             }
             Command::Train(command) => sqlrft_trainer::run_train_command(command, Vec::new()).await,
-            Command::Eval(args) => sqlrft_eval::run_eval(&args).await.map(drop),
+            Command::Eval(args) => {
+                let args = args.resolve(args.parsed().config.as_deref())?;
+                sqlrft_eval::run_eval(&args).await.map(drop)
+            }
             Command::Bench(BenchCommand::Mcp(args)) => {
                 sqlrft_mcp::bench::run_bench(args).await.map(drop)
             }

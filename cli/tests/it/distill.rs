@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use sqlrft_llm::stub::LlmStub;
+use sqlrft_llm::simulated::LlmStub;
 
 use crate::gretel::{kept_indexes, local_flags, read_jsonl, section, strings, teacher};
 use crate::{run_ok, sqlrft};

@@ -24,7 +24,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 use sqlrft_hub::RepoType;
 use sqlrft_hub::stub::HubStub;
-use sqlrft_llm::stub::{LlmStub, StubRequest, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubRequest, StubResponse};
 
 use crate::{Server, gretel, run_ok, sqlrft, tiny};
 

@@ -1,7 +1,8 @@
 //! Types every sqlrft service shares: typed result sets, result comparison, SQL extraction
-//! from completions, reward scoring, dataset records, configuration and telemetry bootstrap.
+//! from completions, reward scoring, dataset records and layered configuration.
 //!
-//! This crate does no I/O of its own beyond telemetry setup: no DuckDB, no HTTP serving.
+//! This crate does no I/O of its own beyond reading a config file: no DuckDB, no HTTP, no
+//! async runtime, no telemetry (the `sqlrft` binary installs that).
 
 #![warn(missing_docs)]
 

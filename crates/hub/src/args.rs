@@ -101,13 +101,7 @@ pub enum HubArgsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use sqlrft_core::config::env_from as env;
 
     #[test]
     fn file_then_hub_variables_then_sqlrft_variables_then_flags() {

@@ -1,12 +1,12 @@
 //! Throughput of the client at its default concurrency against a stub with fixed latency.
 //!
-//! `cargo run -p sqlrft-llm --example stub_throughput -- [calls] [latency_ms]`
+//! `cargo run -p sqlrft-llm --example simulated_throughput -- [calls] [latency_ms]`
 //! (defaults: 1000 calls, 200 ms). With 16 requests in flight the floor is
 //! calls / 16 × latency (12.5 s for the defaults).
 
 use std::time::{Duration, Instant};
 
-use sqlrft_llm::stub::{LlmStub, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubResponse};
 use sqlrft_llm::{ChatRequest, LlmClient, LlmConfig, Message, Provider};
 
 #[tokio::main]

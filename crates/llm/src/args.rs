@@ -138,6 +138,7 @@ fn seconds_as_duration<S: Serializer>(
 mod tests {
     use super::*;
     use clap::Parser;
+    use sqlrft_core::config::env_from as env;
 
     #[derive(Parser)]
     struct Cli {
@@ -149,13 +150,6 @@ mod tests {
         Cli::try_parse_from(std::iter::once("x").chain(line.iter().copied()))
             .unwrap_or_else(|e| panic!("{line:?}: {e}"))
             .llm
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! Hugging Face, Fireworks): bounded concurrency, retries with backoff that honour
 //! `Retry-After`, JSON-schema structured output, and token/cost accounting.
 //!
-//! With the `stub` feature, [`stub`] serves a scriptable OpenAI-compatible endpoint on
-//! 127.0.0.1 for tests of this and other crates.
+//! With the `simulated` feature, [`simulated`] serves a scriptable OpenAI-compatible endpoint
+//! on 127.0.0.1: what the shipped benchmarks (`sqlrft bench build|eval`) measure against, and
+//! what tests of this and other crates talk to.
 
 #![warn(missing_docs)]
 
@@ -12,8 +13,8 @@ mod args;
 mod chat;
 mod client;
 mod config;
-#[cfg(feature = "stub")]
-pub mod stub;
+#[cfg(feature = "simulated")]
+pub mod simulated;
 mod usage;
 
 #[cfg(feature = "clap")]

@@ -1,12 +1,15 @@
-//! An OpenAI-compatible chat-completions server for tests, on real HTTP at 127.0.0.1:0.
+//! A simulated OpenAI-compatible chat-completions endpoint, on real HTTP at 127.0.0.1:0.
 //!
-//! A closure decides every answer, so a test can script successes, 429s with `Retry-After`,
-//! 500s, slow answers and malformed bodies. The stub records every request it saw and the
-//! largest number of requests it was serving at once.
+//! Not a test double hidden in the product: the benchmarks the binary ships (`sqlrft bench
+//! build`, `sqlrft bench eval`) need a provider with a known latency to measure sqlrft against,
+//! and this is it; tests reuse it as the one stand-in for paid endpoints. A closure decides
+//! every answer, so a caller can script successes, 429s with `Retry-After`, 500s, slow answers
+//! and malformed bodies. It records every request it saw and the largest number of requests it
+//! was serving at once.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use sqlrft_llm::stub::{LlmStub, StubResponse};
+//! use sqlrft_llm::simulated::{LlmStub, StubResponse};
 //! let stub = LlmStub::start(|req| StubResponse::text(format!("echo: {}", req.user_text()))).await?;
 //! let base_url = stub.base_url(); // http://127.0.0.1:PORT/v1
 //! # Ok(()) }

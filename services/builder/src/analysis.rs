@@ -10,14 +10,14 @@ use sqlrft_core::dataset::{Complexity, QueryTag};
 
 /// Everything the builder needs to know about one parsed query.
 #[derive(Debug, Clone, PartialEq)]
-pub struct QueryShape {
-    pub complexity: Complexity,
-    pub tags: Vec<QueryTag>,
-    pub tables: Vec<String>,
-    pub ordered: bool,
-    pub limit_without_order: bool,
+pub(crate) struct QueryShape {
+    pub(crate) complexity: Complexity,
+    pub(crate) tags: Vec<QueryTag>,
+    pub(crate) tables: Vec<String>,
+    pub(crate) ordered: bool,
+    pub(crate) limit_without_order: bool,
     /// Volatile functions the query calls (`random`, `now`, …).
-    pub volatile: Vec<String>,
+    pub(crate) volatile: Vec<String>,
 }
 
 const AGGREGATES: &[&str] = &[
@@ -96,7 +96,7 @@ const VOLATILE: &[&str] = &[
 ];
 
 /// Analyses a parse tree returned by `sqlrft_duck::parse_select`.
-pub fn analyse(ast: &Value) -> QueryShape {
+pub(crate) fn analyse(ast: &Value) -> QueryShape {
     let root = &ast["statements"][0]["node"];
     let mut walk = Walk::default();
     walk.node(root, 0);

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use sqlrft_core::dataset::Complexity;
-use sqlrft_llm::stub::{LlmStub, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubResponse};
 use sqlrft_llm::{LlmClient, LlmConfig, Provider};
 
 use crate::catalog::{SchemaSource, read_schema};
@@ -25,6 +25,7 @@ use crate::{questions, sandbox, truth};
 /// The OpenFlights tables as the tutorial's pandas load types them (no declared keys).
 pub const OPENFLIGHTS_DDL: &str = include_str!("demo/openflights.sql");
 
+/// `sqlrft bench build` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Queries to compute ground truth for.
@@ -63,23 +64,35 @@ impl Default for BenchArgs {
 /// Measured figures.
 #[derive(Debug, Clone)]
 pub struct BenchReport {
+    /// Rows generated per sandbox table.
     pub sandbox_rows: BTreeMap<String, usize>,
+    /// Wall time of the sandbox stage.
     pub sandbox_seconds: f64,
+    /// Queries whose ground truth was computed.
     pub truth_queries: usize,
+    /// Of those, the ones kept (ran twice, same result, within the caps).
     pub truth_kept: usize,
+    /// Wall time of the ground-truth stage.
     pub truth_seconds: f64,
+    /// Kept queries per complexity class.
     pub truth_per_class: BTreeMap<Complexity, usize>,
+    /// LLM calls made against the simulated endpoint.
     pub llm_calls: usize,
+    /// Of those, the ones answered.
     pub llm_answered: usize,
+    /// Wall time of the LLM calls.
     pub llm_seconds: f64,
+    /// The simulated endpoint's latency per call.
     pub llm_latency: Duration,
+    /// Requests allowed in flight.
     pub llm_concurrency: usize,
+    /// Requests the endpoint saw in flight at once, at most.
     pub llm_max_in_flight: usize,
 }
 
 impl BenchReport {
     /// The tutorial's loop: one call at a time, then `time.sleep(1)`.
-    pub fn tutorial_llm_seconds(&self) -> f64 {
+    pub(crate) fn tutorial_llm_seconds(&self) -> f64 {
         self.llm_calls as f64 * (self.llm_latency.as_secs_f64() + 1.0)
     }
 }

@@ -13,7 +13,7 @@ use crate::schema::{Column, ForeignKey, KeyOrigin, Schema, Table};
 
 /// Where a schema comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SchemaSource {
+pub(crate) enum SchemaSource {
     /// A DuckDB database file.
     DuckDb(PathBuf),
     /// A file of CREATE TABLE statements.
@@ -29,7 +29,7 @@ pub enum SchemaSource {
 impl SchemaSource {
     /// Recognises a source from what the user typed: `postgres://…`/`postgresql://…`,
     /// `*.sql`/`*.ddl` (DDL), `*.sqlite`/`*.sqlite3`/`*.db3` (SQLite), anything else a DuckDB file.
-    pub fn detect(spec: &str) -> SchemaSource {
+    pub(crate) fn detect(spec: &str) -> SchemaSource {
         let lower = spec.to_ascii_lowercase();
         if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
             return SchemaSource::Postgres(spec.to_string());
@@ -52,7 +52,7 @@ impl SchemaSource {
     }
 
     /// A short description for the report (never a password).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             SchemaSource::DuckDb(p) => format!("duckdb:{}", p.display()),
             SchemaSource::Ddl(p) => format!("ddl:{}", p.display()),
@@ -71,7 +71,7 @@ impl SchemaSource {
     }
 
     /// A default schema name: the file stem.
-    pub fn default_name(&self) -> String {
+    pub(crate) fn default_name(&self) -> String {
         match self {
             SchemaSource::DuckDb(p) | SchemaSource::Ddl(p) | SchemaSource::Sqlite(p) => p
                 .file_stem()
@@ -84,7 +84,7 @@ impl SchemaSource {
 }
 
 /// Reads the schema of `source` (catalog only) and names it `name`.
-pub fn read_schema(source: &SchemaSource, name: &str) -> Result<Schema> {
+pub(crate) fn read_schema(source: &SchemaSource, name: &str) -> Result<Schema> {
     let (conn, database) = match source {
         SchemaSource::DuckDb(path) => {
             let conn = sqlrft_duck::open_read_only(path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -170,7 +170,7 @@ fn attach(attach_clause: &str, extension: &str, describe: &str) -> Result<Connec
 }
 
 /// The user tables, columns and key constraints of `database`, from catalog functions only.
-pub fn catalog_schema(conn: &Connection, database: &str) -> Result<Schema> {
+pub(crate) fn catalog_schema(conn: &Connection, database: &str) -> Result<Schema> {
     let mut tables: Vec<Table> = Vec::new();
     {
         let mut statement = conn.prepare(

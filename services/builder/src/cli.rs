@@ -6,6 +6,9 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlrft_core::config::{Layered, Section};
 
 use crate::catalog::SchemaSource;
 use crate::pipeline::{
@@ -14,6 +17,8 @@ use crate::pipeline::{
 };
 
 /// `sqlrft build <stage>`.
+// Parsed once per process: boxing `build all`'s flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Subcommand)]
 pub enum BuildCommand {
     /// Read tables, columns, types and keys from a database or DDL file (never a data row).
@@ -32,95 +37,164 @@ pub enum BuildCommand {
     All(BuildAllArgs),
 }
 
+/// `sqlrft build schema` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BuildSchemaArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// Where the schema comes from.
     #[command(flatten)]
-    pub schema: SchemaOpts,
+    pub schema: Layered<SchemaOpts>,
 }
 
+/// `sqlrft build sandbox` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BuildSandboxArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// How big the sandbox is.
     #[command(flatten)]
-    pub sandbox: SandboxOpts,
+    pub sandbox: Layered<SandboxOpts>,
+    /// Whether and how an LLM does the work.
     #[command(flatten)]
-    pub llm: LlmArgs,
+    pub llm: Layered<LlmArgs>,
 }
 
+/// `sqlrft build queries` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BuildQueriesArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// How many queries, of which complexity.
     #[command(flatten)]
-    pub queries: QueryOpts,
+    pub queries: Layered<QueryOpts>,
+    /// Whether and how an LLM does the work.
     #[command(flatten)]
-    pub llm: LlmArgs,
+    pub llm: Layered<LlmArgs>,
 }
 
+/// `sqlrft build truth` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BuildTruthArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// How ground truth is computed.
     #[command(flatten)]
-    pub truth: TruthOpts,
+    pub truth: Layered<TruthOpts>,
 }
 
+/// `sqlrft build questions` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BuildQuestionsArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// Question styles.
     #[command(flatten)]
-    pub questions: QuestionOpts,
+    pub questions: Layered<QuestionOpts>,
+    /// Whether and how an LLM does the work.
     #[command(flatten)]
-    pub llm: LlmArgs,
+    pub llm: Layered<LlmArgs>,
 }
 
+/// `sqlrft build dataset` flags.
 #[derive(Debug, Clone, Args)]
 pub struct BuildDatasetArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// How the dataset is written.
     #[command(flatten)]
-    pub dataset: DatasetOpts,
+    pub dataset: Layered<DatasetOpts>,
 }
 
+/// `sqlrft build all` flags: every stage's.
 #[derive(Debug, Clone, Args)]
 pub struct BuildAllArgs {
+    /// Output directory, seed, `--force`, `--config`.
     #[command(flatten)]
-    pub common: CommonArgs,
+    pub common: Layered<CommonArgs>,
+    /// Where the schema comes from.
     #[command(flatten)]
-    pub schema: SchemaOpts,
+    pub schema: Layered<SchemaOpts>,
+    /// How big the sandbox is.
     #[command(flatten)]
-    pub sandbox: SandboxOpts,
+    pub sandbox: Layered<SandboxOpts>,
+    /// How many queries, of which complexity.
     #[command(flatten)]
-    pub queries: QueryOpts,
+    pub queries: Layered<QueryOpts>,
+    /// How ground truth is computed.
     #[command(flatten)]
-    pub truth: TruthOpts,
+    pub truth: Layered<TruthOpts>,
+    /// Question styles.
     #[command(flatten)]
-    pub questions: QuestionOpts,
+    pub questions: Layered<QuestionOpts>,
+    /// How the dataset is written.
     #[command(flatten)]
-    pub dataset: DatasetOpts,
+    pub dataset: Layered<DatasetOpts>,
+    /// Whether and how an LLM does the work.
     #[command(flatten)]
-    pub llm: LlmArgs,
+    pub llm: Layered<LlmArgs>,
+}
+
+/// The flag groups of one `sqlrft build` command merged with `[build]` of the config file
+/// `--config` names (or ./sqlrft.toml) and `SQLRFT_BUILD_*`.
+struct Settings {
+    common: CommonArgs,
+}
+
+impl Settings {
+    fn new(common: &Layered<CommonArgs>) -> Result<Self> {
+        let common = common.resolve(common.parsed().config.as_deref())?;
+        Ok(Settings { common })
+    }
+
+    fn of<T: Section + Serialize + DeserializeOwned>(&self, group: &Layered<T>) -> Result<T> {
+        Ok(group.resolve(self.common.config.as_deref())?)
+    }
+
+    /// The LLM flags, whose client reads `[llm]` of the same file.
+    fn llm(&self, group: &Layered<LlmArgs>) -> Result<LlmArgs> {
+        let mut llm = self.of(group)?;
+        llm.config.clone_from(&self.common.config);
+        Ok(llm)
+    }
 }
 
 /// Runs one `sqlrft build` subcommand and prints what each stage did.
 pub async fn run_build(command: BuildCommand) -> Result<Vec<StageOutcome>> {
     let outcomes = match command {
-        BuildCommand::Schema(a) => vec![pipeline::schema_stage(&a.common, &a.schema)?],
+        BuildCommand::Schema(a) => {
+            let s = Settings::new(&a.common)?;
+            vec![pipeline::schema_stage(&s.common, &s.of(&a.schema)?)?]
+        }
         BuildCommand::Sandbox(a) => {
-            vec![pipeline::sandbox_stage(&a.common, &a.sandbox, &a.llm).await?]
+            let s = Settings::new(&a.common)?;
+            let (sandbox, llm) = (s.of(&a.sandbox)?, s.llm(&a.llm)?);
+            vec![pipeline::sandbox_stage(&s.common, &sandbox, &llm).await?]
         }
         BuildCommand::Queries(a) => {
-            vec![pipeline::queries_stage(&a.common, &a.queries, &a.llm).await?]
+            let s = Settings::new(&a.common)?;
+            let (queries, llm) = (s.of(&a.queries)?, s.llm(&a.llm)?);
+            vec![pipeline::queries_stage(&s.common, &queries, &llm).await?]
         }
-        BuildCommand::Truth(a) => vec![pipeline::truth_stage(&a.common, &a.truth).await?],
+        BuildCommand::Truth(a) => {
+            let s = Settings::new(&a.common)?;
+            vec![pipeline::truth_stage(&s.common, &s.of(&a.truth)?).await?]
+        }
         BuildCommand::Questions(a) => {
-            vec![pipeline::questions_stage(&a.common, &a.questions, &a.llm).await?]
+            let s = Settings::new(&a.common)?;
+            let (questions, llm) = (s.of(&a.questions)?, s.llm(&a.llm)?);
+            vec![pipeline::questions_stage(&s.common, &questions, &llm).await?]
         }
-        BuildCommand::Dataset(a) => vec![pipeline::dataset_stage(&a.common, &a.dataset)?],
+        BuildCommand::Dataset(a) => {
+            let s = Settings::new(&a.common)?;
+            vec![pipeline::dataset_stage(&s.common, &s.of(&a.dataset)?)?]
+        }
         BuildCommand::All(a) => run_all(&a).await?,
     };
     for outcome in &outcomes {
@@ -131,12 +205,15 @@ pub async fn run_build(command: BuildCommand) -> Result<Vec<StageOutcome>> {
 
 /// Every stage in order (`sqlrft build all`).
 pub async fn run_all(a: &BuildAllArgs) -> Result<Vec<StageOutcome>> {
-    let mut outcomes = vec![pipeline::schema_stage(&a.common, &a.schema)?];
-    outcomes.push(pipeline::sandbox_stage(&a.common, &a.sandbox, &a.llm).await?);
-    outcomes.push(pipeline::queries_stage(&a.common, &a.queries, &a.llm).await?);
-    outcomes.push(pipeline::truth_stage(&a.common, &a.truth).await?);
-    outcomes.push(pipeline::questions_stage(&a.common, &a.questions, &a.llm).await?);
-    outcomes.push(pipeline::dataset_stage(&a.common, &a.dataset)?);
+    let s = Settings::new(&a.common)?;
+    let llm = s.llm(&a.llm)?;
+    let common = &s.common;
+    let mut outcomes = vec![pipeline::schema_stage(common, &s.of(&a.schema)?)?];
+    outcomes.push(pipeline::sandbox_stage(common, &s.of(&a.sandbox)?, &llm).await?);
+    outcomes.push(pipeline::queries_stage(common, &s.of(&a.queries)?, &llm).await?);
+    outcomes.push(pipeline::truth_stage(common, &s.of(&a.truth)?).await?);
+    outcomes.push(pipeline::questions_stage(common, &s.of(&a.questions)?, &llm).await?);
+    outcomes.push(pipeline::dataset_stage(common, &s.of(&a.dataset)?)?);
     Ok(outcomes)
 }
 
@@ -161,6 +238,7 @@ pub struct QuickstartArgs {
     /// Queries to generate.
     #[arg(long, default_value_t = 300)]
     pub queries: usize,
+    /// Seed for every random choice.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
@@ -168,14 +246,23 @@ pub struct QuickstartArgs {
 /// Where the quickstart put everything.
 #[derive(Debug, Clone)]
 pub struct QuickstartOutcome {
+    /// The output directory.
     pub out: PathBuf,
+    /// `schema.json`.
     pub schema: PathBuf,
+    /// `sandbox.duckdb`, the database to serve.
     pub sandbox: PathBuf,
+    /// `train.jsonl`.
     pub train: PathBuf,
+    /// `test.jsonl`.
     pub test: PathBuf,
+    /// `report.md`.
     pub report: PathBuf,
+    /// Records in `train.jsonl`.
     pub train_records: usize,
+    /// Records in `test.jsonl`.
     pub test_records: usize,
+    /// Wall time of the whole build.
     pub seconds: f64,
 }
 
@@ -265,6 +352,7 @@ mod tests {
     use super::*;
     use crate::pipeline::LlmStage;
     use clap::Parser;
+    use sqlrft_core::config::env_from as env;
     use sqlrft_llm::Provider;
     use std::time::Duration;
 
@@ -274,19 +362,85 @@ mod tests {
         build: BuildCommand,
     }
 
+    fn parse(line: &[&str]) -> BuildCommand {
+        let line = ["sqlrft-build"].iter().chain(line);
+        Cli::try_parse_from(line)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .build
+    }
+
+    /// The LLM flags of `build queries --llm EXTRA`, merged as `run_build` merges them.
     fn queries_llm(extra: &[&str]) -> LlmArgs {
-        let line = ["sqlrft-build", "queries", "--llm"].iter().chain(extra);
-        match Cli::try_parse_from(line).unwrap().build {
-            BuildCommand::Queries(args) => args.llm,
+        let line: Vec<&str> = ["queries", "--llm"].iter().chain(extra).copied().collect();
+        match parse(&line) {
+            BuildCommand::Queries(args) => {
+                let settings = Settings::new(&args.common).unwrap();
+                settings.llm(&args.llm).unwrap()
+            }
             _ => unreachable!("parsed `queries`"),
         }
     }
 
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    const BUILD_CONFIG: &str = r#"
+[build]
+rows = 5
+seed = 7
+out = "from-file"
+llm_stages = ["questions"]
+"#;
+
+    #[test]
+    fn build_settings_come_from_the_file_then_the_environment_then_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sqlrft.toml");
+        std::fs::write(&file, BUILD_CONFIG).unwrap();
+        let BuildCommand::Sandbox(args) = parse(&["sandbox", "--rows-per-call", "3"]) else {
+            unreachable!("parsed `sandbox`")
+        };
+        let layer = |vars: &[(&str, &str)]| {
+            let common = args
+                .common
+                .resolve_with_env(Some(&file), env(vars))
+                .unwrap();
+            let sandbox = args
+                .sandbox
+                .resolve_with_env(Some(&file), env(vars))
+                .unwrap();
+            let llm = args.llm.resolve_with_env(Some(&file), env(vars)).unwrap();
+            (common, sandbox, llm)
+        };
+
+        let (common, sandbox, llm) = layer(&[]);
+        assert_eq!((common.seed, common.out.to_str()), (7, Some("from-file")));
+        assert_eq!((sandbox.rows, sandbox.rows_per_call), (5, 3));
+        assert_eq!(llm.llm_stages, [LlmStage::Questions]);
+
+        let vars = [
+            ("SQLRFT_BUILD_SEED", "8"),
+            ("SQLRFT_BUILD_ROWS_PER_CALL", "4"),
+        ];
+        let (common, sandbox, _) = layer(&vars);
+        assert_eq!(common.seed, 8);
+        assert_eq!(
+            sandbox.rows_per_call, 3,
+            "the typed flag beats the environment"
+        );
+        assert_eq!(sandbox.rows, 5);
+
+        let BuildCommand::Sandbox(typed) = parse(&["sandbox", "--seed", "42", "--rows", "9"])
+        else {
+            unreachable!("parsed `sandbox`")
+        };
+        let common = typed
+            .common
+            .resolve_with_env(Some(&file), env(&vars))
+            .unwrap();
+        let sandbox = typed
+            .sandbox
+            .resolve_with_env(Some(&file), env(&vars))
+            .unwrap();
+        assert_eq!((common.seed, sandbox.rows), (42, 9));
+        assert_eq!(sandbox.rows_per_call, 4);
     }
 
     #[test]

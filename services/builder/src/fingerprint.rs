@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 /// The query with comments removed, whitespace collapsed, unquoted words lowercased, and every
 /// string and number literal replaced by `?`.
-pub fn masked(sql: &str) -> String {
+pub(crate) fn masked(sql: &str) -> String {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = String::with_capacity(sql.len());
     let mut i = 0;
@@ -88,13 +88,8 @@ pub fn masked(sql: &str) -> String {
 }
 
 /// A short stable hash of [`masked`].
-pub fn fingerprint(sql: &str) -> String {
+pub(crate) fn fingerprint(sql: &str) -> String {
     hex::encode(&Sha256::digest(masked(sql).as_bytes())[..8])
-}
-
-/// A stable id for an exact SQL text (literals included).
-pub fn sql_id(sql: &str) -> String {
-    hex::encode(&Sha256::digest(sql.trim().as_bytes())[..8])
 }
 
 #[cfg(test)]

@@ -18,35 +18,35 @@ use crate::schema::{Column, Schema, Table, singular};
 
 /// What the sandbox holds in one column: enough to pick filter values that match rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnProfile {
-    pub distinct_count: u64,
-    pub null_count: u64,
+pub(crate) struct ColumnProfile {
+    pub(crate) distinct_count: u64,
+    pub(crate) null_count: u64,
     /// The most frequent non-NULL values, most frequent first.
-    pub top_values: Vec<Value>,
-    pub min: Option<Value>,
-    pub max: Option<Value>,
+    pub(crate) top_values: Vec<Value>,
+    pub(crate) min: Option<Value>,
+    pub(crate) max: Option<Value>,
 }
 
 /// Profiles of every column, by `(table, column)`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Profiles {
-    pub row_counts: BTreeMap<String, u64>,
-    pub columns: BTreeMap<String, BTreeMap<String, ColumnProfile>>,
+pub(crate) struct Profiles {
+    pub(crate) row_counts: BTreeMap<String, u64>,
+    pub(crate) columns: BTreeMap<String, BTreeMap<String, ColumnProfile>>,
 }
 
 impl Profiles {
-    pub fn column(&self, table: &str, column: &str) -> Option<&ColumnProfile> {
+    pub(crate) fn column(&self, table: &str, column: &str) -> Option<&ColumnProfile> {
         self.columns.get(table)?.get(column)
     }
 }
 
 /// A generated query and the question it answers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
-    pub sql: String,
-    pub question: String,
+pub(crate) struct Candidate {
+    pub(crate) sql: String,
+    pub(crate) question: String,
     /// The family of query shapes it came from (for the report).
-    pub family: &'static str,
+    pub(crate) family: &'static str,
 }
 
 /// A WHERE condition and how the question says it.
@@ -62,7 +62,7 @@ impl Condition {
 }
 
 /// Draws candidate queries from a schema and the sandbox's column profiles.
-pub struct Generator<'a> {
+pub(crate) struct Generator<'a> {
     schema: &'a Schema,
     profiles: &'a Profiles,
     rng: ChaCha8Rng,
@@ -77,7 +77,7 @@ struct Edge<'a> {
 }
 
 impl<'a> Generator<'a> {
-    pub fn new(schema: &'a Schema, profiles: &'a Profiles, rng: ChaCha8Rng) -> Self {
+    pub(crate) fn new(schema: &'a Schema, profiles: &'a Profiles, rng: ChaCha8Rng) -> Self {
         Self {
             schema,
             profiles,
@@ -114,17 +114,12 @@ impl<'a> Generator<'a> {
 
     /// One candidate from a family chosen at random (`None` when that family has nothing to
     /// work with in this schema).
-    pub fn next_candidate(&mut self) -> Option<Candidate> {
+    pub(crate) fn next_candidate(&mut self) -> Option<Candidate> {
         let families = Self::families();
         let (name, family) = *families.choose(&mut self.rng).expect("families");
         let mut candidate = family(self)?;
         candidate.family = name;
         Some(candidate)
-    }
-
-    /// Names of every family, for reports.
-    pub fn family_names() -> impl Iterator<Item = &'static str> {
-        Self::families().into_iter().map(|(name, _)| name)
     }
 
     // ---- choices -------------------------------------------------------------------------
@@ -1170,7 +1165,7 @@ const RESERVED: &[&str] = &[
 ];
 
 /// A SQL identifier, quoted when it is not a plain lowercase word or is reserved.
-pub fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     let plain = name
         .chars()
         .enumerate()
@@ -1202,7 +1197,7 @@ fn plain(value: &Value) -> String {
 }
 
 /// A column name as English: `source_airport_id` → `source airport id`, `iata` → `IATA code`.
-pub fn phrase(column: &str) -> String {
+pub(crate) fn phrase(column: &str) -> String {
     let lower = column.to_ascii_lowercase();
     let known = match lower.as_str() {
         "iata" => Some("IATA code"),
@@ -1238,7 +1233,7 @@ fn english_list(items: &[String]) -> String {
 }
 
 /// A table name as a plural English noun.
-pub fn noun(table: &str) -> String {
+pub(crate) fn noun(table: &str) -> String {
     phrase(table)
 }
 
@@ -1300,7 +1295,9 @@ mod tests {
                 seen.insert(c.family);
             }
         }
-        let missing: Vec<_> = Generator::family_names()
+        let missing: Vec<_> = Generator::families()
+            .into_iter()
+            .map(|(name, _)| name)
             .filter(|f| !seen.contains(f))
             .collect();
         assert!(missing.is_empty(), "families never produced: {missing:?}");

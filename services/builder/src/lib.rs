@@ -5,30 +5,43 @@
 //! (grammar with a complexity taxonomy, or LLM) → ground truth (run twice on the sandbox) →
 //! questions (templates or LLM) → dataset (stratified train/test JSONL in the Fireworks RFT
 //! format). It works offline by default and uses an LLM when one is configured.
+//!
+//! The public surface is what the `sqlrft` binary and the crates that build a dataset for their
+//! own tests need: the `build`/`quickstart` flags and entry points, the flag groups, the schema
+//! model and the benchmark; everything else is `pub(crate)`.
 
-pub mod analysis;
-pub mod bench;
-pub mod catalog;
-pub mod cli;
-pub mod fingerprint;
-pub mod grammar;
-pub mod llm_queries;
-pub mod llm_rows;
-pub mod pipeline;
-pub mod queries;
-pub mod questions;
-pub mod records;
-pub mod report;
-pub mod sandbox;
-pub mod schema;
-pub mod stage;
-pub mod synthetic;
-pub mod truth;
+#![warn(missing_docs)]
+
+mod analysis;
+mod bench;
+mod catalog;
+mod cli;
+mod fingerprint;
+mod grammar;
+mod llm_queries;
+mod llm_rows;
+mod pipeline;
+mod queries;
+mod questions;
+mod records;
+mod report;
+mod sandbox;
+mod schema;
+mod stage;
+mod synthetic;
+mod truth;
 mod vocabulary;
 
-pub use bench::{BenchArgs, BenchReport, run_bench};
+pub use bench::{BenchArgs, BenchReport, OPENFLIGHTS_DDL, run_bench};
 pub use cli::{
-    BuildAllArgs, BuildCommand, DEMO_SCHEMA_DDL, QuickstartArgs, QuickstartOutcome, run_all,
-    run_build, run_quickstart,
+    BuildAllArgs, BuildCommand, BuildDatasetArgs, BuildQueriesArgs, BuildQuestionsArgs,
+    BuildSandboxArgs, BuildSchemaArgs, BuildTruthArgs, DEMO_SCHEMA_DDL, QuickstartArgs,
+    QuickstartOutcome, run_all, run_build, run_quickstart,
 };
-pub use schema::Schema;
+pub use pipeline::{
+    CommonArgs, DatasetOpts, LlmArgs, LlmStage, QueryOpts, QuestionOpts, SandboxOpts, SchemaOpts,
+    StageOutcome, TruthOpts, schema_stage,
+};
+pub use queries::Mix;
+pub use records::{GroundTruthFormat, PromptFormat};
+pub use schema::{Column, ForeignKey, KeyOrigin, Schema, Table};

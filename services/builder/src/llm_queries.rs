@@ -17,14 +17,14 @@ use sqlrft_llm::{ChatRequest, JsonSchemaFormat, Message};
 
 use crate::queries::Acceptor;
 use crate::records::Origin;
-use crate::stage::{LlmRun, open_journal};
+use crate::stage::{LlmRun, count_failure, open_journal};
 
 /// One answered batch, as journaled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct QueryBatch {
-    pub batch: usize,
-    pub class: Complexity,
-    pub queries: Vec<String>,
+pub(crate) struct QueryBatch {
+    pub(crate) batch: usize,
+    pub(crate) class: Complexity,
+    pub(crate) queries: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -34,11 +34,11 @@ struct BatchAnswer {
 
 /// What the LLM query stage did.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct LlmQueryStats {
-    pub batches: usize,
-    pub failed_batches: usize,
-    pub returned: usize,
-    pub first_error: Option<String>,
+pub(crate) struct LlmQueryStats {
+    pub(crate) batches: usize,
+    pub(crate) failed_batches: usize,
+    pub(crate) returned: usize,
+    pub(crate) first_error: Option<String>,
 }
 
 fn class_description(class: Complexity) -> &'static str {
@@ -59,7 +59,7 @@ fn class_description(class: Complexity) -> &'static str {
 }
 
 /// The tutorial's query prompt, steered to a class and focus tables.
-pub fn batch_prompt(
+pub(crate) fn batch_prompt(
     schema_text: &str,
     per_call: usize,
     class: Complexity,
@@ -109,7 +109,7 @@ fn class_of(batch: usize, quotas: &[(Complexity, usize)]) -> Complexity {
 }
 
 /// Generates queries with the LLM until `acceptor` is full or three rounds have run.
-pub async fn generate(
+pub(crate) async fn generate(
     run: LlmRun<'_>,
     acceptor: &mut Acceptor<'_>,
     count: usize,
@@ -120,8 +120,8 @@ pub async fn generate(
     let LlmRun {
         client,
         schema,
-        fail_after,
         progress,
+        ..
     } = run;
     let (mut journal, mut done) =
         open_journal::<QueryBatch>(journal_path, key, |b| b.batch.to_string())?;
@@ -174,9 +174,7 @@ pub async fn generate(
             })
             .buffer_unordered(client.config().max_concurrency.max(1));
         while let Some((batch, class, answer)) = stream.next().await {
-            fail_after.check(finished)?;
-            finished += 1;
-            progress.inc(1);
+            run.answered(&mut finished)?;
             stats.batches += 1;
             match answer {
                 Ok(answer) => {
@@ -188,10 +186,7 @@ pub async fn generate(
                     journal.append(&item)?;
                     done.insert(batch.to_string(), item);
                 }
-                Err(e) => {
-                    stats.failed_batches += 1;
-                    stats.first_error.get_or_insert_with(|| e.to_string());
-                }
+                Err(e) => count_failure(&mut stats.failed_batches, &mut stats.first_error, e),
             }
         }
         journal.sync()?;

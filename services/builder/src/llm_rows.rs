@@ -18,15 +18,15 @@ use sqlrft_core::DuckType;
 use sqlrft_llm::{ChatRequest, JsonSchemaFormat, Message};
 
 use crate::schema::{Column, Table};
-use crate::stage::{LlmRun, open_journal};
+use crate::stage::{LlmRun, count_failure, open_journal};
 use crate::synthetic::{Cell, GeneratedTable, cast_to};
 
 /// One answered chunk, as journaled.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RowChunk {
-    pub table: String,
-    pub chunk: usize,
-    pub rows: Vec<Map<String, Value>>,
+pub(crate) struct RowChunk {
+    pub(crate) table: String,
+    pub(crate) chunk: usize,
+    pub(crate) rows: Vec<Map<String, Value>>,
 }
 
 impl RowChunk {
@@ -42,18 +42,18 @@ struct ChunkAnswer {
 
 /// What the LLM sandbox stage did.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct LlmRowStats {
-    pub chunks: usize,
-    pub failed_chunks: usize,
+pub(crate) struct LlmRowStats {
+    pub(crate) chunks: usize,
+    pub(crate) failed_chunks: usize,
     /// Rows whose cells came from the model.
-    pub llm_rows: usize,
+    pub(crate) llm_rows: usize,
     /// Cells the model got wrong (type, NULL in NOT NULL) or left out, kept from the generator.
-    pub fallback_cells: usize,
+    pub(crate) fallback_cells: usize,
     /// Rows that repeated an earlier row, replaced by generated ones.
-    pub duplicate_rows: usize,
+    pub(crate) duplicate_rows: usize,
     /// Foreign-key cells pointing at no parent, repointed at an existing parent.
-    pub repaired_foreign_keys: usize,
-    pub first_error: Option<String>,
+    pub(crate) repaired_foreign_keys: usize,
+    pub(crate) first_error: Option<String>,
 }
 
 /// Columns the model writes: all but an integer primary key, which we number ourselves.
@@ -79,7 +79,7 @@ fn json_type(column: &Column) -> &'static str {
 }
 
 /// The structured-output schema for one chunk of `table`.
-pub fn chunk_schema(table: &Table, parent_keys: &HashMap<String, Vec<Value>>) -> Value {
+pub(crate) fn chunk_schema(table: &Table, parent_keys: &HashMap<String, Vec<Value>>) -> Value {
     let mut properties = Map::new();
     for column in asked_columns(table) {
         let mut property = json!({"type": [json_type(column), "null"]});
@@ -151,7 +151,7 @@ fn chunk_prompt(
 }
 
 /// Turns a model's JSON value into a cell of `column`'s type, or `None` when it does not fit.
-pub fn coerce(value: &Value, column: &Column) -> Option<Cell> {
+pub(crate) fn coerce(value: &Value, column: &Column) -> Option<Cell> {
     let ty = column.duck_type();
     let cell = match (value, &ty) {
         (Value::Null, _) => return column.nullable.then_some(Cell::Null),
@@ -216,7 +216,7 @@ fn cell_json(cell: &Cell) -> Value {
 
 /// Replaces the generator's rows in `tables` with the model's, table by table (parents
 /// first, so children see their parents' final keys).
-pub async fn fill(
+pub(crate) async fn fill(
     run: LlmRun<'_>,
     tables: &mut [GeneratedTable],
     rows_per_call: usize,
@@ -227,8 +227,8 @@ pub async fn fill(
     let LlmRun {
         client,
         schema,
-        fail_after,
         progress,
+        ..
     } = run;
     let (mut journal, mut done) = open_journal::<RowChunk>(journal_path, key, RowChunk::id)?;
     let schema_text = schema.to_prompt_text();
@@ -313,9 +313,7 @@ pub async fn fill(
                 })
                 .buffer_unordered(concurrency);
             while let Some((chunk, answer)) = stream.next().await {
-                fail_after.check(finished)?;
-                finished += 1;
-                progress.inc(1);
+                run.answered(&mut finished)?;
                 stats.chunks += 1;
                 match answer {
                     Ok(answer) => {
@@ -327,10 +325,7 @@ pub async fn fill(
                         journal.append(&item)?;
                         done.insert(item.id(), item);
                     }
-                    Err(e) => {
-                        stats.failed_chunks += 1;
-                        stats.first_error.get_or_insert_with(|| e.to_string());
-                    }
+                    Err(e) => count_failure(&mut stats.failed_chunks, &mut stats.first_error, e),
                 }
             }
             journal.sync()?;

@@ -10,8 +10,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use sqlrft_core::config::Section;
 use sqlrft_core::dataset::Complexity;
 use sqlrft_files::{write_json, write_jsonl};
 use sqlrft_llm::{LlmClient, LlmConfig};
@@ -29,8 +30,10 @@ use crate::stage::{
 use crate::synthetic::{RowPlan, generate};
 use crate::{report, sandbox, truth};
 
-/// Options every stage takes.
-#[derive(Debug, Clone, Args)]
+/// Options every stage takes. Like every group of `sqlrft build` flags, each also reads
+/// `[build]` of sqlrft.toml and `SQLRFT_BUILD_<FLAG>` when not typed (the `build` subcommands
+/// parse them as [`sqlrft_core::config::Layered`] groups).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct CommonArgs {
     /// Output directory: schema.json, sandbox.duckdb, queries, ground truth, train/test JSONL,
     /// report.md.
@@ -45,21 +48,57 @@ pub struct CommonArgs {
     /// Test hook: fail after this many items of an item-by-item stage, as a kill would.
     #[arg(long, hide = true)]
     pub fail_after: Option<usize>,
+    /// TOML config file: its [build] table (and [llm] for --llm) sets what no flag does
+    /// [default: ./sqlrft.toml if present].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
 }
 
 impl CommonArgs {
+    /// The defaults, writing into `out`.
     pub fn new(out: impl Into<PathBuf>) -> Self {
         CommonArgs {
             out: out.into(),
             seed: 42,
             force: false,
             fail_after: None,
+            config: None,
         }
     }
 }
 
+impl Section for CommonArgs {
+    const SECTION: &'static str = BUILD_SECTION;
+
+    fn keep_unlayered(&mut self, typed: &Self) {
+        self.config.clone_from(&typed.config);
+    }
+}
+
+/// The table of sqlrft.toml and the environment prefix of every `sqlrft build` flag group.
+const BUILD_SECTION: &str = "build";
+
+/// Flag groups with nothing outside `[build]`.
+macro_rules! build_section {
+    ($($group:ty),*) => {
+        $(impl Section for $group {
+            const SECTION: &'static str = BUILD_SECTION;
+        })*
+    };
+}
+
+build_section!(
+    SchemaOpts,
+    SandboxOpts,
+    QueryOpts,
+    TruthOpts,
+    QuestionOpts,
+    DatasetOpts
+);
+
 /// Where the schema comes from.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct SchemaOpts {
     /// A DuckDB file, a DDL file (.sql), a SQLite file (.sqlite) or a postgres:// URL. Only the
     /// catalog is read, never a data row.
@@ -74,7 +113,7 @@ pub struct SchemaOpts {
 }
 
 /// How big the sandbox is.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct SandboxOpts {
     /// Rows per table.
     #[arg(long, default_value_t = 1000)]
@@ -99,10 +138,11 @@ fn parse_table_rows(text: &str) -> Result<(String, usize), String> {
 }
 
 /// How many queries, of which complexity.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct QueryOpts {
     /// Queries to generate (some are dropped at the ground-truth stage).
-    #[arg(long = "queries", default_value_t = 1000)]
+    #[arg(id = "queries", long = "queries", default_value_t = 1000)]
+    #[serde(rename = "queries")]
     pub count: usize,
     /// Share of each Spider hardness class, in percent.
     #[arg(long, default_value_t = Mix::default())]
@@ -113,7 +153,7 @@ pub struct QueryOpts {
 }
 
 /// How ground truth is computed.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct TruthOpts {
     /// Seconds before a query is cancelled and dropped.
     #[arg(long, default_value_t = 10.0)]
@@ -127,7 +167,7 @@ pub struct TruthOpts {
 }
 
 /// Question styles (with --llm).
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct QuestionOpts {
     /// Styles the LLM writes questions in, one chosen per question.
     #[arg(
@@ -139,7 +179,7 @@ pub struct QuestionOpts {
 }
 
 /// How the dataset is written.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct DatasetOpts {
     /// Fraction of each complexity class held out for test.
     #[arg(long, default_value_t = 0.2)]
@@ -154,17 +194,23 @@ pub struct DatasetOpts {
 }
 
 /// Stages an LLM can do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 pub enum LlmStage {
+    /// Synthetic rows.
+    #[serde(alias = "sandbox")]
     Sandbox,
+    /// The query set.
+    #[serde(alias = "queries")]
     Queries,
+    /// Natural-language questions.
+    #[serde(alias = "questions")]
     Questions,
 }
 
 /// The OpenAI-compatible endpoint for `--llm` (OpenAI, vLLM, Groq, Hugging Face, Fireworks):
 /// the `--llm-*` flags every LLM-using command shares, over `[llm]` in sqlrft.toml and
 /// `SQLRFT_LLM_*`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 // Its own group id: it flattens `sqlrft_llm::LlmArgs`, whose group is named `LlmArgs` too.
 #[group(id = "BuildLlmArgs")]
 pub struct LlmArgs {
@@ -179,11 +225,23 @@ pub struct LlmArgs {
         default_value = "sandbox,queries,questions"
     )]
     pub llm_stages: Vec<LlmStage>,
+    /// The client: provider, model, endpoint, concurrency, retries, timeout (`[llm]`).
     #[command(flatten)]
+    #[serde(skip)]
     pub client: sqlrft_llm::LlmArgs,
-    /// TOML config file whose [llm] table sets the client [default: ./sqlrft.toml if present].
-    #[arg(long, value_name = "FILE")]
+    /// The config file whose [llm] table sets the client: `--config` of [`CommonArgs`].
+    #[arg(skip)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
+}
+
+impl Section for LlmArgs {
+    const SECTION: &'static str = BUILD_SECTION;
+
+    fn keep_unlayered(&mut self, typed: &Self) {
+        self.client.clone_from(&typed.client);
+        self.config.clone_from(&typed.config);
+    }
 }
 
 impl Default for LlmArgs {
@@ -247,45 +305,49 @@ impl LlmArgs {
 /// What a stage did.
 #[derive(Debug, Clone)]
 pub struct StageOutcome {
+    /// The stage's name (`schema`, `sandbox`, …).
     pub stage: &'static str,
+    /// Whether it was already done from the same inputs.
     pub skipped: bool,
+    /// What it counted (also in `manifest.json`).
     pub stats: serde_json::Value,
+    /// Wall time (zero when skipped).
     pub elapsed: Duration,
 }
 
 /// Files of an output directory.
-pub struct Layout {
-    pub out: PathBuf,
+pub(crate) struct Layout {
+    pub(crate) out: PathBuf,
 }
 
 impl Layout {
-    pub fn new(out: &Path) -> Self {
+    pub(crate) fn new(out: &Path) -> Self {
         Layout {
             out: out.to_path_buf(),
         }
     }
-    pub fn schema(&self) -> PathBuf {
+    pub(crate) fn schema(&self) -> PathBuf {
         self.out.join("schema.json")
     }
-    pub fn sandbox(&self) -> PathBuf {
+    pub(crate) fn sandbox(&self) -> PathBuf {
         self.out.join("sandbox.duckdb")
     }
-    pub fn profiles(&self) -> PathBuf {
+    pub(crate) fn profiles(&self) -> PathBuf {
         self.out.join("profiles.json")
     }
-    pub fn queries(&self) -> PathBuf {
+    pub(crate) fn queries(&self) -> PathBuf {
         self.out.join("queries.jsonl")
     }
-    pub fn truth(&self) -> PathBuf {
+    pub(crate) fn truth(&self) -> PathBuf {
         self.out.join("truth.jsonl")
     }
-    pub fn questions(&self) -> PathBuf {
+    pub(crate) fn questions(&self) -> PathBuf {
         self.out.join("questions.jsonl")
     }
-    pub fn report(&self) -> PathBuf {
+    pub(crate) fn report(&self) -> PathBuf {
         self.out.join("report.md")
     }
-    pub fn progress(&self, stage: &str) -> PathBuf {
+    pub(crate) fn progress(&self, stage: &str) -> PathBuf {
         self.out.join("progress").join(format!("{stage}.jsonl"))
     }
 }
@@ -385,7 +447,7 @@ pub fn schema_stage(common: &CommonArgs, opts: &SchemaOpts) -> Result<StageOutco
     )
 }
 
-pub fn schema_stage_from(
+pub(crate) fn schema_stage_from(
     common: &CommonArgs,
     source: &SchemaSource,
     name: Option<&str>,
@@ -443,7 +505,7 @@ pub fn schema_stage_from(
 }
 
 /// Stage 2: sandbox.duckdb with generated rows.
-pub async fn sandbox_stage(
+pub(crate) async fn sandbox_stage(
     common: &CommonArgs,
     opts: &SandboxOpts,
     llm: &LlmArgs,
@@ -524,7 +586,7 @@ fn table_names(schema: &Schema) -> String {
 }
 
 /// Stage 3: queries.jsonl.
-pub async fn queries_stage(
+pub(crate) async fn queries_stage(
     common: &CommonArgs,
     opts: &QueryOpts,
     llm: &LlmArgs,
@@ -594,7 +656,7 @@ pub async fn queries_stage(
 
 /// Fills `acceptor` from the grammar: first within quotas, then (if some class cannot be
 /// filled from this schema) topping up with any class.
-pub fn grammar_queries(
+pub(crate) fn grammar_queries(
     schema: &Schema,
     profiles: &Profiles,
     acceptor: &mut Acceptor,
@@ -625,7 +687,7 @@ pub fn grammar_queries(
 }
 
 /// Stage 4: truth.jsonl (kept and dropped queries, with reasons).
-pub async fn truth_stage(common: &CommonArgs, opts: &TruthOpts) -> Result<StageOutcome> {
+pub(crate) async fn truth_stage(common: &CommonArgs, opts: &TruthOpts) -> Result<StageOutcome> {
     const STAGE: &str = "truth";
     let queries_record = upstream(&common.out, "queries", "ground truth")?;
     let key = key_of(&json!([
@@ -700,7 +762,7 @@ pub async fn truth_stage(common: &CommonArgs, opts: &TruthOpts) -> Result<StageO
 }
 
 /// Stage 5: questions.jsonl, one per kept query.
-pub async fn questions_stage(
+pub(crate) async fn questions_stage(
     common: &CommonArgs,
     opts: &QuestionOpts,
     llm: &LlmArgs,
@@ -796,7 +858,7 @@ fn kept_queries(layout: &Layout) -> Result<Vec<QueryItem>> {
 }
 
 /// Stage 6: the seeded, stratified train/test split as RFT JSONL.
-pub fn dataset_stage(common: &CommonArgs, opts: &DatasetOpts) -> Result<StageOutcome> {
+pub(crate) fn dataset_stage(common: &CommonArgs, opts: &DatasetOpts) -> Result<StageOutcome> {
     const STAGE: &str = "dataset";
     let questions_record = upstream(&common.out, "questions", "the dataset")?;
     if !(0.0..1.0).contains(&opts.test_fraction) {

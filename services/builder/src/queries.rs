@@ -67,7 +67,7 @@ impl fmt::Display for Mix {
 
 impl Mix {
     /// Per-class quotas summing to `total` (largest remainders get the leftovers).
-    pub fn quotas(&self, total: usize) -> BTreeMap<Complexity, usize> {
+    pub(crate) fn quotas(&self, total: usize) -> BTreeMap<Complexity, usize> {
         let sum: f64 = self.0.values().sum();
         let mut quotas = BTreeMap::new();
         let mut remainders = Vec::new();
@@ -93,25 +93,25 @@ impl Mix {
 
 /// What happened to candidates, for the report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct QueryStats {
-    pub candidates: usize,
-    pub accepted: usize,
-    pub duplicates: usize,
+pub(crate) struct QueryStats {
+    pub(crate) candidates: usize,
+    pub(crate) accepted: usize,
+    pub(crate) duplicates: usize,
     /// Not a single SELECT, or DuckDB could not parse or bind it.
-    pub invalid: usize,
+    pub(crate) invalid: usize,
     /// Its class was already full.
-    pub over_quota: usize,
-    pub quotas: BTreeMap<Complexity, usize>,
-    pub per_class: BTreeMap<Complexity, usize>,
-    pub per_family: BTreeMap<String, usize>,
+    pub(crate) over_quota: usize,
+    pub(crate) quotas: BTreeMap<Complexity, usize>,
+    pub(crate) per_class: BTreeMap<Complexity, usize>,
+    pub(crate) per_family: BTreeMap<String, usize>,
     /// A few invalid candidates with DuckDB's message, to see what goes wrong.
     #[serde(default)]
-    pub invalid_examples: Vec<(String, String)>,
+    pub(crate) invalid_examples: Vec<(String, String)>,
 }
 
 /// What became of one offered candidate.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Offer {
+pub(crate) enum Offer {
     Accepted,
     Duplicate,
     Invalid(String),
@@ -119,20 +119,20 @@ pub enum Offer {
 }
 
 /// Accepts candidates into the query set.
-pub struct Acceptor<'c> {
+pub(crate) struct Acceptor<'c> {
     conn: &'c Connection,
     quotas: BTreeMap<Complexity, usize>,
     /// Accept beyond a class's quota (used to top up when some class cannot be filled).
-    pub overflow: bool,
+    pub(crate) overflow: bool,
     total: usize,
     seen: HashSet<String>,
-    pub accepted: Vec<QueryItem>,
-    pub stats: QueryStats,
+    pub(crate) accepted: Vec<QueryItem>,
+    pub(crate) stats: QueryStats,
 }
 
 impl<'c> Acceptor<'c> {
     /// `conn` is a read-only connection to the sandbox (queries are bound, not run).
-    pub fn new(conn: &'c Connection, total: usize, mix: &Mix) -> Self {
+    pub(crate) fn new(conn: &'c Connection, total: usize, mix: &Mix) -> Self {
         let quotas = mix.quotas(total);
         Acceptor {
             conn,
@@ -148,12 +148,12 @@ impl<'c> Acceptor<'c> {
         }
     }
 
-    pub fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.accepted.len() >= self.total
     }
 
     /// True when every class has reached its quota (or the total is reached).
-    pub fn quotas_met(&self) -> bool {
+    pub(crate) fn quotas_met(&self) -> bool {
         self.full()
             || self
                 .quotas
@@ -161,18 +161,7 @@ impl<'c> Acceptor<'c> {
                 .all(|(c, q)| self.stats.per_class.get(c).copied().unwrap_or(0) >= *q)
     }
 
-    /// The class furthest below its quota, for steering LLM batches.
-    pub fn neediest_class(&self) -> Complexity {
-        Complexity::ALL
-            .into_iter()
-            .max_by_key(|c| {
-                let quota = self.quotas.get(c).copied().unwrap_or(0) as i64;
-                quota - self.stats.per_class.get(c).copied().unwrap_or(0) as i64
-            })
-            .unwrap_or(Complexity::Medium)
-    }
-
-    pub fn offer(
+    pub(crate) fn offer(
         &mut self,
         sql: &str,
         origin: Origin,

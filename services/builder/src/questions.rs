@@ -14,11 +14,11 @@ use serde_json::json;
 use sqlrft_llm::{ChatRequest, JsonSchemaFormat, Message};
 
 use crate::records::{QueryItem, QuestionItem};
-use crate::stage::LlmRun;
+use crate::stage::{LlmRun, count_failure};
 use sqlrft_files::Journal;
 
 /// Styles the LLM is asked to write in, so questions do not all sound alike.
-pub const STYLES: &[(&str, &str)] = &[
+pub(crate) const STYLES: &[(&str, &str)] = &[
     ("formal", "a formal business request"),
     (
         "colloquial",
@@ -40,7 +40,7 @@ pub const STYLES: &[(&str, &str)] = &[
 ];
 
 /// The template question of a grammar query.
-pub fn template_question(query: &QueryItem) -> Option<QuestionItem> {
+pub(crate) fn template_question(query: &QueryItem) -> Option<QuestionItem> {
     query.template_question.as_ref().map(|q| QuestionItem {
         id: query.id.clone(),
         question: q.clone(),
@@ -49,7 +49,7 @@ pub fn template_question(query: &QueryItem) -> Option<QuestionItem> {
 }
 
 /// The style for query `id`: a seeded choice, stable across runs.
-pub fn style_for(id: &str, seed: u64, styles: &[String]) -> String {
+pub(crate) fn style_for(id: &str, seed: u64, styles: &[String]) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(
         seed ^ crate::stage::key_of(id)
             .bytes()
@@ -70,7 +70,7 @@ fn style_description(style: &str) -> String {
 }
 
 /// The tutorial's translation prompt, plus the style.
-pub fn question_prompt(schema_text: &str, sql: &str, style: &str) -> String {
+pub(crate) fn question_prompt(schema_text: &str, sql: &str, style: &str) -> String {
     format!(
         "You are an expert data analyst who is great at translating SQL queries into plain English.\n\
          Based on the database schema and the provided SQL query, what is a natural language question a business user would ask to get this information?\n\
@@ -102,16 +102,16 @@ fn question_format() -> JsonSchemaFormat {
 
 /// What the LLM question stage did.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
-pub struct LlmQuestionStats {
-    pub asked: usize,
-    pub answered: usize,
-    pub failed: usize,
+pub(crate) struct LlmQuestionStats {
+    pub(crate) asked: usize,
+    pub(crate) answered: usize,
+    pub(crate) failed: usize,
     /// The first failure, to show in the report.
-    pub first_error: Option<String>,
+    pub(crate) first_error: Option<String>,
 }
 
 /// Asks the LLM for a question for every query not in `done`, journaling each answer.
-pub async fn ask_llm(
+pub(crate) async fn ask_llm(
     run: LlmRun<'_>,
     queries: &[QueryItem],
     styles: &[String],
@@ -122,8 +122,8 @@ pub async fn ask_llm(
     let LlmRun {
         client,
         schema,
-        fail_after,
         progress,
+        ..
     } = run;
     let schema_text = schema.to_prompt_text();
     let todo: Vec<&QueryItem> = queries
@@ -152,9 +152,7 @@ pub async fn ask_llm(
         .buffer_unordered(concurrency);
     let mut finished = 0;
     while let Some((query, style, answer)) = stream.next().await {
-        fail_after.check(finished)?;
-        finished += 1;
-        progress.inc(1);
+        run.answered(&mut finished)?;
         match answer {
             Ok(answer) if !answer.value.question.trim().is_empty() => {
                 let item = QuestionItem {
@@ -166,16 +164,12 @@ pub async fn ask_llm(
                 done.insert(item.id.clone(), item);
                 stats.answered += 1;
             }
-            Ok(_) => {
-                stats.failed += 1;
-                stats
-                    .first_error
-                    .get_or_insert_with(|| "the model returned an empty question".into());
-            }
-            Err(e) => {
-                stats.failed += 1;
-                stats.first_error.get_or_insert_with(|| e.to_string());
-            }
+            Ok(_) => count_failure(
+                &mut stats.failed,
+                &mut stats.first_error,
+                "the model returned an empty question",
+            ),
+            Err(e) => count_failure(&mut stats.failed, &mut stats.first_error, e),
         }
     }
     journal.sync()?;

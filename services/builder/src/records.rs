@@ -18,36 +18,36 @@ use crate::schema::Schema;
 /// Where a query came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Origin {
+pub(crate) enum Origin {
     Grammar,
     Llm,
 }
 
 /// One accepted query (`queries.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueryItem {
-    pub id: String,
-    pub sql: String,
-    pub complexity: Complexity,
-    pub tags: Vec<QueryTag>,
+pub(crate) struct QueryItem {
+    pub(crate) id: String,
+    pub(crate) sql: String,
+    pub(crate) complexity: Complexity,
+    pub(crate) tags: Vec<QueryTag>,
     /// Tables the query reads.
     #[serde(default)]
-    pub tables: Vec<String>,
+    pub(crate) tables: Vec<String>,
     /// True when the outermost query has ORDER BY.
-    pub ordered: bool,
-    pub origin: Origin,
+    pub(crate) ordered: bool,
+    pub(crate) origin: Origin,
     /// The grammar family, for grammar queries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub family: Option<String>,
+    pub(crate) family: Option<String>,
     /// The question written together with the SQL (grammar queries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub template_question: Option<String>,
+    pub(crate) template_question: Option<String>,
 }
 
 /// Why a query was dropped at the ground-truth stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// DuckDB refused or failed to run it.
     Error,
     Timeout,
@@ -64,7 +64,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             DropReason::Error => "error",
             DropReason::Timeout => "timeout",
@@ -80,7 +80,7 @@ impl DropReason {
 /// The outcome of one query at the ground-truth stage (`truth.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
-pub enum TruthItem {
+pub(crate) enum TruthItem {
     Kept {
         id: String,
         ground_truth: TypedGroundTruth,
@@ -93,7 +93,7 @@ pub enum TruthItem {
 }
 
 impl TruthItem {
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         match self {
             TruthItem::Kept { id, .. } | TruthItem::Dropped { id, .. } => id,
         }
@@ -102,11 +102,11 @@ impl TruthItem {
 
 /// One question (`questions.jsonl`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QuestionItem {
-    pub id: String,
-    pub question: String,
+pub(crate) struct QuestionItem {
+    pub(crate) id: String,
+    pub(crate) question: String,
     /// `template`, or the LLM style asked for (formal, colloquial, …).
-    pub style: String,
+    pub(crate) style: String,
 }
 
 /// How `ground_truth` is written.
@@ -126,14 +126,16 @@ pub enum GroundTruthFormat {
 )]
 pub enum PromptFormat {
     /// The tutorial's: the assistant answers with the SQL only (`train.jsonl`, `test.jsonl`).
+    #[serde(alias = "plain")]
     Plain,
     /// Think in `<think>…</think>`, answer in `<sql>…</sql>`, for GRPO training
     /// (`train.reasoning.jsonl`, `test.reasoning.jsonl`).
+    #[serde(alias = "reasoning")]
     Reasoning,
 }
 
 impl PromptFormat {
-    pub fn file_names(self) -> (&'static str, &'static str) {
+    pub(crate) fn file_names(self) -> (&'static str, &'static str) {
         match self {
             PromptFormat::Plain => ("train.jsonl", "test.jsonl"),
             PromptFormat::Reasoning => ("train.reasoning.jsonl", "test.reasoning.jsonl"),
@@ -142,7 +144,7 @@ impl PromptFormat {
 }
 
 /// The system prompt: instructions plus the schema, as the tutorial's RFT records carry it.
-pub fn system_prompt(schema: &Schema, format: PromptFormat) -> String {
+pub(crate) fn system_prompt(schema: &Schema, format: PromptFormat) -> String {
     let instructions = match format {
         PromptFormat::Plain => {
             "You are an expert SQL data analyst. Your task is to write a single, valid DuckDB SQL query to answer the user's question, based on the provided database schema. Do not provide any explanation or text other than the SQL query itself."
@@ -158,7 +160,7 @@ pub fn system_prompt(schema: &Schema, format: PromptFormat) -> String {
 }
 
 /// The reference answer of the reasoning variant: a short plan, then the SQL.
-pub fn reasoning_answer(query: &QueryItem) -> String {
+pub(crate) fn reasoning_answer(query: &QueryItem) -> String {
     let tables = if query.tables.is_empty() {
         "the schema".to_string()
     } else {
@@ -194,7 +196,7 @@ pub fn reasoning_answer(query: &QueryItem) -> String {
 }
 
 /// One dataset record.
-pub fn record(
+pub(crate) fn record(
     schema: &Schema,
     query: &QueryItem,
     truth: &TypedGroundTruth,
@@ -226,7 +228,7 @@ pub fn record(
 
 /// Splits ids into (train, test), stratified by class: every class keeps about
 /// `test_fraction` of its items for test. Deterministic for a seed, whatever the input order.
-pub fn split<K: Ord + Copy>(
+pub(crate) fn split<K: Ord + Copy>(
     mut items: Vec<(String, K)>,
     test_fraction: f64,
     seed: u64,

@@ -19,7 +19,7 @@ const STAGES: &[&str] = &[
 ];
 
 /// Renders the report for the output directory `out`.
-pub fn render(out: &Path) -> Result<String> {
+pub(crate) fn render(out: &Path) -> Result<String> {
     let manifest = Manifest::load(out)?;
     let mut md = String::new();
     writeln!(md, "# sqlrft build report\n")?;
@@ -146,7 +146,7 @@ pub fn render(out: &Path) -> Result<String> {
 }
 
 /// Writes `report.md` atomically.
-pub fn write(out: &Path) -> Result<()> {
+pub(crate) fn write(out: &Path) -> Result<()> {
     Ok(sqlrft_files::write(&out.join("report.md"), render(out)?)?)
 }
 

@@ -29,7 +29,7 @@ impl ToSql for Cell {
 
 /// CREATE TABLE statements for the sandbox: the schema's columns, types, NOT NULLs, primary
 /// keys and declared foreign keys (inferred keys are not enforced: production does not).
-pub fn create_tables_sql(schema: &Schema) -> String {
+pub(crate) fn create_tables_sql(schema: &Schema) -> String {
     let mut sql = String::new();
     for table in schema.tables_parents_first() {
         let mut parts: Vec<String> = table
@@ -78,7 +78,7 @@ fn quoted_list(names: &[String]) -> String {
 
 /// Writes a complete sandbox at `path`: built under a temporary name, checkpointed, then
 /// renamed, so `path` is either absent, the previous sandbox, or the finished new one.
-pub fn write_sandbox(schema: &Schema, tables: &[GeneratedTable], path: &Path) -> Result<()> {
+pub(crate) fn write_sandbox(schema: &Schema, tables: &[GeneratedTable], path: &Path) -> Result<()> {
     let staged = Staged::file(path)?;
     let tmp = staged.path();
     {
@@ -112,7 +112,7 @@ pub fn write_sandbox(schema: &Schema, tables: &[GeneratedTable], path: &Path) ->
 }
 
 /// Removes a DuckDB file and its write-ahead log, if present.
-pub fn remove_database(path: &Path) {
+pub(crate) fn remove_database(path: &Path) {
     let _ = std::fs::remove_file(path);
     let mut wal = path.as_os_str().to_owned();
     wal.push(".wal");
@@ -121,7 +121,7 @@ pub fn remove_database(path: &Path) {
 
 /// Profiles every column of the sandbox: distinct and NULL counts, most frequent values,
 /// minimum and maximum. Only scalar columns are profiled.
-pub fn profile(sandbox: &Path, schema: &Schema) -> Result<Profiles> {
+pub(crate) fn profile(sandbox: &Path, schema: &Schema) -> Result<Profiles> {
     let conn = sqlrft_duck::open_read_only(sandbox).map_err(|e| anyhow::anyhow!("{e}"))?;
     let limits = Limits {
         timeout: std::time::Duration::from_secs(60),

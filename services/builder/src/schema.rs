@@ -14,12 +14,16 @@ pub struct Schema {
     /// Where the schema came from (a path or `ddl:<file>`), for the report.
     #[serde(default)]
     pub source: String,
+    /// Its tables, in catalog order.
     pub tables: Vec<Table>,
 }
 
+/// One table: its columns and keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
+    /// Table name as the database spells it.
     pub name: String,
+    /// Columns in declaration order.
     pub columns: Vec<Column>,
     /// Primary-key columns; empty when there is none.
     #[serde(default)]
@@ -27,30 +31,39 @@ pub struct Table {
     /// How the primary key is known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_key_origin: Option<KeyOrigin>,
+    /// References to other tables, declared or inferred.
     #[serde(default)]
     pub foreign_keys: Vec<ForeignKey>,
 }
 
+/// One column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
+    /// Column name as the database spells it.
     pub name: String,
     /// DuckDB type name (`INTEGER`, `VARCHAR`, `DECIMAL(10,2)`, …).
     #[serde(rename = "type")]
     pub data_type: String,
+    /// Whether NULL is allowed.
     pub nullable: bool,
 }
 
 impl Column {
-    pub fn duck_type(&self) -> DuckType {
+    pub(crate) fn duck_type(&self) -> DuckType {
         DuckType::parse(&self.data_type)
     }
 }
 
+/// `columns` of one table refer to `references_columns` of `references_table`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ForeignKey {
+    /// The referring columns.
     pub columns: Vec<String>,
+    /// The table referred to.
     pub references_table: String,
+    /// Its columns, in the same order as `columns`.
     pub references_columns: Vec<String>,
+    /// Declared, or guessed from names.
     pub origin: KeyOrigin,
 }
 
@@ -58,12 +71,14 @@ pub struct ForeignKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyOrigin {
+    /// Declared in the database's catalog or DDL.
     Declared,
     /// Guessed from names (`airline_id` → `airlines.airline_id`); not enforced anywhere.
     Inferred,
 }
 
 impl Schema {
+    /// The table named `name` (case-insensitive).
     pub fn table(&self, name: &str) -> Option<&Table> {
         self.tables
             .iter()
@@ -80,7 +95,7 @@ impl Schema {
     ///   `airports.airport_id`).
     /// - A text column named after another table in the singular references that table's text
     ///   `name` column (`airports.country` → `countries.name`).
-    pub fn infer_keys(&mut self) {
+    pub(crate) fn infer_keys(&mut self) {
         for table in &mut self.tables {
             if !table.primary_key.is_empty() {
                 continue;
@@ -182,7 +197,7 @@ impl Schema {
 
     /// Tables ordered so that every table comes after the tables it references (cycles and
     /// self-references are broken by keeping the original order).
-    pub fn tables_parents_first(&self) -> Vec<&Table> {
+    pub(crate) fn tables_parents_first(&self) -> Vec<&Table> {
         let mut placed: Vec<&Table> = Vec::new();
         let mut remaining: Vec<&Table> = self.tables.iter().collect();
         while !remaining.is_empty() {
@@ -204,7 +219,7 @@ impl Schema {
     }
 
     /// The schema as the prompts show it: one markdown table per database table, with keys.
-    pub fn to_prompt_text(&self) -> String {
+    pub(crate) fn to_prompt_text(&self) -> String {
         let mut out = String::new();
         for table in &self.tables {
             out.push_str(&format!("Table `{}`\n\n", table.name));
@@ -236,7 +251,7 @@ impl Schema {
     }
 
     /// Checks that names are unique and keys point at columns that exist.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.tables.is_empty() {
             return Err("the schema has no tables".into());
         }
@@ -283,6 +298,7 @@ impl Schema {
 }
 
 impl Table {
+    /// The column named `name` (case-insensitive).
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns
             .iter()
@@ -298,7 +314,7 @@ impl Table {
 }
 
 /// `countries` → `country`, `airlines` → `airline`, `addresses` → `address`, `data` → `data`.
-pub fn singular(name: &str) -> String {
+pub(crate) fn singular(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     if let Some(stem) = lower.strip_suffix("ies") {
         return format!("{stem}y");

@@ -20,7 +20,7 @@ use sqlrft_llm::LlmClient;
 
 use crate::schema::Schema;
 
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text =
         fs::read_to_string(path).with_context(|| format!("could not read `{}`", path.display()))?;
     serde_json::from_str(&text).with_context(|| {
@@ -32,7 +32,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// Reads every line of a JSONL file.
-pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
+pub(crate) fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let file = File::open(path).with_context(|| format!("could not read `{}`", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
@@ -52,36 +52,36 @@ pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 }
 
 /// A hash of anything serialisable, for stage keys.
-pub fn key_of<T: Serialize + ?Sized>(value: &T) -> String {
+pub(crate) fn key_of<T: Serialize + ?Sized>(value: &T) -> String {
     let bytes = serde_json::to_vec(value).expect("serialisable");
     hex::encode(&Sha256::digest(&bytes)[..12])
 }
 
 /// What one finished stage produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageRecord {
+pub(crate) struct StageRecord {
     /// Hash of the stage's options and its inputs' keys.
-    pub key: String,
+    pub(crate) key: String,
     /// Files it wrote, relative to the output directory.
-    pub outputs: Vec<String>,
+    pub(crate) outputs: Vec<String>,
     /// Counts for the report.
     #[serde(default)]
-    pub stats: serde_json::Value,
-    pub finished_at: String,
+    pub(crate) stats: serde_json::Value,
+    pub(crate) finished_at: String,
 }
 
 /// `manifest.json` in the output directory: the finished stages.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Manifest {
-    pub stages: BTreeMap<String, StageRecord>,
+pub(crate) struct Manifest {
+    pub(crate) stages: BTreeMap<String, StageRecord>,
 }
 
 impl Manifest {
-    pub fn path(out: &Path) -> PathBuf {
+    pub(crate) fn path(out: &Path) -> PathBuf {
         out.join("manifest.json")
     }
 
-    pub fn load(out: &Path) -> Result<Manifest> {
+    pub(crate) fn load(out: &Path) -> Result<Manifest> {
         let path = Self::path(out);
         if !path.exists() {
             return Ok(Manifest::default());
@@ -90,21 +90,21 @@ impl Manifest {
     }
 
     /// The record of `stage` if it finished with `key` and its outputs are all still there.
-    pub fn finished(&self, out: &Path, stage: &str, key: &str) -> Option<&StageRecord> {
+    pub(crate) fn finished(&self, out: &Path, stage: &str, key: &str) -> Option<&StageRecord> {
         self.stages
             .get(stage)
             .filter(|r| r.key == key && r.outputs.iter().all(|o| out.join(o).exists()))
     }
 
     /// Records `stage` as finished and saves the manifest atomically.
-    pub fn record(out: &Path, stage: &str, record: StageRecord) -> Result<()> {
+    pub(crate) fn record(out: &Path, stage: &str, record: StageRecord) -> Result<()> {
         let mut manifest = Self::load(out)?;
         manifest.stages.insert(stage.to_string(), record);
         Ok(sqlrft_files::write_json(&Self::path(out), &manifest)?)
     }
 }
 
-pub fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -117,7 +117,7 @@ struct JournalHeader {
 /// Opens the progress journal at `path` for stage `key`, returning the items already in it by
 /// id. A journal written for another key, or one whose lines no longer read back as items, is
 /// started afresh; a torn last line (a kill during a write) is dropped by [`Journal::open`].
-pub fn open_journal<T: DeserializeOwned>(
+pub(crate) fn open_journal<T: DeserializeOwned>(
     path: &Path,
     key: &str,
     id_of: impl Fn(&T) -> String,
@@ -152,19 +152,41 @@ pub fn open_journal<T: DeserializeOwned>(
 /// What every LLM-backed stage runs with: the client it asks, the schema its prompts describe,
 /// the test hook that may interrupt it, and the bar that shows how far it got.
 #[derive(Clone, Copy)]
-pub struct LlmRun<'a> {
-    pub client: &'a LlmClient,
-    pub schema: &'a Schema,
-    pub fail_after: FailAfter,
-    pub progress: &'a indicatif::ProgressBar,
+pub(crate) struct LlmRun<'a> {
+    pub(crate) client: &'a LlmClient,
+    pub(crate) schema: &'a Schema,
+    pub(crate) fail_after: FailAfter,
+    pub(crate) progress: &'a indicatif::ProgressBar,
+}
+
+impl LlmRun<'_> {
+    /// One more answer came back: stops the stage here when `--fail-after` says so, else moves
+    /// the bar on. `finished` counts the answers so far.
+    pub(crate) fn answered(&self, finished: &mut usize) -> Result<()> {
+        self.fail_after.check(*finished)?;
+        *finished += 1;
+        self.progress.inc(1);
+        Ok(())
+    }
+}
+
+/// A failed call of an LLM stage: one more in `failed`, and its error kept if it is the first
+/// (the stage's report shows it).
+pub(crate) fn count_failure(
+    failed: &mut usize,
+    first_error: &mut Option<String>,
+    error: impl std::fmt::Display,
+) {
+    *failed += 1;
+    first_error.get_or_insert_with(|| error.to_string());
 }
 
 /// A deliberate failure after `n` items, so tests can interrupt a stage midway like a kill.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FailAfter(pub Option<usize>);
+pub(crate) struct FailAfter(pub(crate) Option<usize>);
 
 impl FailAfter {
-    pub fn check(&self, done: usize) -> Result<()> {
+    pub(crate) fn check(&self, done: usize) -> Result<()> {
         match self.0 {
             Some(n) if done >= n => {
                 anyhow::bail!("interrupted after {n} items (test hook --fail-after)")

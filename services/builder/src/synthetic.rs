@@ -20,7 +20,7 @@ use crate::vocabulary::{self as vocab, Place};
 
 /// One generated value, before it is appended to DuckDB (which casts text to the column type).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
+pub(crate) enum Cell {
     Null,
     Bool(bool),
     Int(i64),
@@ -49,29 +49,31 @@ impl Cell {
 
 /// Rows generated for one table, columns in schema order.
 #[derive(Debug, Clone)]
-pub struct GeneratedTable {
-    pub name: String,
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Cell>>,
+pub(crate) struct GeneratedTable {
+    pub(crate) name: String,
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: Vec<Vec<Cell>>,
 }
 
 /// How many rows each table gets.
 #[derive(Debug, Clone)]
-pub struct RowPlan {
-    pub default_rows: usize,
+pub(crate) struct RowPlan {
+    pub(crate) default_rows: usize,
     /// Per-table overrides, by table name (case-insensitive).
-    pub per_table: BTreeMap<String, usize>,
+    pub(crate) per_table: BTreeMap<String, usize>,
 }
 
 impl RowPlan {
-    pub fn uniform(rows: usize) -> Self {
+    /// `rows` rows in every table.
+    #[cfg(test)]
+    pub(crate) fn uniform(rows: usize) -> Self {
         Self {
             default_rows: rows,
             per_table: BTreeMap::new(),
         }
     }
 
-    pub fn rows_for(&self, table: &str) -> usize {
+    pub(crate) fn rows_for(&self, table: &str) -> usize {
         self.per_table
             .iter()
             .find(|(name, _)| name.eq_ignore_ascii_case(table))
@@ -276,7 +278,7 @@ enum Source {
 }
 
 /// Generates every table of `schema`, parents first, deterministically from `seed`.
-pub fn generate(schema: &Schema, plan: &RowPlan, seed: u64) -> Vec<GeneratedTable> {
+pub(crate) fn generate(schema: &Schema, plan: &RowPlan, seed: u64) -> Vec<GeneratedTable> {
     let mut done: HashMap<String, GeneratedTable> = HashMap::new();
     let mut order = Vec::new();
     for table in schema.tables_parents_first() {

@@ -20,13 +20,13 @@ use sqlrft_files::Journal;
 
 /// How ground truth is computed.
 #[derive(Debug, Clone)]
-pub struct TruthOptions {
-    pub timeout: Duration,
+pub(crate) struct TruthOptions {
+    pub(crate) timeout: Duration,
     /// Results with more rows than this are dropped (too large to be a useful answer).
-    pub max_rows: usize,
+    pub(crate) max_rows: usize,
     /// Queries running at once.
-    pub concurrency: usize,
-    pub fail_after: FailAfter,
+    pub(crate) concurrency: usize,
+    pub(crate) fail_after: FailAfter,
 }
 
 impl Default for TruthOptions {
@@ -43,7 +43,7 @@ impl Default for TruthOptions {
 }
 
 /// Opens the sandbox with the pool that ground truth runs on.
-pub fn open_pool(sandbox: &Path, options: &TruthOptions) -> Result<ReadOnlyPool> {
+pub(crate) fn open_pool(sandbox: &Path, options: &TruthOptions) -> Result<ReadOnlyPool> {
     ReadOnlyPool::open(
         sandbox,
         PoolOptions {
@@ -65,7 +65,7 @@ fn limits(options: &TruthOptions) -> Limits {
 
 /// Computes the outcome of every query not already in `journal`, appending each as it
 /// finishes. Returns every outcome (old and new), in the order of `queries`.
-pub async fn compute(
+pub(crate) async fn compute(
     pool: &ReadOnlyPool,
     queries: &[QueryItem],
     journal: &mut Journal,
@@ -103,7 +103,7 @@ pub async fn compute(
 }
 
 /// Runs one query (twice) and decides whether it is kept.
-pub async fn evaluate(pool: &ReadOnlyPool, query: &QueryItem, limits: &Limits) -> TruthItem {
+pub(crate) async fn evaluate(pool: &ReadOnlyPool, query: &QueryItem, limits: &Limits) -> TruthItem {
     let drop = |reason, detail: String| TruthItem::Dropped {
         id: query.id.clone(),
         reason,
@@ -165,7 +165,7 @@ fn reason_of(error: &QueryError) -> DropReason {
 
 /// Equal results: same columns and rows (as multisets unless `ordered`), floats equal within
 /// a relative 1e-9 (parallel sums may differ in the last bits between runs).
-pub fn same_result(a: &ResultSet, b: &ResultSet, ordered: bool) -> bool {
+pub(crate) fn same_result(a: &ResultSet, b: &ResultSet, ordered: bool) -> bool {
     if a.columns != b.columns || a.types != b.types || a.rows.len() != b.rows.len() {
         return false;
     }
@@ -200,7 +200,7 @@ fn same_cell(a: &Value, b: &Value) -> bool {
 }
 
 /// Counts of kept queries and of drops per reason.
-pub fn tally(outcomes: &[TruthItem]) -> (usize, BTreeMap<DropReason, usize>) {
+pub(crate) fn tally(outcomes: &[TruthItem]) -> (usize, BTreeMap<DropReason, usize>) {
     let mut kept = 0;
     let mut dropped = BTreeMap::new();
     for outcome in outcomes {

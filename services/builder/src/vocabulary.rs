@@ -3,15 +3,15 @@
 
 /// A city with its country, the country's ISO 3166 alpha-2 code, and coordinates.
 #[derive(Debug, Clone, Copy)]
-pub struct Place {
-    pub city: &'static str,
-    pub country: &'static str,
-    pub iso2: &'static str,
-    pub latitude: f64,
-    pub longitude: f64,
+pub(crate) struct Place {
+    pub(crate) city: &'static str,
+    pub(crate) country: &'static str,
+    pub(crate) iso2: &'static str,
+    pub(crate) latitude: f64,
+    pub(crate) longitude: f64,
     /// Olson time-zone name and standard UTC offset in hours.
-    pub tz: &'static str,
-    pub utc_offset: f64,
+    pub(crate) tz: &'static str,
+    pub(crate) utc_offset: f64,
 }
 
 const fn place(
@@ -34,7 +34,7 @@ const fn place(
     }
 }
 
-pub const PLACES: &[Place] = &[
+pub(crate) const PLACES: &[Place] = &[
     place(
         "London",
         "United Kingdom",
@@ -568,13 +568,13 @@ pub const PLACES: &[Place] = &[
     ),
 ];
 
-pub const FIRST_NAMES: &[&str] = &[
+pub(crate) const FIRST_NAMES: &[&str] = &[
     "Alice", "Bruno", "Chen", "Dana", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal",
     "Lena", "Marta", "Nikhil", "Olga", "Pablo", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Victor",
     "Wen", "Ximena", "Yusuf", "Zoe", "Amara", "Luca", "Priya", "Mateo",
 ];
 
-pub const LAST_NAMES: &[&str] = &[
+pub(crate) const LAST_NAMES: &[&str] = &[
     "Andersen", "Barros", "Costa", "Dubois", "Eriksen", "Fischer", "Garcia", "Haddad", "Ivanova",
     "Jensen", "Kim", "Larsen", "Moreau", "Nakamura", "Okafor", "Petrov", "Quispe", "Rossi",
     "Schmidt", "Tanaka", "Urbina", "Varga", "Wang", "Xu", "Yilmaz", "Zhang", "Novak", "Silva",
@@ -582,18 +582,18 @@ pub const LAST_NAMES: &[&str] = &[
 ];
 
 /// Words that make plausible company and product names.
-pub const BRAND_WORDS: &[&str] = &[
+pub(crate) const BRAND_WORDS: &[&str] = &[
     "Aurora", "Boreal", "Cobalt", "Delta", "Eagle", "Falcon", "Global", "Horizon", "Island", "Jet",
     "Kestrel", "Lynx", "Meridian", "Nordic", "Orion", "Pacific", "Quantum", "Royal", "Summit",
     "Trans", "Union", "Vista", "Western", "Zenith", "Atlas", "Coastal", "Polar", "Sky", "Star",
     "Sun",
 ];
 
-pub const AIRLINE_SUFFIXES: &[&str] = &[
+pub(crate) const AIRLINE_SUFFIXES: &[&str] = &[
     "Airlines", "Airways", "Air", "Aviation", "Express", "Connect",
 ];
 
-pub const AIRPORT_SUFFIXES: &[&str] = &[
+pub(crate) const AIRPORT_SUFFIXES: &[&str] = &[
     "International Airport",
     "Airport",
     "Regional Airport",
@@ -603,7 +603,7 @@ pub const AIRPORT_SUFFIXES: &[&str] = &[
 ];
 
 /// Aircraft models with their IATA and ICAO type codes.
-pub const AIRCRAFT: &[(&str, &str, &str)] = &[
+pub(crate) const AIRCRAFT: &[(&str, &str, &str)] = &[
     ("Airbus A320", "320", "A320"),
     ("Airbus A321", "321", "A321"),
     ("Airbus A319", "319", "A319"),
@@ -626,13 +626,13 @@ pub const AIRCRAFT: &[(&str, &str, &str)] = &[
     ("Sukhoi Superjet 100", "SU9", "SU95"),
 ];
 
-pub const CATEGORY_WORDS: &[&str] = &[
+pub(crate) const CATEGORY_WORDS: &[&str] = &[
     "standard", "premium", "basic", "economy", "business", "special",
 ];
 
-pub const STATUS_WORDS: &[&str] = &["active", "inactive", "pending", "closed"];
+pub(crate) const STATUS_WORDS: &[&str] = &["active", "inactive", "pending", "closed"];
 
-pub const LOREM: &[&str] = &[
+pub(crate) const LOREM: &[&str] = &[
     "reliable",
     "seasonal",
     "service",

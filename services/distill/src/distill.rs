@@ -1,8 +1,7 @@
 //! `sqlrft distill`: ask a teacher LLM to reason its way to each item's gold SQL, check the
 //! answer by execution, and write a resumable, ready-to-train JSONL.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,11 +11,12 @@ use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use sqlrft_core::config::Section;
 use sqlrft_duck::Limits;
 use sqlrft_hub::HubArgs;
-use sqlrft_llm::{ChatRequest, LlmArgs, LlmClient, LlmConfig, Usage};
+use sqlrft_llm::{ChatRequest, LlmArgs, LlmClient, LlmConfig};
 
-use crate::output::ResumableJsonl;
+use crate::output::{DistillSummary, ResumableJsonl, count_dropped, count_kept, sidecar};
 use crate::prompt::{student_prompt, teacher_messages};
 use crate::publish::{PublishDatasetArgs, run_publish_dataset};
 use crate::shard::Shard;
@@ -37,10 +37,12 @@ const OUTPUT_FIELDS: [&str; 9] = [
     "prompt",
 ];
 
-/// Flags of `sqlrft distill`. The teacher is set with the `--llm-*` flags every LLM-using
-/// command shares (over `[llm]` in sqlrft.toml and `SQLRFT_LLM_*`); distill's former spellings
-/// (`--model`, `--provider`, `--base-url`, `--batch-size`, `--timeout-secs`, …) still work.
-#[derive(Debug, Clone, Args)]
+/// Flags of `sqlrft distill`, over `[distill]` in sqlrft.toml and `SQLRFT_DISTILL_<FLAG>` (the
+/// `sqlrft` binary parses them as a [`sqlrft_core::config::Layered`]). The teacher is set with
+/// the `--llm-*` flags every LLM-using command shares (over `[llm]` and `SQLRFT_LLM_*`);
+/// distill's former spellings (`--model`, `--provider`, `--base-url`, `--batch-size`,
+/// `--timeout-secs`, …) still work.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[command(
     mut_arg("llm_model", |a| a.alias("model")),
     mut_arg("llm_provider", |a| a.alias("provider")),
@@ -59,9 +61,12 @@ pub struct DistillArgs {
     /// The teacher: provider, model, endpoint, concurrency, retries, timeout, sampling (sample k
     /// uses seed + k) [distill's defaults: temperature 0.7, 4096 tokens].
     #[command(flatten)]
+    #[serde(skip)]
     pub llm: LlmArgs,
-    /// TOML config file whose [llm] table sets the teacher [default: ./sqlrft.toml if present].
+    /// TOML config file: its [distill], [llm] (the teacher) and [hub] tables set what no flag
+    /// does [default: ./sqlrft.toml if present].
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
 
     /// Source dataset on the Hugging Face Hub (gretelai/synthetic_text_to_sql shape).
@@ -136,80 +141,18 @@ pub struct DistillArgs {
     #[arg(long)]
     pub no_progress: bool,
     #[command(flatten)]
+    #[serde(skip)]
     /// Where to publish the dataset (`--hub-*`, `HF_TOKEN`).
     pub hub: HubArgs,
 }
 
-/// What a run did, also written next to the output as `<output>.summary.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DistillSummary {
-    /// Teacher model.
-    pub model: String,
-    /// Teacher provider.
-    pub provider: String,
-    /// Source dataset or file.
-    pub source: String,
-    /// Shard processed, `i/n`.
-    pub shard: Option<String>,
-    /// Rows read from the source.
-    pub source_rows: usize,
-    /// Rows of the source in this shard.
-    pub shard_rows: usize,
-    /// Rows finished by an earlier run and skipped.
-    pub resumed: usize,
-    /// Rows in the output file.
-    pub kept: usize,
-    /// Kept rows whose answer matched the gold result.
-    pub valid: usize,
-    /// Kept rows whose answer did not match.
-    pub invalid: usize,
-    /// Rows dropped, by reason code (all runs).
-    pub dropped: BTreeMap<String, usize>,
-    /// Rows whose teacher calls failed in this run (retried on the next run).
-    pub teacher_errors: usize,
-    /// Tokens and cost of this run.
-    pub usage: Usage,
-    /// Output file.
-    pub output: PathBuf,
-    /// Wall-clock seconds of this run.
-    pub elapsed_secs: f64,
-}
+impl Section for DistillArgs {
+    const SECTION: &'static str = "distill";
 
-impl std::fmt::Display for DistillSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(
-            f,
-            "distilled {} with {} ({})",
-            self.source, self.model, self.provider
-        )?;
-        if let Some(shard) = &self.shard {
-            writeln!(
-                f,
-                "  shard {shard}: {} of {} rows",
-                self.shard_rows, self.source_rows
-            )?;
-        }
-        writeln!(
-            f,
-            "  kept {} rows in {} ({} valid, {} not valid, {} not validated; {} from earlier runs)",
-            self.kept,
-            self.output.display(),
-            self.valid,
-            self.invalid,
-            self.kept - self.valid - self.invalid,
-            self.resumed
-        )?;
-        for (reason, n) in &self.dropped {
-            writeln!(f, "  dropped {n:>6}  {reason}")?;
-        }
-        if self.teacher_errors > 0 {
-            writeln!(
-                f,
-                "  {} rows failed at the teacher and will be retried by rerunning the same command",
-                self.teacher_errors
-            )?;
-        }
-        write!(f, "  {} in {:.1} s", self.usage, self.elapsed_secs)
+    fn keep_unlayered(&mut self, typed: &Self) {
+        self.llm.clone_from(&typed.llm);
+        self.config.clone_from(&typed.config);
+        self.hub.clone_from(&typed.hub);
     }
 }
 
@@ -235,15 +178,6 @@ struct DroppedLine {
     source_index: usize,
     reason: String,
     detail: String,
-}
-
-/// `out.jsonl` → `out.<suffix>`.
-pub(crate) fn sidecar(output: &Path, suffix: &str) -> PathBuf {
-    let stem = output
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_default();
-    output.with_file_name(format!("{stem}.{suffix}"))
 }
 
 impl DistillArgs {
@@ -538,49 +472,71 @@ fn output_record(item: &SourceItem, best: Judged) -> Map<String, Value> {
     record
 }
 
-/// Rows, valid rows and invalid rows of an output file (complete lines only).
-pub(crate) fn count_kept(path: &Path) -> anyhow::Result<(usize, usize, usize)> {
-    let (mut kept, mut valid, mut invalid) = (0, 0, 0);
-    for value in read_complete_lines(path)? {
-        kept += 1;
-        match value.get("valid").and_then(Value::as_bool) {
-            Some(true) => valid += 1,
-            Some(false) => invalid += 1,
-            None => {}
-        }
-    }
-    Ok((kept, valid, invalid))
-}
-
-pub(crate) fn count_dropped(path: &Path) -> anyhow::Result<BTreeMap<String, usize>> {
-    let mut counts = BTreeMap::new();
-    for value in read_complete_lines(path)? {
-        let reason = value["reason"].as_str().unwrap_or("unknown").to_string();
-        *counts.entry(reason).or_insert(0) += 1;
-    }
-    Ok(counts)
-}
-
-/// Parsed complete lines of a JSONL file (a missing file has none; a shard still being
-/// written may end in a torn line, which is left out).
-pub(crate) fn read_complete_lines(path: &Path) -> anyhow::Result<Vec<Value>> {
-    Ok(sqlrft_files::Journal::read(path)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        distill: sqlrft_core::config::Layered<DistillArgs>,
+    }
+
+    /// `[distill]` beside the teacher's `[llm]`, as a user would write them.
+    const CONFIG: &str = r#"
+[distill]
+limit = 7
+num_generations = 2
+shard = "1/4"
+
+[llm]
+model = "teacher"
+"#;
+
     #[test]
-    fn sidecars_sit_beside_the_output() {
+    fn distill_reads_its_table_under_the_environment_and_the_typed_flags() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("team.toml");
+        std::fs::write(&file, CONFIG).unwrap();
+        let config = file.to_str().unwrap();
+        let parse = |extra: &[&str]| {
+            let line = ["distill", "--input", "in.jsonl", "--config", config];
+            Cli::try_parse_from(line.iter().chain(extra))
+                .unwrap()
+                .distill
+        };
+        let vars = sqlrft_core::config::env_from;
+        let from_file = parse(&[]).resolve_with_env(Some(&file), vars(&[])).unwrap();
+        assert_eq!((from_file.limit, from_file.num_generations), (7, 2));
+        assert_eq!(from_file.shard, Some(Shard { index: 1, count: 4 }));
         assert_eq!(
-            sidecar(Path::new("/x/cot.jsonl"), "dropped.jsonl"),
-            Path::new("/x/cot.dropped.jsonl")
+            from_file.split, "train",
+            "clap's default where nothing says"
         );
+        assert_eq!(from_file.config.as_deref(), Some(file.as_path()));
         assert_eq!(
-            sidecar(Path::new("cot.shard-00001-of-00002.jsonl"), "summary.json"),
-            Path::new("cot.shard-00001-of-00002.summary.json")
+            from_file.teacher(vars(&[])).unwrap().model,
+            "teacher",
+            "the teacher still reads [llm]"
         );
+
+        let env = vars(&[
+            ("SQLRFT_DISTILL_LIMIT", "9"),
+            ("SQLRFT_DISTILL_VALIDATE", "true"),
+        ]);
+        let from_env = parse(&[])
+            .resolve_with_env(Some(&file), env.clone())
+            .unwrap();
+        assert_eq!((from_env.limit, from_env.num_generations), (9, 2));
+        assert!(from_env.validate);
+
+        let flags = parse(&["--limit", "100", "--shard", "0/2", "--llm-model", "flag"])
+            .resolve_with_env(Some(&file), env)
+            .unwrap();
+        assert_eq!((flags.limit, flags.num_generations), (100, 2));
+        assert_eq!(flags.shard, Some(Shard { index: 0, count: 2 }));
+        assert_eq!(flags.llm.model.as_deref(), Some("flag"));
     }
 
     #[test]

@@ -20,9 +20,9 @@ mod shard;
 mod source;
 mod validation;
 
-pub use distill::{DistillArgs, DistillSummary, run_distill};
+pub use distill::{DistillArgs, run_distill};
 pub use merge::{MergeArgs, MergeSummary, run_merge};
-pub use output::ResumableJsonl;
+pub use output::{DistillSummary, ResumableJsonl};
 pub use prompt::{STUDENT_INSTRUCTIONS, student_prompt, teacher_messages};
 pub use publish::{PublishDatasetArgs, run_publish_dataset};
 pub use shard::Shard;

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
 
-use crate::distill::{DistillSummary, count_dropped, count_kept, read_complete_lines, sidecar};
+use crate::output::{DistillSummary, count_dropped, count_kept, read_complete_lines, sidecar};
 use crate::shard::Shard;
 
 /// Flags of `sqlrft distill merge`.

@@ -9,7 +9,7 @@ use clap::Args;
 use serde_json::Value;
 use sqlrft_hub::{CommitFile, CommitInfo, HubArgs, RepoType, split_repo_id};
 
-use crate::distill::{DistillSummary, read_complete_lines, sidecar};
+use crate::output::{DistillSummary, read_complete_lines, sidecar};
 
 /// Flags of `sqlrft publish dataset`.
 #[derive(Debug, Clone, Args)]

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use sha2::{Digest, Sha256};
-use sqlrft_llm::stub::{LlmStub, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubResponse};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

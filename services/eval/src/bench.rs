@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use sha2::{Digest, Sha256};
 use sqlrft_llm::Provider;
-use sqlrft_llm::stub::{LlmStub, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubResponse};
 
 use crate::answer::{EndpointSettings, Sampling};
 use crate::dataset::Selection;

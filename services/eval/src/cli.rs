@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Args;
+use serde::{Deserialize, Serialize};
+use sqlrft_core::config::Section;
 
 use crate::answer::{EndpointSettings, Sampling};
 use crate::dataset::Selection;
@@ -12,8 +14,9 @@ use crate::report::{self, ReportFiles, Summary};
 use crate::run::{EvalPlan, ScoreWith};
 use crate::spec::ModelSpec;
 
-/// `sqlrft eval` flags.
-#[derive(Debug, Clone, Args)]
+/// `sqlrft eval` flags; each also reads `[eval]` of sqlrft.toml and `SQLRFT_EVAL_<FLAG>` when
+/// it is not typed (the `sqlrft` binary parses them as a [`sqlrft_core::config::Layered`]).
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[command(after_help = "Examples:\n  \
 sqlrft eval --dataset data/test.jsonl --db data/sandbox.duckdb \\\n    \
 --model base=fireworks:accounts/fireworks/models/qwen2p5-7b-instruct \\\n    \
@@ -68,16 +71,20 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Requests in flight per endpoint model.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, visible_alias = "llm-concurrency", default_value_t = 32)]
     pub concurrency: usize,
     /// Requests per second per endpoint model (default: no limit).
     #[arg(long)]
     pub rps: Option<f64>,
     /// Retries of a request after a 429, a 5xx, a timeout or a dropped connection.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, visible_alias = "llm-retries", default_value_t = 3)]
     pub retries: u32,
-    /// Seconds before one request times out.
-    #[arg(long, default_value_t = 120.0)]
+    /// Seconds before one request times out (the LLM client's one default, as `--llm-timeout`).
+    #[arg(
+        long,
+        visible_alias = "llm-timeout",
+        default_value_t = sqlrft_llm::LlmConfig::default().timeout.as_secs_f64()
+    )]
     pub timeout_secs: f64,
     /// Ignore earlier answers in --out and ask everything again.
     #[arg(long)]
@@ -85,6 +92,19 @@ pub struct EvalArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// TOML config file whose [eval] table sets these flags' defaults [default: ./sqlrft.toml if
+    /// present].
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+}
+
+impl Section for EvalArgs {
+    const SECTION: &'static str = "eval";
+
+    fn keep_unlayered(&mut self, typed: &Self) {
+        self.config.clone_from(&typed.config);
+    }
 }
 
 impl EvalArgs {
@@ -198,4 +218,85 @@ pub fn three_lines(summary: &Summary) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use sqlrft_core::config::{Layered, env_from as vars};
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        eval: Layered<EvalArgs>,
+    }
+
+    fn parse(extra: &[&str]) -> Layered<EvalArgs> {
+        let line = [
+            "x",
+            "--dataset",
+            "t.jsonl",
+            "--db",
+            "s.duckdb",
+            "-m",
+            "a=openai:m",
+        ];
+        Cli::try_parse_from(line.iter().chain(extra))
+            .unwrap_or_else(|e| panic!("{extra:?}: {e}"))
+            .eval
+    }
+
+    const CONFIG: &str = r#"
+[eval]
+concurrency = 4
+retries = 9
+timeout_secs = 30
+out = "from-file"
+"#;
+
+    #[test]
+    fn settings_come_from_the_file_then_the_environment_then_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sqlrft.toml");
+        std::fs::write(&file, CONFIG).unwrap();
+        let defaults = parse(&[]).resolve_with_env(None, vars(&[])).unwrap();
+        assert_eq!((defaults.concurrency, defaults.retries), (32, 3));
+        assert_eq!(
+            defaults.timeout_secs,
+            sqlrft_llm::LlmConfig::default().timeout.as_secs_f64(),
+            "one LLM timeout default for build, distill and eval"
+        );
+
+        let from_file = parse(&[]).resolve_with_env(Some(&file), vars(&[])).unwrap();
+        assert_eq!((from_file.concurrency, from_file.retries), (4, 9));
+        assert_eq!(from_file.out, PathBuf::from("from-file"));
+
+        let env = vars(&[("SQLRFT_EVAL_RETRIES", "5"), ("SQLRFT_EVAL_QUIET", "true")]);
+        let from_env = parse(&[])
+            .resolve_with_env(Some(&file), env.clone())
+            .unwrap();
+        assert_eq!((from_env.concurrency, from_env.retries), (4, 5));
+        assert!(from_env.quiet);
+
+        let flags = parse(&["--retries", "3", "--timeout-secs", "7"])
+            .resolve_with_env(Some(&file), env)
+            .unwrap();
+        assert_eq!((flags.concurrency, flags.retries), (4, 3));
+        assert_eq!(flags.timeout_secs, 7.0);
+        assert_eq!(flags.models.len(), 1, "what was typed comes through");
+        assert_eq!(flags.plan().unwrap().endpoint.retries, 3);
+    }
+
+    #[test]
+    fn a_bad_value_in_the_environment_names_the_table() {
+        let err = parse(&[])
+            .resolve_with_env(None, vars(&[("SQLRFT_EVAL_SAMPLES", "lots")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`eval`") && err.contains("SQLRFT_EVAL_"),
+            "{err}"
+        );
+    }
 }

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
-use sqlrft_llm::stub::{LlmStub, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubResponse};
 use sqlrft_llm::{
     ChatRequest, JsonSchemaFormat, LlmClient, LlmConfig, LlmError, Message, Provider,
     TokenLimitField,
@@ -25,7 +25,7 @@ fn ask(text: &str) -> ChatRequest {
 fn fail_first(
     failures: usize,
     failure: StubResponse,
-) -> impl Fn(&sqlrft_llm::stub::StubRequest) -> StubResponse {
+) -> impl Fn(&sqlrft_llm::simulated::StubRequest) -> StubResponse {
     let seen = AtomicUsize::new(0);
     move |_| {
         if seen.fetch_add(1, Ordering::SeqCst) < failures {

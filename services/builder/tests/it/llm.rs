@@ -5,8 +5,8 @@ use std::time::Duration;
 use clap::{Args, Command, FromArgMatches};
 use serde_json::{Value, json};
 use sqlrft_builder::BuildCommand;
-use sqlrft_builder::cli::{BuildQuestionsArgs, BuildSandboxArgs};
-use sqlrft_llm::stub::{LlmStub, StubRequest, StubResponse};
+use sqlrft_builder::{BuildQuestionsArgs, BuildSandboxArgs};
+use sqlrft_llm::simulated::{LlmStub, StubRequest, StubResponse};
 
 use crate::support::{build_all, read_jsonl, scalar, small_demo_args};
 

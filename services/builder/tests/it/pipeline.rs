@@ -248,8 +248,7 @@ async fn openflights_shaped_production_db_builds_with_inferred_joins() {
     let prod = dir.path().join("prod_openflights.duckdb");
     {
         let conn = sqlrft_duck::duckdb::Connection::open(&prod).unwrap();
-        conn.execute_batch(sqlrft_builder::bench::OPENFLIGHTS_DDL)
-            .unwrap();
+        conn.execute_batch(sqlrft_builder::OPENFLIGHTS_DDL).unwrap();
         conn.execute_batch(
             "INSERT INTO airports VALUES (1, 'Goroka Airport', 'Goroka', 'Papua New Guinea', 'GKA', 'AYGA', -6.08, 145.39, 5282, 10, 'U', 'Pacific/Port_Moresby', 'airport', 'OurAirports');
              INSERT INTO routes VALUES ('2B', 410, 'AER', 2965, 'KZN', 2990, NULL, 0, 'CR2');",

@@ -1,6 +1,7 @@
 use std::collections::HashSet;
 
 use serde_json::Value;
+use sqlrft_core::config::Layered;
 
 use crate::support::{build_all, read_jsonl, small_demo_args};
 
@@ -91,13 +92,13 @@ async fn a_torn_journal_line_is_dropped_on_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_upstream_stage_names_the_command_to_run() {
     let dir = tempfile::tempdir().unwrap();
-    let args = sqlrft_builder::cli::BuildTruthArgs {
-        common: sqlrft_builder::pipeline::CommonArgs::new(dir.path()),
-        truth: sqlrft_builder::pipeline::TruthOpts {
+    let args = sqlrft_builder::BuildTruthArgs {
+        common: Layered::new(sqlrft_builder::CommonArgs::new(dir.path())),
+        truth: Layered::new(sqlrft_builder::TruthOpts {
             query_timeout: 1.0,
             max_result_rows: 10,
             query_concurrency: None,
-        },
+        }),
     };
     let err = sqlrft_builder::run_build(sqlrft_builder::BuildCommand::Truth(args))
         .await

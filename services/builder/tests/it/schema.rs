@@ -1,6 +1,6 @@
 use serde_json::Value;
-use sqlrft_builder::pipeline::{CommonArgs, SchemaOpts, schema_stage};
-use sqlrft_builder::schema::{KeyOrigin, Schema};
+use sqlrft_builder::{CommonArgs, SchemaOpts, schema_stage};
+use sqlrft_builder::{KeyOrigin, Schema};
 use sqlrft_duck::duckdb::Connection;
 
 const SECRET: &str = "SECRET-PRODUCTION-VALUE-7f3a";

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use clap::{Args, Command, FromArgMatches};
 use serde_json::Value;
-use sqlrft_builder::cli::{BuildAllArgs, BuildCommand};
+use sqlrft_builder::{BuildAllArgs, BuildCommand};
 use sqlrft_duck::duckdb::Connection;
 
 /// Parses `sqlrft build all` arguments the way the binary would.

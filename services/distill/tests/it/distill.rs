@@ -4,7 +4,7 @@ use axum::http::Method;
 use sqlrft_distill::{STUDENT_INSTRUCTIONS, run_distill};
 use sqlrft_hub::RepoType;
 use sqlrft_hub::stub::HubStub;
-use sqlrft_llm::stub::{LlmStub, StubResponse, word_count};
+use sqlrft_llm::simulated::{LlmStub, StubResponse, word_count};
 
 use crate::*;
 
@@ -445,12 +445,7 @@ fn teacher_settings_come_from_the_file_then_the_environment_then_the_flags() {
     )
     .unwrap();
     let base = ["--input", "items.jsonl", "--config", file.to_str().unwrap()];
-    let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
+    let env = sqlrft_core::config::env_from;
 
     let from_file = distill_args(&strings(&base)).teacher(env(&[])).unwrap();
     assert_eq!(from_file.provider, sqlrft_llm::Provider::Groq);

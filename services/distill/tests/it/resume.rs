@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use sqlrft_distill::run_distill;
-use sqlrft_llm::stub::LlmStub;
+use sqlrft_llm::simulated::LlmStub;
 
 use crate::*;
 

@@ -1,7 +1,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sqlrft_distill::{MergeArgs, Shard, run_distill, run_merge};
-use sqlrft_llm::stub::LlmStub;
+use sqlrft_llm::simulated::LlmStub;
 
 use crate::*;
 

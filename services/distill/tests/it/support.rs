@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde_json::Value;
-use sqlrft_llm::stub::{StubRequest, StubResponse};
+use sqlrft_llm::simulated::{StubRequest, StubResponse};
 
 pub const TOKEN: &str = "hf_test_write_token";
 

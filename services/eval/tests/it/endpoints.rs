@@ -8,7 +8,7 @@ use std::time::Duration;
 use sqlrft_eval::report::{Status, summarize};
 use sqlrft_eval::stats::{Z95, mcnemar_exact, wilson};
 use sqlrft_eval::{Outcome, ScoreWith};
-use sqlrft_llm::stub::{LlmStub, StubRequest, StubResponse};
+use sqlrft_llm::simulated::{LlmStub, StubRequest, StubResponse};
 
 use crate::support::{Fixture, answer, closed_port, endpoint, fixture, plan, reward_service};
 
