@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::Args;
 
+use sqlrft_llm::{LlmArgs, LlmConfig};
+
 use crate::answer::{EndpointSettings, Sampling};
 use crate::dataset::Selection;
 use crate::report::{self, ReportFiles, Summary};
@@ -49,36 +51,40 @@ pub struct EvalArgs {
     /// The model the others' lift is measured against (default: the first --model).
     #[arg(long, value_name = "NAME")]
     pub base: Option<String>,
-    /// Answers per item; above 1 the accuracy is pass@N and needs --temperature.
+    /// Answers per item; above 1 the accuracy is pass@N and needs a temperature above 0.
     #[arg(long, default_value_t = 1)]
     pub samples: u32,
-    /// Sampling temperature (0: greedy, the tutorial's setting).
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
-    /// Longest answer, in tokens.
-    #[arg(long, default_value_t = 1024)]
-    pub max_tokens: u32,
+    /// Sampling temperature, as --llm-temperature [default: 0, greedy, the tutorial's setting].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Longest answer in tokens, as --llm-max-tokens [default: 1024].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
     /// Evaluate a seeded random subset of this many items.
     #[arg(long)]
     pub limit: Option<usize>,
     /// With --limit: keep each complexity class's share of the test set.
     #[arg(long, requires = "limit")]
     pub stratify: bool,
-    /// Seed of the subset and of sampling.
+    /// Seed of the subset and of sampling (--llm-seed, when given, seeds sampling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Requests in flight per endpoint model.
-    #[arg(long, default_value_t = 32)]
-    pub concurrency: usize,
+    /// Earlier spelling of --llm-concurrency (requests in flight per endpoint model).
+    #[arg(long, hide = true)]
+    pub concurrency: Option<usize>,
     /// Requests per second per endpoint model (default: no limit).
     #[arg(long)]
     pub rps: Option<f64>,
-    /// Retries of a request after a 429, a 5xx, a timeout or a dropped connection.
-    #[arg(long, default_value_t = 3)]
-    pub retries: u32,
-    /// Seconds before one request times out.
-    #[arg(long, default_value_t = 120.0)]
-    pub timeout_secs: f64,
+    /// Earlier spelling of --llm-retries.
+    #[arg(long, hide = true)]
+    pub retries: Option<u32>,
+    /// Earlier spelling of --llm-timeout (seconds).
+    #[arg(long, hide = true)]
+    pub timeout_secs: Option<f64>,
+    /// The LLM client flags every LLM-using command shares (`[llm]`, `SQLRFT_LLM_*`), for every
+    /// endpoint model; the provider, model and URL come from each --model.
+    #[command(flatten)]
+    pub llm: LlmArgs,
     /// Ignore earlier answers in --out and ask everything again.
     #[arg(long)]
     pub fresh: bool,
@@ -88,16 +94,36 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    /// The plan these flags describe; bad values are errors naming the flag.
+    /// The plan these flags describe over `[llm]` of ./sqlrft.toml and `SQLRFT_LLM_*`; bad
+    /// values are errors naming the flag.
     pub fn plan(&self) -> Result<EvalPlan> {
+        self.plan_with_llm(self.llm.resolve(None)?)
+    }
+
+    /// [`plan`](Self::plan) with the `[llm]` settings already merged (for tests).
+    pub fn plan_with_llm(&self, llm: LlmConfig) -> Result<EvalPlan> {
+        for (given, flag) in [
+            (self.llm.provider.is_some(), "--llm-provider"),
+            (self.llm.model.is_some(), "--llm-model"),
+            (self.llm.base_url.is_some(), "--llm-base-url"),
+        ] {
+            if given {
+                bail!(
+                    "{flag} does not apply to eval: name each model with \
+                     --model NAME=PROVIDER:MODEL[@BASE_URL]"
+                );
+            }
+        }
         if self.samples == 0 {
             bail!("--samples must be at least 1");
         }
-        if self.concurrency == 0 {
-            bail!("--concurrency must be at least 1");
+        let concurrency = self.concurrency.unwrap_or(llm.max_concurrency);
+        if concurrency == 0 {
+            bail!("--llm-concurrency must be at least 1");
         }
-        if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
-            bail!("--timeout-secs must be a positive number of seconds");
+        let timeout_secs = self.timeout_secs.unwrap_or(llm.timeout.as_secs_f64());
+        if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
+            bail!("--llm-timeout must be a positive number of seconds");
         }
         if self.limit == Some(0) {
             bail!("--limit must be at least 1");
@@ -117,15 +143,16 @@ impl EvalArgs {
             out: self.out.clone(),
             sampling: Sampling {
                 samples: self.samples,
-                temperature: self.temperature,
-                max_tokens: self.max_tokens,
-                seed: self.seed,
+                temperature: self.temperature.or(llm.temperature).unwrap_or(0.0),
+                max_tokens: self.max_tokens.or(llm.max_tokens).unwrap_or(1024),
+                seed: llm.seed.unwrap_or(self.seed),
             },
             endpoint: EndpointSettings {
-                concurrency: self.concurrency,
-                retries: self.retries,
-                timeout: Duration::from_secs_f64(self.timeout_secs),
+                concurrency,
+                retries: self.retries.unwrap_or(llm.retries),
+                timeout: Duration::from_secs_f64(timeout_secs),
                 backoff_base: Duration::from_millis(500),
+                token_limit_field: llm.token_limit_field,
             },
             rps: self.rps,
             selection: Selection {
@@ -198,4 +225,101 @@ pub fn three_lines(summary: &Summary) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use sqlrft_llm::TokenLimitField;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EvalArgs,
+    }
+
+    fn args(extra: &[&str]) -> EvalArgs {
+        let base = [
+            "eval",
+            "--dataset",
+            "t.jsonl",
+            "--db",
+            "s.duckdb",
+            "--model",
+        ];
+        let argv = base.iter().chain(["m=openai:o3-mini"].iter()).chain(extra);
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    fn llm(args: &EvalArgs, file: Option<&str>) -> LlmConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sqlrft.toml");
+        std::fs::write(&path, file.unwrap_or("")).unwrap();
+        args.llm
+            .resolve_with_env(Some(&path), Vec::<(String, String)>::new())
+            .unwrap()
+    }
+
+    #[test]
+    fn eval_takes_the_shared_llm_flags() {
+        let a = args(&[
+            "--llm-concurrency",
+            "3",
+            "--llm-timeout",
+            "7",
+            "--llm-retries",
+            "1",
+            "--llm-max-tokens",
+            "99",
+            "--llm-token-limit-field",
+            "max_tokens",
+        ]);
+        let plan = a.plan_with_llm(llm(&a, None)).unwrap();
+        assert_eq!(plan.endpoint.concurrency, 3);
+        assert_eq!(plan.endpoint.timeout, Duration::from_secs(7));
+        assert_eq!(plan.endpoint.retries, 1);
+        assert_eq!(plan.sampling.max_tokens, 99);
+        assert_eq!(
+            plan.endpoint.token_limit_field,
+            Some(TokenLimitField::MaxTokens)
+        );
+    }
+
+    #[test]
+    fn eval_reads_the_llm_table_under_its_flags_and_the_one_default() {
+        let a = args(&["--llm-retries", "2"]);
+        let file = "[llm]\nmax_concurrency = 5\ntimeout = \"9s\"\nretries = 8\n";
+        let plan = a.plan_with_llm(llm(&a, Some(file))).unwrap();
+        assert_eq!(plan.endpoint.concurrency, 5);
+        assert_eq!(plan.endpoint.timeout, Duration::from_secs(9));
+        assert_eq!(plan.endpoint.retries, 2, "a flag wins over the file");
+        // Nothing set: the LLM client's one default, as build --llm and distill have it.
+        let bare = args(&[]);
+        let plan = bare.plan_with_llm(llm(&bare, None)).unwrap();
+        let default = LlmConfig::default();
+        assert_eq!(plan.endpoint.concurrency, default.max_concurrency);
+        assert_eq!(plan.endpoint.timeout, default.timeout);
+        assert_eq!(plan.endpoint.token_limit_field, None);
+    }
+
+    #[test]
+    fn earlier_spellings_still_work_and_per_model_flags_are_refused() {
+        let a = args(&[
+            "--concurrency",
+            "4",
+            "--timeout-secs",
+            "2",
+            "--temperature",
+            "0.7",
+        ]);
+        let plan = a.plan_with_llm(llm(&a, None)).unwrap();
+        assert_eq!(plan.endpoint.concurrency, 4);
+        assert_eq!(plan.endpoint.timeout, Duration::from_secs(2));
+        assert_eq!(plan.sampling.temperature, 0.7);
+        let b = args(&["--llm-model", "gpt-4o"]);
+        let err = b.plan_with_llm(llm(&b, None)).unwrap_err().to_string();
+        assert!(err.contains("--model NAME=PROVIDER:MODEL"), "{err}");
+    }
 }
