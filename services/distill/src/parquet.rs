@@ -72,13 +72,13 @@ pub(crate) fn to_parquet(inputs: &[&Path], out: &Path) -> Result<ParquetFile> {
             .with_context(|| format!("could not create `{}`", dir.display()))?;
     }
     conn.execute(
-            &format!(
-                "COPY ({query}) TO {} (FORMAT parquet, COMPRESSION zstd)",
-                quote_literal(&out.to_string_lossy())
-            ),
-            [],
-        )
-        .with_context(|| format!("could not write `{}`", out.display()))?;
+        &format!(
+            "COPY ({query}) TO {} (FORMAT parquet, COMPRESSION zstd)",
+            quote_literal(&out.to_string_lossy())
+        ),
+        [],
+    )
+    .with_context(|| format!("could not write `{}`", out.display()))?;
     Ok(ParquetFile { columns })
 }
 
