@@ -178,7 +178,25 @@ fn cases() -> Vec<Case> {
             .check(|f, _| f.distilled_all("cot/distill.jsonl").map(drop)),
         case("sqlrft publish dataset --repo-id you/sql-distill --private cot/distill.jsonl")
             .before(|w, f| f.copy_asset(w, Asset::Distilled, "cot"))
-            .check(|f, _| f.hub_has(RepoType::Dataset, "you/sql-distill", "data/distill.jsonl", true)),
+            .check(|f, _| {
+                f.hub_has(RepoType::Dataset, "you/sql-distill", "data/distill.jsonl", true)?;
+                f.hub_has(RepoType::Dataset, "you/sql-distill", "data/train-00000-of-00001.parquet", true)?;
+                f.hub_has(RepoType::Dataset, "you/sql-distill", "README.md", true)?;
+                f.python_readers_load(&["cot/distill.jsonl", "cot/hf-dataset"])
+            }),
+        case("sqlrft publish dataset --repo-id you/sql-rft data/train.jsonl data/test.jsonl")
+            .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
+            .check(|f, _| {
+                f.hub_has(RepoType::Dataset, "you/sql-rft", "data/test-00000-of-00001.parquet", false)?;
+                f.hub_text_has(RepoType::Dataset, "you/sql-rft", "README.md", "no production row")?;
+                f.python_readers_load(&[
+                    "data/train.jsonl",
+                    "data/test.jsonl",
+                    "data/train.reasoning.jsonl",
+                    "data/test.reasoning.jsonl",
+                    "data/hf-dataset",
+                ])
+            }),
         case("sqlrft train --model Qwen/Qwen2.5-0.5B-Instruct --dataset data/train.reasoning.jsonl --sandbox data/sandbox.duckdb --config services/trainer/configs/seed.toml --output-dir runs/qwen-sql")
             .before(train_inputs)
             .append("--max-steps 1 --quiet")
@@ -254,7 +272,27 @@ fn cases() -> Vec<Case> {
             .check(|_, out| stdout_mentions(out, "scoring")),
         case("sqlrft publish model --dir models/qwen-sql --repo-id you/qwen-sql")
             .before(|w, f| f.copy_asset(w, Asset::Exported, "models"))
-            .check(|f, _| f.hub_has(RepoType::Model, "you/qwen-sql", "model.safetensors", false)),
+            .check(|f, _| {
+                f.hub_has(RepoType::Model, "you/qwen-sql", "model.safetensors", false)?;
+                f.hub_text_has(RepoType::Model, "you/qwen-sql", "README.md", "base_model: Qwen/Qwen2.5-0.5B-Instruct")
+            }),
+        case("sqlrft publish model --dir models/qwen-sql --repo-id you/qwen-sql --dataset you/sql-rft --eval-report eval/results.json")
+            .before(|w, f| {
+                f.copy_asset(w, Asset::Exported, "models")?;
+                f.copy_asset(w, Asset::Data, "data")?;
+                f.run(&format!("eval {EVAL_ONE_MODEL} --db data/sandbox.duckdb {EVAL_SMALL}")).map(drop)
+            })
+            .check(|f, _| {
+                f.hub_text_has(RepoType::Model, "you/qwen-sql", "README.md", "## Evaluation")?;
+                f.hub_text_has(RepoType::Model, "you/qwen-sql", "README.md", "datasets:\n- you/sql-rft")
+            }),
+        case("HF_HUB_OFFLINE=1 sqlrft train export --output-dir runs/qwen-sql --out models/qwen-sql")
+            // The first export, online, puts the base model in the cache the offline one reads.
+            .before(|w, f| {
+                f.copy_asset(w, Asset::Trained, "runs")?;
+                f.run("train export --output-dir runs/qwen-sql --out models/online").map(drop)
+            })
+            .writes(&["models/qwen-sql/model.safetensors", "models/qwen-sql/sqlrft_training.json"]),
     ]
 }
 
@@ -944,6 +982,71 @@ impl Folder {
             return Err(format!("`{repo}` should be private: {private}"));
         }
         Ok(())
+    }
+
+    /// `file` of `repo` on this folder's Hub stub is text containing `needle`.
+    fn hub_text_has(
+        &self,
+        kind: RepoType,
+        repo: &str,
+        file: &str,
+        needle: &str,
+    ) -> Result<(), String> {
+        let bytes = self.hub.file(kind, repo, file).ok_or_else(|| {
+            format!(
+                "the Hub has no `{file}` in `{repo}`; it has {:?}",
+                self.hub.paths(kind, repo)
+            )
+        })?;
+        let text = String::from_utf8_lossy(&bytes);
+        if text.contains(needle) {
+            Ok(())
+        } else {
+            Err(format!("`{file}` of `{repo}` lacks {needle:?}:\n{text}"))
+        }
+    }
+
+    /// pyarrow, pandas and `datasets` load each of `paths` (JSONL files, or a `publish
+    /// dataset` folder through its card and Parquet files); skipped, saying why, where
+    /// `$SQLRFT_PYTHON` lacks them (CI installs them: a failure there).
+    fn python_readers_load(&self, paths: &[&str]) -> Result<(), String> {
+        let python = std::env::var_os("SQLRFT_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python"));
+        let has = Command::new(&python)
+            .args(["-c", "import datasets, pyarrow, pandas"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !has {
+            let why = format!(
+                "`{}` cannot import datasets, pyarrow and pandas (ci-requirements.txt has them)",
+                python.display()
+            );
+            if std::env::var_os("CI").is_some() {
+                return Err(why);
+            }
+            eprintln!("SKIPPED loading {paths:?} with the Python readers: {why}");
+            return Ok(());
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/load_datasets.py");
+        let output = Command::new(&python)
+            .arg(script)
+            .args(paths.iter().map(|p| self.path(p)))
+            .current_dir(self.dir.path())
+            .env("HF_HOME", self.path(".hf-python"))
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_DATASETS_OFFLINE", "1")
+            .output()
+            .map_err(|e| format!("could not run {}: {e}", python.display()))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the Python readers failed on {paths:?}:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
     }
 
     /// The run's metrics reached `step`.

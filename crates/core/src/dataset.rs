@@ -3,7 +3,13 @@
 //!
 //! Fireworks ignores fields it does not know, so a record carries what our own services need
 //! beside the chat: the gold SQL, its complexity class and feature tags, and a typed ground truth
-//! `{columns, types, rows, ordered, sql}` whose cells follow [`crate::result`]'s encoding.
+//! `{columns, types, rows_json, ordered, sql}` whose cells follow [`crate::result`]'s encoding.
+//!
+//! The rows are written as one JSON string (`rows_json`), not as a nested list: a row mixes
+//! strings, numbers and nulls, which Arrow (pyarrow, Parquet, older `datasets`, pandas) cannot
+//! hold in one list column, and each record has its own columns. Every other field has one type
+//! across all records, so any columnar reader loads the file, and nothing is lost: the string is
+//! the typed cells as JSON. Older files with `rows` as a list are still read.
 //! The tutorial's ground truth (a list of `{column: value}` objects) is still accepted and can be
 //! written with [`RecordGroundTruth::Rows`].
 
@@ -170,7 +176,11 @@ impl fmt::Display for QueryTag {
 }
 
 /// What the gold SQL returned, typed: the form our reward service compares against.
+///
+/// Serialized as `{columns, types, rows_json, ordered, sql}` (see the module docs); reads
+/// `rows` as a list too, the form datasets had before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "TypedGroundTruthWire", into = "TypedGroundTruthWire")]
 pub struct TypedGroundTruth {
     /// Column names, in the gold SQL's order.
     pub columns: Vec<String>,
@@ -182,6 +192,58 @@ pub struct TypedGroundTruth {
     pub ordered: bool,
     /// The gold SQL that produced these rows.
     pub sql: String,
+}
+
+/// [`TypedGroundTruth`] as files hold it.
+#[derive(Serialize, Deserialize)]
+struct TypedGroundTruthWire {
+    columns: Vec<String>,
+    types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rows: Option<Vec<Vec<Value>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rows_json: Option<String>,
+    ordered: bool,
+    sql: String,
+}
+
+impl From<TypedGroundTruth> for TypedGroundTruthWire {
+    fn from(truth: TypedGroundTruth) -> Self {
+        TypedGroundTruthWire {
+            rows_json: Some(rows_json(&truth.rows)),
+            rows: None,
+            columns: truth.columns,
+            types: truth.types,
+            ordered: truth.ordered,
+            sql: truth.sql,
+        }
+    }
+}
+
+impl TryFrom<TypedGroundTruthWire> for TypedGroundTruth {
+    type Error = String;
+    fn try_from(wire: TypedGroundTruthWire) -> Result<Self, String> {
+        let rows = match (wire.rows, wire.rows_json) {
+            (_, Some(text)) => serde_json::from_str(&text)
+                .map_err(|e| format!("`ground_truth.rows_json` is not a JSON list of rows: {e}"))?,
+            (Some(rows), None) => rows,
+            (None, None) => {
+                return Err("typed ground truth needs `rows_json` (or `rows`)".into());
+            }
+        };
+        Ok(TypedGroundTruth {
+            columns: wire.columns,
+            types: wire.types,
+            rows,
+            ordered: wire.ordered,
+            sql: wire.sql,
+        })
+    }
+}
+
+/// The rows as the compact JSON string a record's `ground_truth.rows_json` holds.
+pub fn rows_json(rows: &[Vec<Value>]) -> String {
+    serde_json::to_string(rows).expect("JSON values serialize")
 }
 
 impl TypedGroundTruth {
@@ -289,6 +351,24 @@ mod tests {
             serde_json::from_str::<RecordGroundTruth>(&text).unwrap(),
             truth
         );
+    }
+
+    #[test]
+    fn typed_ground_truth_is_written_with_rows_as_one_json_string() {
+        let value = serde_json::to_value(RecordGroundTruth::Typed(typed())).unwrap();
+        assert_eq!(value["rows_json"], json!(r#"[["Oslo",3],[null,1]]"#));
+        assert!(value.get("rows").is_none(), "{value}");
+        let mut fields: Vec<&String> = value.as_object().unwrap().keys().collect();
+        fields.sort();
+        assert_eq!(fields, ["columns", "ordered", "rows_json", "sql", "types"]);
+    }
+
+    #[test]
+    fn the_earlier_rows_list_form_still_reads_as_typed() {
+        let old = json!({"columns": ["name", "n"], "types": ["VARCHAR", "BIGINT"],
+                         "rows": [["Oslo", 3], [null, 1]], "ordered": true, "sql": "SELECT 1"});
+        let truth: RecordGroundTruth = serde_json::from_value(old).unwrap();
+        assert_eq!(truth, RecordGroundTruth::Typed(typed()));
     }
 
     #[test]

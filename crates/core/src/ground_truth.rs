@@ -1,6 +1,8 @@
 //! Ground truth as a reward request carries it, in any of the three accepted forms:
 //!
-//! 1. our typed form, what the builder writes: `{"columns", "types", "rows", "ordered", "sql"}`;
+//! 1. our typed form, what the builder writes: `{"columns", "types", "rows_json", "ordered",
+//!    "sql"}` with the rows as one JSON string (Arrow-friendly, see [`crate::dataset`]), or the
+//!    earlier `{"columns", "types", "rows", …}` with the rows as a list;
 //! 2. the tutorial's form, a list of row objects `[{"col": value, …}, …]` (also wrapped as the
 //!    tutorial's `{"query": sql, "result": [...]}`). Untyped unless the request also carries
 //!    `columns` and `types` (our dataset records do); unordered unless the request carries
@@ -89,7 +91,7 @@ impl GroundTruth {
                 None => Err(error(
                     "ground_truth",
                     "missing; send the expected rows (a list of row objects or \
-                     {columns, types, rows}) or the gold SQL in `gold_sql`",
+                     {columns, types, rows_json}) or the gold SQL in `gold_sql`",
                 )),
             },
             // Some pipelines store the rows as a JSON-encoded string.
@@ -112,6 +114,29 @@ impl GroundTruth {
                     sql: gold_sql,
                     ordered,
                 })
+            }
+            Some(Value::Object(object)) if object.contains_key("rows_json") => {
+                let rows = match &object["rows_json"] {
+                    Value::String(text) => serde_json::from_str::<Value>(text).map_err(|e| {
+                        error(
+                            "ground_truth.rows_json",
+                            format!("is not JSON ({e}); expected a JSON list of rows"),
+                        )
+                    })?,
+                    other => {
+                        return Err(error(
+                            "ground_truth.rows_json",
+                            format!(
+                                "expected a JSON string of a list of rows, got {}",
+                                kind(other)
+                            ),
+                        ));
+                    }
+                };
+                let mut object = object.clone();
+                object.remove("rows_json");
+                object.insert("rows".into(), rows);
+                typed(&object, gold_sql, ordered)
             }
             Some(Value::Object(object)) if object.contains_key("rows") => {
                 typed(object, gold_sql, ordered)
@@ -393,6 +418,59 @@ mod tests {
         assert_eq!(result.rows, vec![vec![json!(3)]]);
         assert_eq!(sql.as_deref(), Some("SELECT COUNT(*) AS n FROM t"));
         assert_eq!(ordered, Some(true));
+    }
+
+    #[test]
+    fn reads_the_typed_form_with_rows_as_a_json_string() {
+        let gt = json!({"columns": ["c", "n"], "types": ["VARCHAR", "BIGINT"],
+                        "rows_json": "[[\"Delta\", 3], [null, 1]]", "ordered": false,
+                        "sql": "SELECT c, n FROM t"});
+        let GroundTruth::Result {
+            result,
+            sql,
+            ordered,
+        } = GroundTruth::parse(Some(&gt), &Map::new()).unwrap()
+        else {
+            panic!("rows expected")
+        };
+        assert_eq!(
+            result.rows,
+            vec![vec![json!("Delta"), json!(3)], vec![Value::Null, json!(1)]]
+        );
+        assert_eq!(result.types, vec!["VARCHAR", "BIGINT"]);
+        assert_eq!(sql.as_deref(), Some("SELECT c, n FROM t"));
+        assert_eq!(ordered, Some(false));
+        for (bad, what) in [(json!(3), "a number"), (json!("[[1"), "is not JSON")] {
+            let gt = json!({"columns": ["n"], "types": ["BIGINT"], "rows_json": bad});
+            let err = GroundTruth::parse(Some(&gt), &Map::new()).unwrap_err();
+            assert_eq!(err.field, "ground_truth.rows_json");
+            assert!(err.message.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_dataset_record_form_parses_to_the_same_rows_as_the_earlier_form() {
+        let truth = crate::dataset::TypedGroundTruth {
+            columns: vec!["a".into()],
+            types: vec!["DOUBLE".into()],
+            rows: vec![vec![json!(1.5)], vec![json!("NaN")]],
+            ordered: true,
+            sql: "SELECT a FROM t ORDER BY a".into(),
+        };
+        let written = serde_json::to_value(&truth).unwrap();
+        let mut earlier = written.clone();
+        let earlier_object = earlier.as_object_mut().unwrap();
+        earlier_object.remove("rows_json");
+        earlier_object.insert("rows".into(), json!(truth.rows));
+        let new = GroundTruth::parse(Some(&written), &Map::new()).unwrap();
+        assert_eq!(
+            new,
+            GroundTruth::parse(Some(&earlier), &Map::new()).unwrap()
+        );
+        let GroundTruth::Result { result, .. } = new else {
+            panic!("rows expected")
+        };
+        assert_eq!(result.rows, truth.rows);
     }
 
     #[test]

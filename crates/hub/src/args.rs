@@ -24,15 +24,17 @@ pub struct HubArgs {
     #[arg(long = "hub-token", value_name = "TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// Download cache [env: SQLRFT_HUB_CACHE; default: $HF_HOME/sqlrft or ~/.cache/sqlrft/hub].
+    /// Download cache, shared with Python's `huggingface_hub` [env: HF_HUB_CACHE,
+    /// SQLRFT_HUB_CACHE; default: $HF_HOME/hub or ~/.cache/huggingface/hub].
     #[arg(long = "hub-cache", value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cache: Option<PathBuf>,
 }
 
 /// The Hub's own variables, below `SQLRFT_HUB_*`; `HF_TOKEN` wins over the older name.
-const HUB_ENV: [(&str, &str); 3] = [
+const HUB_ENV: [(&str, &str); 4] = [
     ("HF_ENDPOINT", "endpoint"),
+    ("HF_HUB_CACHE", "cache"),
     ("HUGGING_FACE_HUB_TOKEN", "token"),
     ("HF_TOKEN", "token"),
 ];
@@ -79,7 +81,8 @@ impl HubArgs {
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(str::to_string);
+            .map(str::to_string)
+            .or_else(crate::client::token_from_file);
         if let Some(cache) = &self.cache {
             config.cache_dir = cache.clone();
         }
@@ -121,8 +124,13 @@ mod tests {
             ("HF_ENDPOINT", "http://hf:2"),
             ("HUGGING_FACE_HUB_TOKEN", "old"),
             ("HF_TOKEN", "hf_new"),
+            ("HF_HUB_CACHE", "/hf/cache"),
             ("SQLRFT_HUB_CACHE", "/env/cache"),
         ]);
+        let hf_cache = none
+            .resolve_with_env(Some(&file), env(&[("HF_HUB_CACHE", "/hf/cache")]))
+            .unwrap();
+        assert_eq!(hf_cache.cache, Some(PathBuf::from("/hf/cache")));
         let from_env = none.resolve_with_env(Some(&file), vars.clone()).unwrap();
         assert_eq!(from_env.endpoint.as_deref(), Some("http://hf:2"));
         assert_eq!(from_env.token.as_deref(), Some("hf_new"));
@@ -145,6 +153,7 @@ mod tests {
             .unwrap()
             .config();
         assert_eq!(config.endpoint, "https://huggingface.co");
-        assert_eq!(config.token, None);
+        // No token given: only what `hf auth login` saved, if anything.
+        assert_eq!(config.token, crate::client::token_from_file());
     }
 }

@@ -62,6 +62,24 @@ pub enum HubError {
         /// A hint on what to do, led by "; ".
         hint: &'static str,
     },
+    /// Offline (`HF_HUB_OFFLINE`) and the file is not in the cache.
+    #[error(
+        "`{path}` of {kind} `{repo_id}` at `{revision}` is not in the cache `{cache}` and \
+         HF_HUB_OFFLINE is set: run once with network access (or unset HF_HUB_OFFLINE), \
+         or point HF_HUB_CACHE at a cache that has it"
+    )]
+    NotCached {
+        /// `model` or `dataset`.
+        kind: &'static str,
+        /// The repo.
+        repo_id: String,
+        /// The revision asked for.
+        revision: String,
+        /// The file in the repo.
+        path: String,
+        /// The cache root searched.
+        cache: PathBuf,
+    },
     /// The Hub could not be reached.
     #[error("{what}: could not reach {url}: {message}")]
     Transport {
@@ -146,8 +164,10 @@ pub struct HubConfig {
     pub endpoint: String,
     /// Access token (`HF_TOKEN`).
     pub token: Option<String>,
-    /// Download cache root.
+    /// Download cache root, in `huggingface_hub`'s layout (`models--owner--name/…`).
     pub cache_dir: PathBuf,
+    /// No network: downloads come from the cache or fail (`HF_HUB_OFFLINE`).
+    pub offline: bool,
     /// Retries after the first attempt on 429/5xx/transport errors, and the delays between them.
     pub retry: RetryPolicy,
     /// Timeout of small API calls (not of downloads and uploads, which may take long).
@@ -155,8 +175,9 @@ pub struct HubConfig {
 }
 
 impl HubConfig {
-    /// `HF_ENDPOINT` (default `https://huggingface.co`), `HF_TOKEN`, and the cache under
-    /// `$HF_HOME/sqlrft` or `~/.cache/sqlrft/hub`.
+    /// `HF_ENDPOINT` (default `https://huggingface.co`), `HF_TOKEN` (else the token file
+    /// `hf auth login` writes), `HF_HUB_OFFLINE`, and the cache Python's `huggingface_hub`
+    /// uses: `HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`.
     pub fn from_env() -> Self {
         let endpoint = std::env::var("HF_ENDPOINT")
             .ok()
@@ -166,11 +187,13 @@ impl HubConfig {
             .or_else(|_| std::env::var("HUGGING_FACE_HUB_TOKEN"))
             .ok()
             .map(|t| t.trim().to_string())
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .or_else(token_from_file);
         HubConfig {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             token,
             cache_dir: default_cache_dir(),
+            offline: std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| is_truthy(&v)),
             retry: RetryPolicy {
                 retries: 5,
                 backoff: Backoff {
@@ -193,16 +216,49 @@ impl HubConfig {
     }
 }
 
-/// `$HF_HOME/sqlrft` (a subdirectory, so we never mix with the Python library's own
-/// `$HF_HOME/hub` and `$HF_HOME/datasets`), else `~/.cache/sqlrft/hub`.
-fn default_cache_dir() -> PathBuf {
+/// `huggingface_hub`'s truthy values of a boolean variable.
+fn is_truthy(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "on" | "yes" | "true"
+    )
+}
+
+/// `$HF_HOME`, else `~/.cache/huggingface`: where the Python tools keep their cache and token.
+fn hf_home() -> PathBuf {
     if let Some(home) = std::env::var_os("HF_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(home).join("sqlrft");
+        return PathBuf::from(home);
     }
-    let home = std::env::var_os("HOME")
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|h| !h.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    home.join(".cache").join("sqlrft").join("hub")
+        .unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(std::env::temp_dir)
+                .join(".cache")
+        });
+    cache.join("huggingface")
+}
+
+/// `HF_HUB_CACHE`, else `$HF_HOME/hub`: one cache shared with `huggingface_hub`, so a model
+/// downloaded by either is found by the other.
+pub(crate) fn default_cache_dir() -> PathBuf {
+    std::env::var_os("HF_HUB_CACHE")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| hf_home().join("hub"))
+}
+
+/// The token `hf auth login` saved: `HF_TOKEN_PATH`, else `$HF_HOME/token`.
+pub(crate) fn token_from_file() -> Option<String> {
+    let path = std::env::var_os("HF_TOKEN_PATH")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| hf_home().join("token"));
+    let token = std::fs::read_to_string(path).ok()?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_string())
 }
 
 /// A Hugging Face Hub client over its HTTP API.
@@ -347,7 +403,7 @@ pub(crate) async fn status_error(what: &str, response: Response) -> HubError {
     let url = response.url().to_string();
     let body = response.text().await.unwrap_or_default();
     let hint = match status {
-        401 => "; set HF_TOKEN to a token with access to this repo",
+        401 => "; set HF_TOKEN (or run `hf auth login`) with a token that can read this repo",
         403 => "; the token in HF_TOKEN lacks permission (a write token is needed to publish)",
         404 => "; check the repo id, the revision and the file path",
         _ => "",
@@ -445,13 +501,23 @@ mod tests {
     }
 
     #[test]
+    fn offline_takes_huggingface_hubs_truthy_values() {
+        for yes in ["1", "ON", "yes", "True"] {
+            assert!(is_truthy(yes), "{yes}");
+        }
+        for no in ["0", "", "off", "no"] {
+            assert!(!is_truthy(no), "{no}");
+        }
+    }
+
+    #[test]
     fn unauthorised_errors_say_to_set_the_token() {
         let e = HubError::Status {
             what: "listing".into(),
             url: "u".into(),
             status: 401,
             body: "no".into(),
-            hint: "; set HF_TOKEN to a token with access to this repo",
+            hint: "; set HF_TOKEN (or run `hf auth login`) with a token that can read this repo",
         };
         assert!(e.to_string().contains("HF_TOKEN"));
     }

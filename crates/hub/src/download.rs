@@ -40,17 +40,97 @@ pub struct LfsPointer {
     pub size: u64,
 }
 
-/// What we remember about a cached file, to know when it is stale.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct CacheMeta {
-    etag: String,
-    size: u64,
-}
-
-/// Where a remote file lives and what it is.
+/// What the Hub says about a file before we fetch it.
 struct RemoteFile {
     etag: Option<String>,
     size: Option<u64>,
+    /// The commit `revision` resolved to (`X-Repo-Commit`).
+    commit: Option<String>,
+}
+
+/// Files bigger than this get a progress bar.
+const PROGRESS_BYTES: u64 = 16 * 1024 * 1024;
+
+/// One repo's folder in the cache, laid out as `huggingface_hub` lays it out, so the Python
+/// tools and we share downloads: `blobs/<etag>` holds each content once,
+/// `snapshots/<commit>/<path>` links to its blob, `refs/<revision>` names a branch's commit.
+struct RepoCache {
+    root: PathBuf,
+}
+
+impl RepoCache {
+    fn new(cache_dir: &Path, kind: RepoType, repo_id: &str) -> Result<Self, HubError> {
+        let (owner, name) = split_repo_id(repo_id)?;
+        Ok(RepoCache {
+            root: cache_dir.join(format!("{}--{owner}--{name}", kind.api_segment())),
+        })
+    }
+
+    fn blob(&self, etag: &str) -> PathBuf {
+        self.root.join("blobs").join(etag)
+    }
+
+    fn snapshot(&self, commit: &str, path: &str) -> PathBuf {
+        self.root.join("snapshots").join(commit).join(path)
+    }
+
+    fn reference(&self, revision: &str) -> PathBuf {
+        self.root.join("refs").join(revision)
+    }
+
+    /// The cached copy of `path` at `revision` (a branch through its ref, or a commit), if any.
+    fn find(&self, revision: &str, path: &str) -> Option<PathBuf> {
+        let commit = std::fs::read_to_string(self.reference(revision))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_else(|_| revision.to_string());
+        let snapshot = self.snapshot(&commit, path);
+        snapshot.is_file().then_some(snapshot)
+    }
+
+    /// Links `snapshots/<commit>/<path>` to the blob and records `revision` → `commit`.
+    fn record(
+        &self,
+        revision: &str,
+        commit: &str,
+        path: &str,
+        etag: &str,
+    ) -> Result<PathBuf, HubError> {
+        let snapshot = self.snapshot(commit, path);
+        let parent = snapshot.parent().expect("a snapshot path has a parent");
+        std::fs::create_dir_all(parent).map_err(|e| HubError::io("creating", parent, e))?;
+        // Relative, as huggingface_hub makes it, so the cache can move as a whole.
+        let depth = path.split('/').count() + 1;
+        let target = PathBuf::from("../".repeat(depth)).join("blobs").join(etag);
+        link(&target, &self.blob(etag), &snapshot)?;
+        if revision != commit {
+            sqlrft_files::write(&self.reference(revision), commit.as_bytes())?;
+        }
+        Ok(snapshot)
+    }
+}
+
+/// Points `link_path` at `target` (relative to it) atomically: a reader sees the old link or
+/// the new one.
+fn link(target: &Path, blob: &Path, link_path: &Path) -> Result<(), HubError> {
+    let name = link_path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let temp = link_path.with_file_name(format!(".{name}.tmp-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temp);
+    make_link(target, blob, &temp).map_err(|e| HubError::io("linking", &temp, e))?;
+    std::fs::rename(&temp, link_path).map_err(|e| HubError::io("linking", link_path, e))
+}
+
+#[cfg(unix)]
+fn make_link(target: &Path, _blob: &Path, at: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, at)
+}
+
+/// Where symlinks need privileges (Windows), a copy, as `huggingface_hub` falls back to.
+#[cfg(not(unix))]
+fn make_link(_target: &Path, blob: &Path, at: &Path) -> std::io::Result<()> {
+    std::fs::copy(blob, at).map(|_| ())
 }
 
 impl HubClient {
@@ -87,9 +167,10 @@ impl HubClient {
         Ok(files)
     }
 
-    /// The local path of `path` from the repo at `revision`, downloading it unless the
-    /// cached copy has the remote's ETag and size. With the Hub unreachable, a cached copy
-    /// is used as it is.
+    /// The local path of `path` from the repo at `revision`, in the shared cache layout
+    /// (see [`HubConfig::cache_dir`](crate::HubConfig)). Downloads unless the cache already
+    /// holds the content the Hub names by its ETag. Offline (`HF_HUB_OFFLINE`), or with the
+    /// Hub unreachable, a cached copy is used as it is.
     pub async fn download(
         &self,
         kind: RepoType,
@@ -97,62 +178,66 @@ impl HubClient {
         revision: &str,
         path: &str,
     ) -> Result<PathBuf, HubError> {
-        let (owner, name) = split_repo_id(repo_id)?;
+        let cache = RepoCache::new(&self.config.cache_dir, kind, repo_id)?;
         let what = format!("downloading `{path}` from {} `{repo_id}`", kind.name());
-        let root = self
-            .config
-            .cache_dir
-            .join(kind.api_segment())
-            .join(format!("{owner}--{name}"))
-            .join(encode_segment(revision));
-        let local = root.join("files").join(path);
-        let meta_path = root.join("meta").join(format!("{path}.json"));
-        let cached = read_meta(&meta_path)
-            .await
-            .filter(|m| std::fs::metadata(&local).is_ok_and(|f| f.len() == m.size));
+        if self.config.offline {
+            return cache
+                .find(revision, path)
+                .ok_or_else(|| HubError::NotCached {
+                    kind: kind.name(),
+                    repo_id: repo_id.to_string(),
+                    revision: revision.to_string(),
+                    path: path.to_string(),
+                    cache: self.config.cache_dir.clone(),
+                });
+        }
         let url = self.url(&format!(
             "/{}{repo_id}/resolve/{}/{}",
             kind.url_prefix(),
             encode_segment(revision),
             encode_path(path)
         ));
-
         let remote = match self.head(&what, &url).await {
             Ok(remote) => remote,
-            Err(err) if cached.is_some() && matches!(err.status(), None | Some(500..)) => {
-                tracing::warn!(error = %err, path = %local.display(), "Hub unreachable; using the cached copy");
-                return Ok(local);
+            Err(err) if matches!(err.status(), None | Some(500..)) => {
+                let Some(cached) = cache.find(revision, path) else {
+                    return Err(err);
+                };
+                tracing::warn!(error = %err, path = %cached.display(), "Hub unreachable; using the cached copy");
+                return Ok(cached);
             }
             Err(err) => return Err(err),
         };
-        if let (Some(meta), Some(etag)) = (&cached, &remote.etag)
-            && meta.etag == *etag
-            && remote.size.is_none_or(|s| s == meta.size)
-        {
-            tracing::debug!(path = %local.display(), "cache hit");
-            return Ok(local);
+        let etag = remote
+            .etag
+            .filter(|e| !e.is_empty() && !e.contains(['/', '\\']))
+            .ok_or_else(|| HubError::protocol(&what, "no usable ETag on the file"))?;
+        // Without `X-Repo-Commit` (not the Hub), the revision names the snapshot.
+        let commit = remote
+            .commit
+            .filter(|c| !c.is_empty() && !c.contains(['/', '\\']))
+            .unwrap_or_else(|| encode_segment(revision));
+        let blob = cache.blob(&etag);
+        let have = std::fs::metadata(&blob).is_ok_and(|m| remote.size.is_none_or(|s| s == m.len()));
+        if have {
+            tracing::debug!(path = %blob.display(), "cache hit");
+        } else {
+            let size = self.fetch_to(&what, &url, &blob, remote.size).await?;
+            if let Some(expected) = remote.size
+                && expected != size
+            {
+                return Err(HubError::protocol(
+                    &what,
+                    format!("expected {expected} bytes, received {size}"),
+                ));
+            }
         }
-
-        let size = self.fetch_to(&what, &url, &local).await?;
-        if let Some(expected) = remote.size
-            && expected != size
-        {
-            return Err(HubError::protocol(
-                &what,
-                format!("expected {expected} bytes, received {size}"),
-            ));
-        }
-        let meta = CacheMeta {
-            etag: remote.etag.unwrap_or_default(),
-            size,
-        };
-        let meta_json = serde_json::to_vec(&meta).expect("cache metadata serialises");
-        let meta_file = meta_path.clone();
-        durably(&meta_path, move || {
-            sqlrft_files::write(&meta_file, meta_json)
-        })
-        .await?;
-        Ok(local)
+        let (revision, path) = (revision.to_string(), path.to_string());
+        tokio::task::spawn_blocking(move || cache.record(&revision, &commit, &path, &etag))
+            .await
+            .map_err(|e| {
+                HubError::io("could not finish writing", &blob, std::io::Error::other(e))
+            })?
     }
 
     /// HEAD without following redirects: the Hub puts the ETag and size of LFS files in
@@ -178,15 +263,40 @@ impl HubClient {
         let size = header("x-linked-size")
             .or_else(|| header(CONTENT_LENGTH.as_str()))
             .and_then(|s| s.parse().ok());
-        Ok(RemoteFile { etag, size })
+        let commit = header("x-repo-commit");
+        Ok(RemoteFile { etag, size, commit })
     }
 
-    /// Streams `url` into `dest` atomically (a reader sees the old copy or the whole new one);
-    /// returns bytes written.
-    async fn fetch_to(&self, what: &str, url: &str, dest: &Path) -> Result<u64, HubError> {
+    /// Streams `url` into `dest` atomically (a reader sees the old copy or the whole new one),
+    /// with a progress bar on stderr for large files; returns bytes written.
+    async fn fetch_to(
+        &self,
+        what: &str,
+        url: &str,
+        dest: &Path,
+        expected: Option<u64>,
+    ) -> Result<u64, HubError> {
         let response = self
             .send_ok(what, || Ok(self.authed(self.http.get(url))))
             .await?;
+        let total = expected.or(response.content_length()).unwrap_or(0);
+        let progress = if total >= PROGRESS_BYTES {
+            let name = dest
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let bar = indicatif::ProgressBar::new(total)
+                .with_message(url.rsplit('/').next().unwrap_or(&name).to_string());
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         let mut file = AtomicFile::create(dest)?;
         let mut stream = response.bytes_stream();
         let mut written = 0u64;
@@ -197,7 +307,9 @@ impl HubClient {
             file.write_all(&chunk)
                 .map_err(|e| HubError::io("writing", dest, e))?;
             written += chunk.len() as u64;
+            progress.set_position(written);
         }
+        progress.finish_and_clear();
         durably(dest, move || file.commit()).await?;
         Ok(written)
     }
@@ -214,11 +326,6 @@ fn next_link(header: &str) -> Option<String> {
                 .to_string()
         })
     })
-}
-
-async fn read_meta(path: &Path) -> Option<CacheMeta> {
-    let bytes = tokio::fs::read(path).await.ok()?;
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// Runs a write that fsyncs on the blocking pool, off the async workers.

@@ -67,6 +67,22 @@ struct StubRepo {
     commits: Vec<StubCommit>,
 }
 
+impl StubRepo {
+    /// The commit `main` points at, for `X-Repo-Commit`: the last commit, or for files put in
+    /// directly, a hash of the tree (so changing a file moves it, as a commit would).
+    fn head(&self) -> String {
+        if let Some(last) = self.commits.last() {
+            return last.oid.clone();
+        }
+        let mut h = Sha1::new();
+        for (path, file) in &self.files {
+            h.update(path.as_bytes());
+            h.update(file.oid().as_bytes());
+        }
+        hex::encode(h.finalize())
+    }
+}
+
 #[derive(Debug)]
 struct Fault {
     path_contains: String,
@@ -476,6 +492,10 @@ fn resolve(
         return error(StatusCode::NOT_FOUND, "Entry not found");
     };
     let etag = format!("\"{}\"", file.oid());
+    let commit = (
+        header::HeaderName::from_static("x-repo-commit"),
+        repo.head(),
+    );
     if file.lfs {
         // Like the Hub: LFS content lives elsewhere; the redirect carries its ETag and size.
         let location = format!("{}/api/lfs-stub/object/{}", s.base_url, file.oid());
@@ -484,6 +504,7 @@ fn resolve(
             [
                 (header::LOCATION, location),
                 (header::HeaderName::from_static("x-linked-etag"), etag),
+                commit,
                 (
                     header::HeaderName::from_static("x-linked-size"),
                     file.content.len().to_string(),
@@ -492,7 +513,12 @@ fn resolve(
         )
             .into_response();
     }
-    (StatusCode::OK, [(header::ETAG, etag)], file.content.clone()).into_response()
+    (
+        StatusCode::OK,
+        [(header::ETAG, etag), commit],
+        file.content.clone(),
+    )
+        .into_response()
 }
 
 async fn lfs_object(State(state): State<Shared>, Path(oid): Path<String>) -> Response {

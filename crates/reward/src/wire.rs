@@ -36,8 +36,9 @@ pub enum Truths {
 pub struct BatchRequest {
     /// The completions to score, as text.
     pub completions: Vec<String>,
-    /// A ground truth in any form the service reads: typed `{columns, types, rows, ordered,
-    /// sql}`, a list of row objects, or gold SQL; `null` when only `gold_sql` is known.
+    /// A ground truth in any form the service reads: typed `{columns, types, rows_json,
+    /// ordered, sql}` (or `rows` as a list), a list of row objects, or gold SQL; `null` when
+    /// only `gold_sql` is known.
     #[serde(flatten)]
     pub truths: Truths,
     /// The prompt the completions answer (the service ignores it; logs and traces keep it).

@@ -184,7 +184,7 @@ pub struct DatasetOpts {
     /// Fraction of each complexity class held out for test.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
-    /// `typed`: {columns, types, rows, ordered, sql}; `tutorial`: a list of row objects.
+    /// `typed`: {columns, types, rows_json, ordered, sql}; `tutorial`: a list of row objects.
     #[arg(long, value_enum, default_value_t = GroundTruthFormat::Typed)]
     pub ground_truth_format: GroundTruthFormat,
     /// Prompt variants to write: `plain` (train.jsonl) and/or `reasoning`

@@ -113,7 +113,7 @@ pub(crate) struct QuestionItem {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GroundTruthFormat {
-    /// `{columns, types, rows, ordered, sql}` with typed cells.
+    /// `{columns, types, rows_json, ordered, sql}`: typed cells, the rows as one JSON string.
     #[default]
     Typed,
     /// The tutorial's list of `{column: value}` row objects.

@@ -366,6 +366,7 @@ pub async fn run_distill(args: DistillArgs) -> anyhow::Result<DistillSummary> {
             source_dataset: args.dataset_repo_id.clone(),
             license: "apache-2.0".into(),
             message: None,
+            out_dir: None,
             hub: hub_settings,
         })
         .await?;

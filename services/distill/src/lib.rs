@@ -14,6 +14,7 @@
 mod distill;
 mod merge;
 mod output;
+mod parquet;
 mod prompt;
 mod publish;
 mod shard;

@@ -1,8 +1,11 @@
-//! `sqlrft publish dataset`: create the dataset repo if needed and commit the files with a
-//! dataset card. Rerunning updates files in place; unchanged files are not re-uploaded.
+//! `sqlrft publish dataset`: create the dataset repo if needed and commit the JSONL files, a
+//! Parquet copy of each split where the Hub's viewer looks (`data/<split>-0000i-of-0000n.parquet`)
+//! and a dataset card (README.md: configs, features, splits, how it was made, licence).
+//! The Parquet files and the card are also kept locally (`--out-dir`). Rerunning updates files
+//! in place; unchanged files are not re-uploaded.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -10,6 +13,7 @@ use serde_json::Value;
 use sqlrft_hub::{CommitFile, CommitInfo, HubArgs, RepoType, split_repo_id};
 
 use crate::output::{DistillSummary, read_complete_lines, sidecar};
+use crate::parquet::{Column, features_yaml, to_parquet};
 
 /// Flags of `sqlrft publish dataset`.
 #[derive(Debug, Clone, Args)]
@@ -39,6 +43,10 @@ pub struct PublishDatasetArgs {
     /// Commit message.
     #[arg(long)]
     pub message: Option<String>,
+    /// Local folder for the dataset card and the Parquet files, as uploaded (default:
+    /// `hf-dataset/` beside the first file). Replaced as a whole on each run.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
     #[command(flatten)]
     /// Where to publish (`--hub-*`, `HF_TOKEN`).
     pub hub: HubArgs,
@@ -49,6 +57,8 @@ pub struct PublishDatasetArgs {
 struct FileStats {
     split: &'static str,
     path_in_repo: String,
+    /// Where its Parquet copy goes in the repo.
+    parquet_in_repo: String,
     rows: usize,
     valid: usize,
     invalid: usize,
@@ -66,11 +76,21 @@ fn split_of(name: &str) -> &'static str {
     }
 }
 
+/// What kind of dataset the files hold, for the card's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DatasetKind {
+    /// `sqlrft build`'s RFT records (`messages` + `ground_truth`).
+    Build,
+    /// `sqlrft distill`'s chain-of-thought rows.
+    Distill,
+}
+
 /// Runs `sqlrft publish dataset`.
 pub async fn run_publish_dataset(args: PublishDatasetArgs) -> anyhow::Result<CommitInfo> {
     split_repo_id(&args.repo_id)?;
     let mut stats = Vec::new();
     let mut summaries = Vec::new();
+    let folder = args.path_in_repo.trim_matches('/').to_string();
     for file in &args.files {
         if !file.is_file() {
             bail!("could not publish `{}`: no such file", file.display());
@@ -94,7 +114,8 @@ pub async fn run_publish_dataset(args: PublishDatasetArgs) -> anyhow::Result<Com
         }
         stats.push(FileStats {
             split: split_of(&name),
-            path_in_repo: format!("{}/{name}", args.path_in_repo.trim_matches('/')),
+            path_in_repo: format!("{folder}/{name}"),
+            parquet_in_repo: String::new(),
             rows,
             valid,
             invalid,
@@ -106,6 +127,13 @@ pub async fn run_publish_dataset(args: PublishDatasetArgs) -> anyhow::Result<Com
             summaries.push(summary);
         }
     }
+    // The viewer's naming: `<split>-<index>-of-<count>.parquet`, one per input file.
+    for split in ["train", "validation", "test"] {
+        let count = stats.iter().filter(|s| s.split == split).count();
+        for (i, stat) in stats.iter_mut().filter(|s| s.split == split).enumerate() {
+            stat.parquet_in_repo = format!("{folder}/{split}-{i:05}-of-{count:05}.parquet");
+        }
+    }
     let teacher = args
         .teacher_model
         .clone()
@@ -114,25 +142,77 @@ pub async fn run_publish_dataset(args: PublishDatasetArgs) -> anyhow::Result<Com
         .source_dataset
         .clone()
         .or_else(|| summaries.first().map(|s| s.source.clone()));
-    let card = dataset_card(&args, &stats, teacher.as_deref(), source.as_deref());
 
-    let mut files = vec![CommitFile::from_bytes("README.md", card.into_bytes())];
+    let out_dir = args.out_dir.clone().unwrap_or_else(|| {
+        args.files[0]
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("hf-dataset")
+    });
+    let staged = sqlrft_files::Staged::dir(&out_dir)?;
+    let mut schemas: Vec<Vec<Column>> = Vec::new();
+    for (file, stat) in args.files.iter().zip(&stats) {
+        let written = to_parquet(
+            &[file.as_path()],
+            &staged.path().join(&stat.parquet_in_repo),
+        )
+        .with_context(|| format!("could not convert `{}` to Parquet", file.display()))?;
+        schemas.push(written.columns);
+    }
+    // One schema for every split, or `datasets` cannot load them as one dataset; otherwise
+    // the card leaves the features for readers to infer.
+    let features = schemas
+        .windows(2)
+        .all(|w| w[0] == w[1])
+        .then(|| schemas.first().cloned())
+        .flatten();
+    if features.is_none() && schemas.len() > 1 {
+        tracing::warn!(
+            "the files have different fields; the dataset card lists no features and `datasets` \
+             may not load the splits together"
+        );
+    }
+    let card = dataset_card(
+        &args,
+        &CardFacts {
+            stats: &stats,
+            teacher: teacher.as_deref(),
+            source: source.as_deref(),
+            features: features.as_deref(),
+        },
+    );
+    staged.write("README.md", &card)?;
+    staged.commit()?;
+    tracing::info!(dir = %out_dir.display(), "wrote the dataset card and Parquet files");
+
+    let mut files = vec![CommitFile::from_path(
+        "README.md",
+        out_dir.join("README.md"),
+    )];
     for (file, stat) in args.files.iter().zip(&stats) {
         files.push(CommitFile::from_path(stat.path_in_repo.clone(), file));
+        files.push(CommitFile::from_path(
+            stat.parquet_in_repo.clone(),
+            out_dir.join(&stat.parquet_in_repo),
+        ));
     }
     let hub = args.hub.client(None)?;
     hub.create_repo(RepoType::Dataset, &args.repo_id, args.private)
         .await
         .with_context(|| format!("could not create dataset repo `{}`", args.repo_id))?;
+    let kind = dataset_kind(&stats);
     let message = args.message.clone().unwrap_or_else(|| {
-        format!(
-            "Upload {} rows distilled{} with sqlrft",
-            stats.iter().map(|s| s.rows).sum::<usize>(),
-            teacher
-                .as_deref()
-                .map(|t| format!(" from {t}"))
-                .unwrap_or_default()
-        )
+        let rows = stats.iter().map(|s| s.rows).sum::<usize>();
+        match kind {
+            DatasetKind::Build => format!("Upload {rows} rows built with sqlrft"),
+            DatasetKind::Distill => format!(
+                "Upload {rows} rows distilled{} with sqlrft",
+                teacher
+                    .as_deref()
+                    .map(|t| format!(" from {t}"))
+                    .unwrap_or_default()
+            ),
+        }
     });
     let info = hub
         .commit(RepoType::Dataset, &args.repo_id, "main", &message, &files)
@@ -143,6 +223,18 @@ pub async fn run_publish_dataset(args: PublishDatasetArgs) -> anyhow::Result<Com
         None => tracing::info!(repo = %args.repo_id, "already up to date; nothing committed"),
     }
     Ok(info)
+}
+
+fn dataset_kind(stats: &[FileStats]) -> DatasetKind {
+    let build = stats
+        .iter()
+        .all(|s| s.columns.contains("messages") && s.columns.contains("ground_truth"))
+        && !stats.is_empty();
+    if build {
+        DatasetKind::Build
+    } else {
+        DatasetKind::Distill
+    }
 }
 
 /// What each known field means, for the card's field table.
@@ -167,6 +259,16 @@ fn field_description(name: &str) -> &'static str {
         "prompt" => {
             "ready-to-train chat prompt: system (format instructions + context) and user (question)"
         }
+        "messages" => {
+            "chat: system (instructions + database schema), user (question), assistant (gold answer)"
+        }
+        "ground_truth" => {
+            "what the gold SQL returns: `columns`, DuckDB `types`, `rows_json` (the rows as a JSON \
+             list of typed cells), `ordered` (row order matters), `sql`"
+        }
+        "complexity" => "Spider hardness of the gold SQL: easy, medium, hard or extra",
+        "tags" => "SQL features the gold SQL uses (join, aggregate, window, …)",
+        "db" => "name of the database the question is about",
         _ => "from the source dataset",
     }
 }
@@ -181,50 +283,102 @@ fn size_category(rows: usize) -> &'static str {
     }
 }
 
-fn dataset_card(
-    args: &PublishDatasetArgs,
-    stats: &[FileStats],
-    teacher: Option<&str>,
-    source: Option<&str>,
-) -> String {
+/// What the card is made from besides the flags.
+struct CardFacts<'a> {
+    stats: &'a [FileStats],
+    teacher: Option<&'a str>,
+    source: Option<&'a str>,
+    /// The Parquet schema every split shares, if they do.
+    features: Option<&'a [Column]>,
+}
+
+fn dataset_card(args: &PublishDatasetArgs, facts: &CardFacts) -> String {
+    let stats = facts.stats;
+    let kind = dataset_kind(stats);
     let total: usize = stats.iter().map(|s| s.rows).sum();
     let mut yaml = String::from("---\n");
     yaml.push_str(&format!("license: {}\n", args.license));
     yaml.push_str("language:\n- en\ntask_categories:\n- text-generation\n");
-    yaml.push_str(
-        "tags:\n- sql\n- text-to-sql\n- chain-of-thought\n- distillation\n- duckdb\n- sqlrft\n",
-    );
+    yaml.push_str(match kind {
+        DatasetKind::Build => "tags:\n- sql\n- text-to-sql\n- reinforcement-learning\n- synthetic\n- duckdb\n- sqlrft\n",
+        DatasetKind::Distill => "tags:\n- sql\n- text-to-sql\n- chain-of-thought\n- distillation\n- duckdb\n- sqlrft\n",
+    });
     yaml.push_str(&format!("size_categories:\n- {}\n", size_category(total)));
+    let splits: Vec<&str> = ["train", "validation", "test"]
+        .into_iter()
+        .filter(|split| stats.iter().any(|s| s.split == *split))
+        .collect();
     yaml.push_str("configs:\n- config_name: default\n  data_files:\n");
-    let splits: BTreeSet<&str> = stats.iter().map(|s| s.split).collect();
     for split in &splits {
         yaml.push_str(&format!("  - split: {split}\n    path:\n"));
         for s in stats.iter().filter(|s| s.split == *split) {
-            yaml.push_str(&format!("    - {}\n", s.path_in_repo));
+            yaml.push_str(&format!("    - {}\n", s.parquet_in_repo));
         }
+    }
+    yaml.push_str("dataset_info:\n");
+    if let Some(features) = facts.features {
+        yaml.push_str("  features:\n");
+        yaml.push_str(&features_yaml(features, 2));
+    }
+    yaml.push_str("  splits:\n");
+    for split in &splits {
+        let rows: usize = stats
+            .iter()
+            .filter(|s| s.split == *split)
+            .map(|s| s.rows)
+            .sum();
+        yaml.push_str(&format!("  - name: {split}\n    num_examples: {rows}\n"));
     }
     yaml.push_str("---\n\n");
 
     let name = args.repo_id.split('/').next_back().unwrap_or(&args.repo_id);
     let mut md = format!("# {name}\n\n");
-    md.push_str(
-        "Text-to-SQL examples with chain-of-thought reasoning distilled from a teacher model by \
-         sqlrft `distill`. The teacher saw each question, its database \
-         context and the gold SQL, and wrote its reasoning in `<think>…</think>` followed by a \
-         query in `<sql>…</sql>`. With validation, each answer's query was executed in a fresh \
-         DuckDB database built from the row's context and its result compared with the gold \
-         query's result (typed cells, numeric tolerance, row order only when the gold query \
-         orders).\n\n",
-    );
+    match kind {
+        DatasetKind::Build => {
+            md.push_str(
+                "A text-to-SQL reinforcement fine-tuning dataset made by sqlrft `build`.\n\n\
+                 ## How it was made\n\n\
+                 Only the schema of the source database was read (table and column definitions \
+                 from DuckDB's catalog; no production row). sqlrft generated a synthetic DuckDB \
+                 sandbox with seeded rows that fit that schema, wrote gold SQL queries from a \
+                 query grammar (with Spider hardness classes), ran each query twice on the \
+                 sandbox and kept the deterministic, non-empty results as ground truth, and \
+                 phrased a question for each query. The split is stratified by hardness.\n\n\
+                 Each row is a chat in the Fireworks RFT shape `{messages, ground_truth}`. \
+                 `ground_truth.rows_json` is the gold result as one JSON string (a list of rows, \
+                 each a list of cells typed by `ground_truth.types`), so every field has one \
+                 type in every row and pyarrow, pandas and Parquet read the files; \
+                 `json.loads` gives the rows back exactly.\n\n",
+            );
+        }
+        DatasetKind::Distill => {
+            md.push_str(
+                "Text-to-SQL examples with chain-of-thought reasoning distilled from a teacher model by \
+                 sqlrft `distill`. The teacher saw each question, its database \
+                 context and the gold SQL, and wrote its reasoning in `<think>…</think>` followed by a \
+                 query in `<sql>…</sql>`. With validation, each answer's query was executed in a fresh \
+                 DuckDB database built from the row's context and its result compared with the gold \
+                 query's result (typed cells, numeric tolerance, row order only when the gold query \
+                 orders).\n\n",
+            );
+            md.push_str(&format!(
+                "- **Source dataset:** {}\n",
+                facts
+                    .source
+                    .map_or("unknown".to_string(), |s| format!("`{s}`"))
+            ));
+            md.push_str(&format!(
+                "- **Teacher model:** {}\n",
+                facts
+                    .teacher
+                    .map_or("unknown".to_string(), |t| format!("`{t}`"))
+            ));
+        }
+    }
     md.push_str(&format!(
-        "- **Source dataset:** {}\n",
-        source.map_or("unknown".to_string(), |s| format!("`{s}`"))
+        "- **Rows:** {total}\n- **Licence:** {}\n\n",
+        args.license
     ));
-    md.push_str(&format!(
-        "- **Teacher model:** {}\n",
-        teacher.map_or("unknown".to_string(), |t| format!("`{t}`"))
-    ));
-    md.push_str(&format!("- **Rows:** {total}\n\n"));
     md.push_str("| split | file | rows | valid | not valid | not validated |\n|---|---|---:|---:|---:|---:|\n");
     for s in stats {
         md.push_str(&format!(
@@ -237,15 +391,23 @@ fn dataset_card(
             s.rows - s.valid - s.invalid
         ));
     }
+    md.push_str(
+        "\nEach split is there twice: the JSONL as written (for Fireworks and other JSONL tools) \
+         and a Parquet copy the dataset viewer and `load_dataset` read.\n",
+    );
     md.push_str("\n## Fields\n\n| field | description |\n|---|---|\n");
     let columns: BTreeSet<&String> = stats.iter().flat_map(|s| &s.columns).collect();
     for c in columns {
         md.push_str(&format!("| `{c}` | {} |\n", field_description(c)));
     }
-    md.push_str(
-        "\n## Use\n\n```python\nfrom datasets import load_dataset\n\
-         ds = load_dataset(\"REPO\", split=\"train\")\nds = ds.filter(lambda r: r[\"valid\"])\n```\n",
-    );
+    md.push_str("\n## Use\n\n```python\nfrom datasets import load_dataset\n");
+    md.push_str("ds = load_dataset(\"REPO\", split=\"train\")\n");
+    match kind {
+        DatasetKind::Build => md.push_str(
+            "import json\nrows = json.loads(ds[0][\"ground_truth\"][\"rows_json\"])\n```\n",
+        ),
+        DatasetKind::Distill => md.push_str("ds = ds.filter(lambda r: r[\"valid\"])\n```\n"),
+    }
     yaml + &md.replace("REPO", &args.repo_id)
 }
 
@@ -263,6 +425,7 @@ mod tests {
             source_dataset: None,
             license: "apache-2.0".into(),
             message: None,
+            out_dir: None,
             hub: HubArgs::default(),
         }
     }
@@ -273,6 +436,7 @@ mod tests {
             FileStats {
                 split: "train",
                 path_in_repo: "data/train.jsonl".into(),
+                parquet_in_repo: "data/train-00000-of-00001.parquet".into(),
                 rows: 7,
                 valid: 5,
                 invalid: 1,
@@ -281,22 +445,75 @@ mod tests {
             FileStats {
                 split: "test",
                 path_in_repo: "data/test.jsonl".into(),
+                parquet_in_repo: "data/test-00000-of-00001.parquet".into(),
                 rows: 2,
                 valid: 2,
                 invalid: 0,
                 columns: ["think"].map(String::from).into(),
             },
         ];
-        let card = dataset_card(&args(), &stats, Some("llama-70b"), Some("gretelai/x"));
+        let features = [Column {
+            name: "think".into(),
+            duck_type: sqlrft_core::DuckType::Varchar,
+        }];
+        let card = dataset_card(
+            &args(),
+            &CardFacts {
+                stats: &stats,
+                teacher: Some("llama-70b"),
+                source: Some("gretelai/x"),
+                features: Some(&features),
+            },
+        );
         assert!(card.starts_with("---\nlicense: apache-2.0\n"));
         let front = &card[..card[4..].find("---").unwrap() + 4];
-        assert!(front.contains("- split: train\n    path:\n    - data/train.jsonl"));
-        assert!(front.contains("- split: test\n    path:\n    - data/test.jsonl"));
+        assert!(
+            front.contains("- split: train\n    path:\n    - data/train-00000-of-00001.parquet"),
+            "{front}"
+        );
+        assert!(front.contains("- split: test\n    path:\n    - data/test-00000-of-00001.parquet"));
+        assert!(
+            front.contains("dataset_info:\n  features:\n  - name: think\n    dtype: string\n"),
+            "{front}"
+        );
+        assert!(
+            front.contains("  splits:\n  - name: train\n    num_examples: 7\n  - name: test\n    num_examples: 2\n"),
+            "{front}"
+        );
+        assert!(card.contains("chain-of-thought"));
         assert!(front.contains("- n<1K"));
         assert!(card.contains("`llama-70b`") && card.contains("`gretelai/x`"));
         assert!(card.contains("| train | `data/train.jsonl` | 7 | 5 | 1 | 1 |"));
         assert!(card.contains("| `think` |") && card.contains("| `domain` | subject domain"));
         assert!(card.contains("load_dataset(\"alice/sql-cot\""));
+    }
+
+    #[test]
+    fn a_build_dataset_card_says_schema_only() {
+        let columns: BTreeSet<String> =
+            ["messages", "ground_truth", "sql"].map(String::from).into();
+        let stats = vec![FileStats {
+            split: "train",
+            path_in_repo: "data/train.jsonl".into(),
+            parquet_in_repo: "data/train-00000-of-00001.parquet".into(),
+            rows: 3,
+            valid: 0,
+            invalid: 0,
+            columns,
+        }];
+        let card = dataset_card(
+            &args(),
+            &CardFacts {
+                stats: &stats,
+                teacher: None,
+                source: None,
+                features: None,
+            },
+        );
+        assert!(card.contains("no production row"), "{card}");
+        assert!(card.contains("rows_json"), "{card}");
+        assert!(!card.contains("Teacher model"), "{card}");
+        assert!(!card.contains("  features:"), "{card}");
     }
 
     #[test]

@@ -47,6 +47,9 @@ pub struct EndpointSettings {
     pub timeout: Duration,
     /// First backoff delay; it doubles with every retry.
     pub backoff_base: Duration,
+    /// The request field the length limit goes in (`None`: the provider's, e.g.
+    /// `max_completion_tokens` for OpenAI).
+    pub token_limit_field: Option<sqlrft_llm::TokenLimitField>,
 }
 
 /// The answers to one item.
@@ -105,6 +108,9 @@ impl Answerer {
                 config.retries = settings.retries;
                 config.timeout = settings.timeout;
                 config.backoff_base = settings.backoff_base;
+                if settings.token_limit_field.is_some() {
+                    config.token_limit_field = settings.token_limit_field;
+                }
                 if let Some(p) = spec.pricing {
                     config.price_input_per_million = Some(p.input_per_million);
                     config.price_output_per_million = Some(p.output_per_million);

@@ -164,6 +164,7 @@ async fn bench(args: &BenchArgs, dir: &Path) -> Result<BenchReport> {
             retries: 3,
             timeout: Duration::from_secs(60),
             backoff_base: Duration::from_millis(500),
+            token_limit_field: None,
         },
         rps: None,
         selection: Selection::default(),

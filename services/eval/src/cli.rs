@@ -8,6 +8,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use sqlrft_core::config::Section;
 
+use sqlrft_llm::{LlmArgs, LlmConfig};
+
 use crate::answer::{EndpointSettings, Sampling};
 use crate::dataset::Selection;
 use crate::report::{self, ReportFiles, Summary};
@@ -52,40 +54,41 @@ pub struct EvalArgs {
     /// The model the others' lift is measured against (default: the first --model).
     #[arg(long, value_name = "NAME")]
     pub base: Option<String>,
-    /// Answers per item; above 1 the accuracy is pass@N and needs --temperature.
+    /// Answers per item; above 1 the accuracy is pass@N and needs a temperature above 0.
     #[arg(long, default_value_t = 1)]
     pub samples: u32,
-    /// Sampling temperature (0: greedy, the tutorial's setting).
-    #[arg(long, default_value_t = 0.0)]
-    pub temperature: f32,
-    /// Longest answer, in tokens.
-    #[arg(long, default_value_t = 1024)]
-    pub max_tokens: u32,
+    /// Sampling temperature, as --llm-temperature [default: 0, greedy, the tutorial's setting].
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Longest answer in tokens, as --llm-max-tokens [default: 1024].
+    #[arg(long)]
+    pub max_tokens: Option<u32>,
     /// Evaluate a seeded random subset of this many items.
     #[arg(long)]
     pub limit: Option<usize>,
     /// With --limit: keep each complexity class's share of the test set.
     #[arg(long, requires = "limit")]
     pub stratify: bool,
-    /// Seed of the subset and of sampling.
+    /// Seed of the subset and of sampling (--llm-seed, when given, seeds sampling).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Requests in flight per endpoint model.
-    #[arg(long, visible_alias = "llm-concurrency", default_value_t = 32)]
-    pub concurrency: usize,
+    /// Earlier spelling of --llm-concurrency (requests in flight per endpoint model).
+    #[arg(long, hide = true)]
+    pub concurrency: Option<usize>,
     /// Requests per second per endpoint model (default: no limit).
     #[arg(long)]
     pub rps: Option<f64>,
-    /// Retries of a request after a 429, a 5xx, a timeout or a dropped connection.
-    #[arg(long, visible_alias = "llm-retries", default_value_t = 3)]
-    pub retries: u32,
-    /// Seconds before one request times out (the LLM client's one default, as `--llm-timeout`).
-    #[arg(
-        long,
-        visible_alias = "llm-timeout",
-        default_value_t = sqlrft_llm::LlmConfig::default().timeout.as_secs_f64()
-    )]
-    pub timeout_secs: f64,
+    /// Earlier spelling of --llm-retries.
+    #[arg(long, hide = true)]
+    pub retries: Option<u32>,
+    /// Earlier spelling of --llm-timeout (seconds).
+    #[arg(long, hide = true)]
+    pub timeout_secs: Option<f64>,
+    /// The LLM client flags every LLM-using command shares (`[llm]`, `SQLRFT_LLM_*`), for every
+    /// endpoint model; the provider, model and URL come from each --model.
+    #[command(flatten)]
+    #[serde(skip)]
+    pub llm: LlmArgs,
     /// Ignore earlier answers in --out and ask everything again.
     #[arg(long)]
     pub fresh: bool,
@@ -104,20 +107,42 @@ impl Section for EvalArgs {
 
     fn keep_unlayered(&mut self, typed: &Self) {
         self.config.clone_from(&typed.config);
+        // `[llm]` and `SQLRFT_LLM_*` are layered by `LlmArgs` itself, in `plan`.
+        self.llm.clone_from(&typed.llm);
     }
 }
 
 impl EvalArgs {
-    /// The plan these flags describe; bad values are errors naming the flag.
+    /// The plan these flags describe over `[llm]` of the config file (--config, else
+    /// ./sqlrft.toml) and `SQLRFT_LLM_*`; bad values are errors naming the flag.
     pub fn plan(&self) -> Result<EvalPlan> {
+        self.plan_with_llm(self.llm.resolve(self.config.as_deref())?)
+    }
+
+    /// [`plan`](Self::plan) with the `[llm]` settings already merged (for tests).
+    pub fn plan_with_llm(&self, llm: LlmConfig) -> Result<EvalPlan> {
+        for (given, flag) in [
+            (self.llm.provider.is_some(), "--llm-provider"),
+            (self.llm.model.is_some(), "--llm-model"),
+            (self.llm.base_url.is_some(), "--llm-base-url"),
+        ] {
+            if given {
+                bail!(
+                    "{flag} does not apply to eval: name each model with \
+                     --model NAME=PROVIDER:MODEL[@BASE_URL]"
+                );
+            }
+        }
         if self.samples == 0 {
             bail!("--samples must be at least 1");
         }
-        if self.concurrency == 0 {
-            bail!("--concurrency must be at least 1");
+        let concurrency = self.concurrency.unwrap_or(llm.max_concurrency);
+        if concurrency == 0 {
+            bail!("--llm-concurrency must be at least 1");
         }
-        if !(self.timeout_secs.is_finite() && self.timeout_secs > 0.0) {
-            bail!("--timeout-secs must be a positive number of seconds");
+        let timeout_secs = self.timeout_secs.unwrap_or(llm.timeout.as_secs_f64());
+        if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
+            bail!("--llm-timeout must be a positive number of seconds");
         }
         if self.limit == Some(0) {
             bail!("--limit must be at least 1");
@@ -137,15 +162,16 @@ impl EvalArgs {
             out: self.out.clone(),
             sampling: Sampling {
                 samples: self.samples,
-                temperature: self.temperature,
-                max_tokens: self.max_tokens,
-                seed: self.seed,
+                temperature: self.temperature.or(llm.temperature).unwrap_or(0.0),
+                max_tokens: self.max_tokens.or(llm.max_tokens).unwrap_or(1024),
+                seed: llm.seed.unwrap_or(self.seed),
             },
             endpoint: EndpointSettings {
-                concurrency: self.concurrency,
-                retries: self.retries,
-                timeout: Duration::from_secs_f64(self.timeout_secs),
+                concurrency,
+                retries: self.retries.unwrap_or(llm.retries),
+                timeout: Duration::from_secs_f64(timeout_secs),
                 backoff_base: Duration::from_millis(500),
+                token_limit_field: llm.token_limit_field,
             },
             rps: self.rps,
             selection: Selection {
@@ -225,6 +251,7 @@ mod tests {
     use super::*;
     use clap::Parser;
     use sqlrft_core::config::{Layered, env_from as vars};
+    use sqlrft_llm::TokenLimitField;
 
     #[derive(Parser)]
     struct Cli {
@@ -247,6 +274,10 @@ mod tests {
             .eval
     }
 
+    fn args(extra: &[&str]) -> EvalArgs {
+        parse(extra).resolve_with_env(None, vars(&[])).unwrap()
+    }
+
     const CONFIG: &str = r#"
 [eval]
 concurrency = 4
@@ -261,31 +292,30 @@ out = "from-file"
         let file = dir.path().join("sqlrft.toml");
         std::fs::write(&file, CONFIG).unwrap();
         let defaults = parse(&[]).resolve_with_env(None, vars(&[])).unwrap();
-        assert_eq!((defaults.concurrency, defaults.retries), (32, 3));
-        assert_eq!(
-            defaults.timeout_secs,
-            sqlrft_llm::LlmConfig::default().timeout.as_secs_f64(),
-            "one LLM timeout default for build, distill and eval"
-        );
+        assert_eq!((defaults.concurrency, defaults.retries), (None, None));
 
         let from_file = parse(&[]).resolve_with_env(Some(&file), vars(&[])).unwrap();
-        assert_eq!((from_file.concurrency, from_file.retries), (4, 9));
+        assert_eq!(
+            (from_file.concurrency, from_file.retries),
+            (Some(4), Some(9))
+        );
         assert_eq!(from_file.out, PathBuf::from("from-file"));
 
         let env = vars(&[("SQLRFT_EVAL_RETRIES", "5"), ("SQLRFT_EVAL_QUIET", "true")]);
         let from_env = parse(&[])
             .resolve_with_env(Some(&file), env.clone())
             .unwrap();
-        assert_eq!((from_env.concurrency, from_env.retries), (4, 5));
+        assert_eq!((from_env.concurrency, from_env.retries), (Some(4), Some(5)));
         assert!(from_env.quiet);
 
         let flags = parse(&["--retries", "3", "--timeout-secs", "7"])
             .resolve_with_env(Some(&file), env)
             .unwrap();
-        assert_eq!((flags.concurrency, flags.retries), (4, 3));
-        assert_eq!(flags.timeout_secs, 7.0);
+        assert_eq!((flags.concurrency, flags.retries), (Some(4), Some(3)));
+        assert_eq!(flags.timeout_secs, Some(7.0));
         assert_eq!(flags.models.len(), 1, "what was typed comes through");
-        assert_eq!(flags.plan().unwrap().endpoint.retries, 3);
+        let plan = flags.plan_with_llm(LlmConfig::default()).unwrap();
+        assert_eq!(plan.endpoint.retries, 3);
     }
 
     #[test]
@@ -298,5 +328,81 @@ out = "from-file"
             err.contains("`eval`") && err.contains("SQLRFT_EVAL_"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_llm_flags_survive_the_eval_layering() {
+        let a = args(&["--llm-retries", "2"]);
+        assert_eq!(a.llm.retries, Some(2));
+    }
+
+    fn llm(args: &EvalArgs, file: Option<&str>) -> LlmConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sqlrft.toml");
+        std::fs::write(&path, file.unwrap_or("")).unwrap();
+        args.llm
+            .resolve_with_env(Some(&path), Vec::<(String, String)>::new())
+            .unwrap()
+    }
+
+    #[test]
+    fn eval_takes_the_shared_llm_flags() {
+        let a = args(&[
+            "--llm-concurrency",
+            "3",
+            "--llm-timeout",
+            "7",
+            "--llm-retries",
+            "1",
+            "--llm-max-tokens",
+            "99",
+            "--llm-token-limit-field",
+            "max_tokens",
+        ]);
+        let plan = a.plan_with_llm(llm(&a, None)).unwrap();
+        assert_eq!(plan.endpoint.concurrency, 3);
+        assert_eq!(plan.endpoint.timeout, Duration::from_secs(7));
+        assert_eq!(plan.endpoint.retries, 1);
+        assert_eq!(plan.sampling.max_tokens, 99);
+        assert_eq!(
+            plan.endpoint.token_limit_field,
+            Some(TokenLimitField::MaxTokens)
+        );
+    }
+
+    #[test]
+    fn eval_reads_the_llm_table_under_its_flags_and_the_one_default() {
+        let a = args(&["--llm-retries", "2"]);
+        let file = "[llm]\nmax_concurrency = 5\ntimeout = \"9s\"\nretries = 8\n";
+        let plan = a.plan_with_llm(llm(&a, Some(file))).unwrap();
+        assert_eq!(plan.endpoint.concurrency, 5);
+        assert_eq!(plan.endpoint.timeout, Duration::from_secs(9));
+        assert_eq!(plan.endpoint.retries, 2, "a flag wins over the file");
+        // Nothing set: the LLM client's one default, as build --llm and distill have it.
+        let bare = args(&[]);
+        let plan = bare.plan_with_llm(llm(&bare, None)).unwrap();
+        let default = LlmConfig::default();
+        assert_eq!(plan.endpoint.concurrency, default.max_concurrency);
+        assert_eq!(plan.endpoint.timeout, default.timeout);
+        assert_eq!(plan.endpoint.token_limit_field, None);
+    }
+
+    #[test]
+    fn earlier_spellings_still_work_and_per_model_flags_are_refused() {
+        let a = args(&[
+            "--concurrency",
+            "4",
+            "--timeout-secs",
+            "2",
+            "--temperature",
+            "0.7",
+        ]);
+        let plan = a.plan_with_llm(llm(&a, None)).unwrap();
+        assert_eq!(plan.endpoint.concurrency, 4);
+        assert_eq!(plan.endpoint.timeout, Duration::from_secs(2));
+        assert_eq!(plan.sampling.temperature, 0.7);
+        let b = args(&["--llm-model", "gpt-4o"]);
+        let err = b.plan_with_llm(llm(&b, None)).unwrap_err().to_string();
+        assert!(err.contains("--model NAME=PROVIDER:MODEL"), "{err}");
     }
 }

@@ -90,8 +90,13 @@ pub fn document() -> Value {
         }
     });
     let ground_truth = json!({
-        "description": "Typed {columns, types, rows, ordered, sql}; the tutorial's list of row objects; or a gold SQL string.",
+        "description": "Typed {columns, types, rows_json, ordered, sql} (rows as one JSON string, what sqlrft build writes); the earlier typed form with rows as a list; the tutorial's list of row objects; or a gold SQL string.",
         "oneOf": [
+            {"type": "object", "required": ["columns", "rows_json"], "properties": {
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "types": {"type": "array", "items": {"type": "string"}},
+                "rows_json": {"type": "string", "description": "JSON list of rows, each a list of typed cells"},
+                "ordered": {"type": "boolean"}, "sql": {"type": "string"}}},
             {"type": "object", "required": ["columns", "rows"], "properties": {
                 "columns": {"type": "array", "items": {"type": "string"}},
                 "types": {"type": "array", "items": {"type": "string"}},

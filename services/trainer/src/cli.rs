@@ -2,9 +2,10 @@
 //! `sqlrft publish model`, each a clap `Args` struct and a `run_*` function.
 
 use crate::backend::Backend;
+use crate::card::{CardInputs, write_model_card};
 use crate::checkpoint;
 use crate::config::ModelConfig;
-use crate::export::{export_adapter_dir, export_model_dir};
+use crate::export::{ExportOptions, export_adapter_dir, export_model_dir};
 use crate::hub::{resolve_dataset, resolve_model};
 use crate::metrics;
 use crate::params::SaveDtype;
@@ -270,6 +271,10 @@ pub struct ExportArgs {
     /// Write the LoRA adapter alone, in PEFT's format, instead of a merged model.
     #[arg(long)]
     pub adapter: bool,
+    /// Largest weight file in bytes; a bigger model is written as safetensors shards with
+    /// `model.safetensors.index.json`, as transformers saves it.
+    #[arg(long, default_value_t = crate::export::DEFAULT_MAX_SHARD_BYTES, value_name = "BYTES")]
+    pub max_shard_bytes: u64,
     /// Where the base model is downloaded from.
     #[command(flatten)]
     pub hub: sqlrft_hub::HubArgs,
@@ -320,7 +325,23 @@ pub async fn run_export(args: ExportArgs) -> Result<()> {
     let dtype = args
         .dtype
         .unwrap_or_else(|| SaveDtype::from_torch(mc.torch_dtype.as_deref()));
-    export_model_dir(&model_dir, mc, &backend.merged_weights(), &args.out, dtype)?;
+    let options = ExportOptions {
+        dtype,
+        max_shard_bytes: args.max_shard_bytes,
+        provenance: Some(serde_json::json!({
+            "base_model": model,
+            "step": meta.step,
+            "lora": meta.lora,
+            "training": meta.config,
+        })),
+    };
+    export_model_dir(
+        &model_dir,
+        mc,
+        &backend.merged_weights(),
+        &args.out,
+        &options,
+    )?;
     eprintln!(
         "exported step {} of `{}` to {}",
         meta.step,
@@ -342,13 +363,28 @@ pub struct PublishModelArgs {
     /// Create the repo as private.
     #[arg(long)]
     pub private: bool,
+    /// Training dataset named in the model card (a Hub dataset id links the two).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// `sqlrft eval`'s JSON report (`results.json`): its accuracies go into the model card.
+    #[arg(long, value_name = "FILE")]
+    pub eval_report: Option<PathBuf>,
+    /// Licence in the model card's metadata.
+    #[arg(long, default_value = "apache-2.0")]
+    pub license: String,
     #[command(flatten)]
     pub hub: sqlrft_hub::HubArgs,
 }
 
-/// Checks that `dir` is a complete model directory before an upload.
+/// Checks that `dir` is a complete model directory (one weight file or a sharded index)
+/// before an upload.
 pub fn check_model_dir(dir: &Path) -> Result<()> {
-    for f in ["config.json", "tokenizer.json", "model.safetensors"] {
+    let weights = if dir.join("model.safetensors.index.json").exists() {
+        "model.safetensors.index.json"
+    } else {
+        "model.safetensors"
+    };
+    for f in ["config.json", "tokenizer.json", weights] {
         if !dir.join(f).exists() {
             bail!(
                 "`{}` lacks {f}; write it with `sqlrft train export --out {}` first",
@@ -364,7 +400,12 @@ pub fn check_model_dir(dir: &Path) -> Result<()> {
 /// Runs `sqlrft publish model` (the Hub from `--hub-*`, `[hub]`, `HF_ENDPOINT` and `HF_TOKEN`).
 pub async fn run_publish_model(args: PublishModelArgs) -> Result<()> {
     let client = args.hub.client(None)?;
-    let info = publish_model_dir(&client, &args.dir, &args.repo_id, args.private).await?;
+    let card = CardInputs {
+        dataset: args.dataset.clone(),
+        eval_report: args.eval_report.clone(),
+        license: args.license.clone(),
+    };
+    let info = publish_model_dir(&client, &args.dir, &args.repo_id, args.private, &card).await?;
     match info.commit_oid {
         Some(oid) => eprintln!(
             "published {} file(s) of `{}` to `{}` (commit {oid})",
@@ -380,15 +421,17 @@ pub async fn run_publish_model(args: PublishModelArgs) -> Result<()> {
     Ok(())
 }
 
-/// Checks `dir` is a complete model directory, then uploads it to `repo_id` (created if
-/// needed) in one commit.
+/// Checks `dir` is a complete model directory, writes its model card (README.md, unless the
+/// user wrote one), then uploads it to `repo_id` (created if needed) in one commit.
 pub async fn publish_model_dir(
     client: &sqlrft_hub::HubClient,
     dir: &Path,
     repo_id: &str,
     private: bool,
+    card: &CardInputs,
 ) -> Result<sqlrft_hub::CommitInfo> {
     check_model_dir(dir)?;
+    write_model_card(dir, repo_id, card)?;
     let message = format!(
         "Upload {} trained with sqlrft GRPO",
         dir.file_name().and_then(|n| n.to_str()).unwrap_or("model")

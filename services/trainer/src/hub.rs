@@ -1,6 +1,6 @@
 //! Resolves `--model` / `--dataset` arguments: a local path, or a Hugging Face Hub repo id
 //! fetched through `sqlrft_hub` (with `HF_TOKEN`, from `HF_ENDPOINT` or huggingface.co) into
-//! its cache.
+//! the cache it shares with Python's `huggingface_hub` (offline with `HF_HUB_OFFLINE=1`).
 
 use anyhow::{Context, Result, bail};
 use sqlrft_hub::{HubClient, HubError, RepoType};
@@ -22,11 +22,19 @@ fn looks_like_repo_id(s: &str) -> bool {
     parts.len() == 2 && parts.iter().all(|p| !p.is_empty() && !p.starts_with('.'))
 }
 
-/// `Ok(None)` when the repo has no such file.
-async fn fetch(hub: &HubClient, kind: RepoType, repo: &str, file: &str) -> Result<Option<PathBuf>> {
+/// `Ok(None)` when the repo has no such file (offline: when the cache has no copy of a file
+/// that is not `required`).
+async fn fetch_file(
+    hub: &HubClient,
+    kind: RepoType,
+    repo: &str,
+    file: &str,
+    required: bool,
+) -> Result<Option<PathBuf>> {
     match hub.download(kind, repo, REVISION, file).await {
         Ok(p) => Ok(Some(p)),
         Err(e) if e.status() == Some(404) => Ok(None),
+        Err(HubError::NotCached { .. }) if !required => Ok(None),
         Err(
             e @ HubError::Status {
                 status: 401 | 403, ..
@@ -49,7 +57,7 @@ pub async fn resolve_model(spec: &str, hub: &HubClient) -> Result<PathBuf> {
     }
     let mut dir = None;
     for (f, required) in MODEL_FILES {
-        match fetch(hub, RepoType::Model, spec, f).await? {
+        match fetch_file(hub, RepoType::Model, spec, f, *required).await? {
             Some(path) => dir = dir.or_else(|| path.parent().map(Path::to_path_buf)),
             None if *required => {
                 bail!("Hub repo `{spec}` has no `{f}`; is it a Hugging Face transformers model?")
@@ -58,7 +66,7 @@ pub async fn resolve_model(spec: &str, hub: &HubClient) -> Result<PathBuf> {
         }
     }
     let index = "model.safetensors.index.json";
-    if let Some(idx_path) = fetch(hub, RepoType::Model, spec, index).await? {
+    if let Some(idx_path) = fetch_file(hub, RepoType::Model, spec, index, false).await? {
         let idx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&idx_path)?)
             .with_context(|| format!("`{index}` of `{spec}` is not JSON"))?;
         let mut shards: Vec<String> = idx["weight_map"]
@@ -70,11 +78,14 @@ pub async fn resolve_model(spec: &str, hub: &HubClient) -> Result<PathBuf> {
         shards.sort();
         shards.dedup();
         for s in shards {
-            if fetch(hub, RepoType::Model, spec, &s).await?.is_none() {
+            if fetch_file(hub, RepoType::Model, spec, &s, true)
+                .await?
+                .is_none()
+            {
                 bail!("Hub repo `{spec}` lists shard `{s}` but does not serve it");
             }
         }
-    } else if fetch(hub, RepoType::Model, spec, "model.safetensors")
+    } else if fetch_file(hub, RepoType::Model, spec, "model.safetensors", true)
         .await?
         .is_none()
     {
@@ -96,7 +107,7 @@ pub async fn resolve_dataset(spec: &str, hub: &HubClient) -> Result<PathBuf> {
             "dataset `{spec}` does not exist; run `sqlrft build` first, or name a Hub dataset as owner/name[:file.jsonl]"
         );
     }
-    fetch(hub, RepoType::Dataset, repo, file)
+    fetch_file(hub, RepoType::Dataset, repo, file, true)
         .await?
         .with_context(|| format!("Hub dataset `{repo}` has no `{file}`"))
 }

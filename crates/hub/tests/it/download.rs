@@ -178,3 +178,139 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn downloads_use_the_huggingface_hub_cache_layout() {
+    let stub = HubStub::start(None).await.unwrap();
+    stub.set_lfs_threshold(1000);
+    let lfs = jsonl(200);
+    stub.add_file(RepoType::Dataset, REPO, "data/big.jsonl", &lfs, false);
+    stub.add_file(RepoType::Model, "alice/m", "config.json", b"{}", false);
+    let cache = tempfile::tempdir().unwrap();
+    let hub = client(&stub, None, cache.path());
+    let local = hub
+        .download(RepoType::Dataset, REPO, "main", "data/big.jsonl")
+        .await
+        .unwrap();
+    let repo = cache.path().join("datasets--gretel--sql");
+    let commit = std::fs::read_to_string(repo.join("refs/main")).unwrap();
+    assert_eq!(commit.len(), 40, "a commit hash: {commit}");
+    assert_eq!(
+        local,
+        repo.join("snapshots").join(&commit).join("data/big.jsonl")
+    );
+    // The snapshot is a relative link to the blob named by the content's hash (its ETag).
+    let target = std::fs::read_link(&local).unwrap();
+    let sha256 = hex_sha256(&lfs);
+    assert_eq!(target, std::path::Path::new("../../../blobs").join(&sha256));
+    assert_eq!(
+        std::fs::read(repo.join("blobs").join(&sha256)).unwrap(),
+        lfs
+    );
+
+    let model = hub
+        .download(RepoType::Model, "alice/m", "main", "config.json")
+        .await
+        .unwrap();
+    assert!(
+        model.starts_with(cache.path().join("models--alice--m/snapshots")),
+        "{}",
+        model.display()
+    );
+}
+
+#[tokio::test]
+async fn offline_reads_the_cache_and_names_what_is_missing() {
+    let stub = HubStub::start(None).await.unwrap();
+    stub.add_file(RepoType::Dataset, REPO, "a.jsonl", &jsonl(2), false);
+    let cache = tempfile::tempdir().unwrap();
+    let online = client(&stub, None, cache.path());
+    let fetched = online
+        .download(RepoType::Dataset, REPO, "main", "a.jsonl")
+        .await
+        .unwrap();
+    let requests = stub.requests().len();
+
+    let mut config = online.config().clone();
+    config.offline = true;
+    let offline = sqlrft_hub::HubClient::new(config).unwrap();
+    let cached = offline
+        .download(RepoType::Dataset, REPO, "main", "a.jsonl")
+        .await
+        .unwrap();
+    assert_eq!(cached, fetched);
+    assert_eq!(
+        stub.requests().len(),
+        requests,
+        "offline must not touch the network"
+    );
+
+    let err = offline
+        .download(RepoType::Dataset, REPO, "main", "b.jsonl")
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("b.jsonl") && message.contains("HF_HUB_OFFLINE"),
+        "{message}"
+    );
+    assert_eq!(stub.requests().len(), requests);
+}
+
+#[tokio::test]
+async fn python_huggingface_hub_finds_what_we_cached() {
+    let Some(python) = python_with("huggingface_hub") else {
+        return;
+    };
+    let stub = HubStub::start(None).await.unwrap();
+    stub.set_lfs_threshold(1000);
+    let content = jsonl(100);
+    stub.add_file(RepoType::Dataset, REPO, "data/train.jsonl", &content, false);
+    let cache = tempfile::tempdir().unwrap();
+    client(&stub, None, cache.path())
+        .download(RepoType::Dataset, REPO, "main", "data/train.jsonl")
+        .await
+        .unwrap();
+    drop(stub); // Python must not need the network.
+    let script = format!(
+        "from huggingface_hub import hf_hub_download\n\
+         print(open(hf_hub_download({REPO:?}, 'data/train.jsonl', repo_type='dataset', \
+         cache_dir={:?}, local_files_only=True)).read(), end='')",
+        cache.path().display().to_string()
+    );
+    let output = std::process::Command::new(python)
+        .args(["-c", &script])
+        .env("HF_HUB_OFFLINE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.stdout, content);
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// `$SQLRFT_PYTHON` (else `python3`) when it imports `module`; else prints why the test skips.
+fn python_with(module: &str) -> Option<std::path::PathBuf> {
+    let python = std::env::var_os("SQLRFT_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "python3".into());
+    let ok = std::process::Command::new(&python)
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!(
+            "SKIPPED: `{}` cannot import {module}; set SQLRFT_PYTHON to a Python that has it",
+            python.display()
+        );
+    }
+    ok.then_some(python)
+}

@@ -19,6 +19,7 @@ fn publish_args(
         source_dataset: Some("gretelai/synthetic_text_to_sql".into()),
         license: "apache-2.0".into(),
         message: None,
+        out_dir: None,
         hub: HubArgs {
             endpoint: Some(hub.endpoint()),
             token: token.map(str::to_string),
@@ -48,15 +49,42 @@ async fn publishing_twice_updates_and_never_duplicates() {
     let paths = hub.paths(RepoType::Dataset, "alice/cot");
     assert_eq!(
         paths,
-        vec!["README.md", "data/test.jsonl", "data/train.jsonl"]
+        vec![
+            "README.md",
+            "data/test-00000-of-00001.parquet",
+            "data/test.jsonl",
+            "data/train-00000-of-00001.parquet",
+            "data/train.jsonl"
+        ]
     );
+    // The Parquet copy holds the JSONL's rows; the card and it are kept locally too.
+    let parquet = hub
+        .file(
+            RepoType::Dataset,
+            "alice/cot",
+            "data/train-00000-of-00001.parquet",
+        )
+        .unwrap();
+    let local = dir
+        .path()
+        .join("hf-dataset/data/train-00000-of-00001.parquet");
+    assert_eq!(std::fs::read(&local).unwrap(), parquet);
+    let conn = sqlrft_duck::duckdb::Connection::open_in_memory().unwrap();
+    let ids: String = conn
+        .query_row(
+            "SELECT string_agg(id || ':' || valid, ',' ORDER BY id) FROM read_parquet(?)",
+            [local.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(ids, "a:true,b:false");
     let card = String::from_utf8(
         hub.file(RepoType::Dataset, "alice/cot", "README.md")
             .unwrap(),
     )
     .unwrap();
     assert!(
-        card.contains("- split: test\n    path:\n    - data/test.jsonl"),
+        card.contains("- split: test\n    path:\n    - data/test-00000-of-00001.parquet"),
         "{card}"
     );
     assert!(
@@ -78,7 +106,17 @@ async fn publishing_twice_updates_and_never_duplicates() {
         .await
         .unwrap();
     assert!(third.committed.contains(&"data/train.jsonl".to_string()));
+    assert!(
+        third
+            .committed
+            .contains(&"data/train-00000-of-00001.parquet".to_string())
+    );
     assert!(!third.committed.contains(&"data/test.jsonl".to_string()));
+    assert!(
+        !third
+            .committed
+            .contains(&"data/test-00000-of-00001.parquet".to_string())
+    );
     assert_eq!(hub.paths(RepoType::Dataset, "alice/cot"), paths);
     assert_eq!(
         hub.file(RepoType::Dataset, "alice/cot", "data/train.jsonl")
@@ -99,7 +137,11 @@ async fn large_outputs_are_published_through_lfs() {
     let info = run_publish_dataset(publish_args(&hub, vec![big.clone()], Some(TOKEN)))
         .await
         .unwrap();
-    assert_eq!(info.lfs, vec!["data/train.jsonl"]);
+    // The JSONL for its size; the Parquet copy, being binary, always (as the Hub decides).
+    assert_eq!(
+        info.lfs,
+        vec!["data/train.jsonl", "data/train-00000-of-00001.parquet"]
+    );
     assert_eq!(
         hub.is_lfs(RepoType::Dataset, "alice/cot", "data/train.jsonl"),
         Some(true)

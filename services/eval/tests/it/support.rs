@@ -137,6 +137,7 @@ pub fn plan_on(dataset: &Path, sandbox: &Path, out: &Path, models: Vec<ModelSpec
             retries: 3,
             timeout: Duration::from_secs(20),
             backoff_base: Duration::from_millis(10),
+            token_limit_field: None,
         },
         rps: None,
         selection: Selection::default(),

@@ -76,6 +76,19 @@ async fn typed_ground_truth_is_compared_by_type() {
             json!({"columns": ["n"], "types": ["HUGEINT"], "rows": [["170141183460469231731687303715884105727"]]}),
             0.0,
         ),
+        // The same ground truth as `sqlrft build` writes it now: the rows as one JSON string.
+        (
+            "SELECT n FROM big WHERE label = 'max'",
+            json!({"columns": ["n"], "types": ["HUGEINT"], "ordered": false, "sql": "SELECT n FROM big WHERE label = 'max'",
+                   "rows_json": "[[\"170141183460469231731687303715884105727\"]]"}),
+            1.0,
+        ),
+        (
+            "SELECT n - 1 FROM big WHERE label = 'max'",
+            json!({"columns": ["n"], "types": ["HUGEINT"], "ordered": false, "sql": "SELECT n FROM big WHERE label = 'max'",
+                   "rows_json": "[[\"170141183460469231731687303715884105727\"]]"}),
+            0.0,
+        ),
         // DECIMAL vs the tutorial's float.
         (
             "SELECT area FROM cities WHERE id = 1",

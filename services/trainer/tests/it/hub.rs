@@ -109,10 +109,16 @@ async fn publishes_an_exported_model_directory_to_the_hub() {
     .unwrap();
     let model = dir.path().join("model");
     tiny::write_model(&model, Family::Qwen2, 5);
+    let card = sqlrft_trainer::card::CardInputs {
+        dataset: Some("acme/sql-rft".into()),
+        eval_report: None,
+        license: "apache-2.0".into(),
+    };
 
-    let info = sqlrft_trainer::cli::publish_model_dir(&client, &model, "acme/qwen-sql", true)
-        .await
-        .unwrap();
+    let info =
+        sqlrft_trainer::cli::publish_model_dir(&client, &model, "acme/qwen-sql", true, &card)
+            .await
+            .unwrap();
     assert!(info.commit_oid.is_some());
     for f in [
         "config.json",
@@ -126,9 +132,17 @@ async fn publishes_an_exported_model_directory_to_the_hub() {
             "{f}"
         );
     }
-    let again = sqlrft_trainer::cli::publish_model_dir(&client, &model, "acme/qwen-sql", true)
-        .await
-        .unwrap();
+    let readme = String::from_utf8(
+        stub.file(RepoType::Model, "acme/qwen-sql", "README.md")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(readme.contains("datasets:\n- acme/sql-rft"), "{readme}");
+    assert!(readme.contains("## Training"), "{readme}");
+    let again =
+        sqlrft_trainer::cli::publish_model_dir(&client, &model, "acme/qwen-sql", true, &card)
+            .await
+            .unwrap();
     assert!(
         again.committed.is_empty(),
         "an unchanged model uploads nothing: {:?}",
@@ -138,7 +152,7 @@ async fn publishes_an_exported_model_directory_to_the_hub() {
     let incomplete = dir.path().join("incomplete");
     std::fs::create_dir_all(&incomplete).unwrap();
     std::fs::copy(model.join("config.json"), incomplete.join("config.json")).unwrap();
-    let err = sqlrft_trainer::cli::publish_model_dir(&client, &incomplete, "acme/x", false)
+    let err = sqlrft_trainer::cli::publish_model_dir(&client, &incomplete, "acme/x", false, &card)
         .await
         .unwrap_err()
         .to_string();

@@ -136,6 +136,7 @@ async fn transformers_loads_an_exported_lora_merge() {
         out: export.clone(),
         dtype: None,
         adapter: false,
+        max_shard_bytes: sqlrft_trainer::export::DEFAULT_MAX_SHARD_BYTES,
         hub: Default::default(),
     })
     .await
@@ -179,6 +180,7 @@ async fn transformers_loads_an_exported_lora_merge() {
         out: adapter.clone(),
         dtype: None,
         adapter: true,
+        max_shard_bytes: sqlrft_trainer::export::DEFAULT_MAX_SHARD_BYTES,
         hub: Default::default(),
     })
     .await

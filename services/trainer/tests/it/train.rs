@@ -293,6 +293,7 @@ async fn killed_run_resumes_through_the_cli_and_exports_a_loadable_model() {
         out: export.clone(),
         dtype: None,
         adapter: false,
+        max_shard_bytes: sqlrft_trainer::export::DEFAULT_MAX_SHARD_BYTES,
         hub: Default::default(),
     })
     .await
@@ -326,6 +327,59 @@ async fn killed_run_resumes_through_the_cli_and_exports_a_loadable_model() {
         want,
         "reloaded export gives different logits"
     );
+
+    // The same checkpoint exported with a tiny shard limit: shards + index, the same model.
+    let sharded = dir.path().join("export-sharded");
+    run_export(ExportArgs {
+        output_dir: run.clone(),
+        checkpoint: None,
+        model: None,
+        out: sharded.clone(),
+        dtype: None,
+        adapter: false,
+        max_shard_bytes: 4096,
+        hub: Default::default(),
+    })
+    .await
+    .unwrap();
+    assert!(!sharded.join("model.safetensors").exists());
+    let index: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sharded.join("model.safetensors.index.json")).unwrap(),
+    )
+    .unwrap();
+    let shard_files: std::collections::BTreeSet<&str> = index["weight_map"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(shard_files.len() > 1, "{index}");
+    for f in &shard_files {
+        assert!(f.starts_with("model-") && f.contains("-of-"), "{f}");
+        let held = index["weight_map"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|v| v == f)
+            .count();
+        // Only a tensor alone in its shard may exceed the limit (plus the JSON header).
+        let size = std::fs::metadata(sharded.join(f)).unwrap().len();
+        assert!(
+            held == 1 || size <= 4096 + 4096,
+            "{f}: {held} tensors, {size} bytes"
+        );
+    }
+    let from_shards = CpuModel::new(
+        cfg.clone(),
+        load_weights(&sharded, &ModelLayout::new(&cfg).layout).unwrap(),
+        None,
+    );
+    assert_eq!(from_shards.forward(&seq, 0, false).logits, want);
+    let provenance: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sharded.join("sqlrft_training.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(provenance["base_model"], model.display().to_string());
     let adapted = backend.model.forward(&seq, 0, true).logits;
     let diff = adapted
         .iter()
