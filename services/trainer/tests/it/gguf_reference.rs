@@ -15,12 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-/// Both sides run the same dequantized weights (Q4_1/Q8_0 decode to identical f32 bits), so
-/// logits differ only by f32 rounding in a different order of summation (dot products of 576
-/// and 1536 terms, softmax, RMSNorm) through 30 layers. Observed: see the report printed by
-/// the test; the bound is a few times that, and far below what a wrong permutation, norm,
-/// rotary base or tokenization moves a logit (whole units).
-const LOGIT_TOLERANCE: f32 = 2e-3;
+/// Both sides run the same dequantized weights (Q4_1/Q8_0 decode to identical f32 bits;
+/// transformers loading the imported directory gives logits identical to its GGUF load), so
+/// logits differ only by f32 rounding summed in another order (dot products of 576 and 1536
+/// terms, softmax, RMSNorm) through 30 layers, on logits up to ~35. Observed with the plain CPU
+/// kernels: 2.9e-5. The bound is ~35× that, room for SIMD/blocked kernels that reorder sums,
+/// and still ~1000× below what a real mistake does (a q/k permutation left in, a wrong norm
+/// epsilon or rotary base, a token off by one move logits by whole units).
+const LOGIT_TOLERANCE: f32 = 1e-3;
 
 fn golden(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -43,7 +45,8 @@ fn imported(test: &str) -> Option<&'static Path> {
             source["gguf_file"].as_str().unwrap(),
             "the goldens are of another file"
         );
-        let out = tempfile::tempdir().unwrap().keep().join("smollm2");
+        // One copy (540 MB) under the target directory, replaced atomically on each run.
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("gguf-reference/smollm2");
         let started = Instant::now();
         let summary = sqlrft_gguf::import(&gguf, &out, sqlrft_gguf::OutputDtype::F32, &|_| {})
             .map_err(|e| e.to_string())?;
