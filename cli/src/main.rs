@@ -49,6 +49,9 @@ enum Command {
     Train(sqlrft_trainer::TrainCommand),
     /// Execution accuracy of models on a test set, with a significance report.
     Eval(Layered<sqlrft_eval::EvalArgs>),
+    /// Model files: `model import-gguf` turns a GGUF file into a Hugging Face model directory.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// GPU backend tools: probe, compile kernels, checks and benchmarks (needs a CUDA driver).
     Cuda(sqlrft_cuda::CudaArgs),
     /// Benchmarks that measure sqlrft against the tools it replaces, in the same run.
@@ -122,6 +125,12 @@ impl clap::Args for DistillCli {
 }
 
 #[derive(Subcommand)]
+enum ModelCommand {
+    // The help text is `ImportGgufArgs`'s own (a doc comment here would replace it).
+    ImportGguf(sqlrft_gguf::ImportGgufArgs),
+}
+
+#[derive(Subcommand)]
 enum PublishCommand {
     /// Create (if needed) a dataset repo and upload files with a dataset card.
     Dataset(sqlrft_distill::PublishDatasetArgs),
@@ -191,6 +200,10 @@ fn main() -> anyhow::Result<()> {
             Command::Eval(args) => {
                 let args = args.resolve(args.parsed().config.as_deref())?;
                 sqlrft_eval::run_eval(&args).await.map(drop)
+            }
+            Command::Model(ModelCommand::ImportGguf(args)) => {
+                eprintln!("{}", sqlrft_gguf::run_import_gguf(&args)?);
+                Ok(())
             }
             Command::Bench(BenchCommand::Mcp(args)) => {
                 sqlrft_mcp::bench::run_bench(args).await.map(drop)

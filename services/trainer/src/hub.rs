@@ -13,6 +13,7 @@ const MODEL_FILES: &[(&str, bool)] = &[
     ("tokenizer_config.json", true),
     ("generation_config.json", false),
     ("special_tokens_map.json", false),
+    ("chat_template.jinja", false),
 ];
 
 const REVISION: &str = "main";

@@ -1,5 +1,6 @@
-//! A model directory's `tokenizer.json` plus the chat template of its `tokenizer_config.json`,
-//! rendered with minijinja the way transformers' `apply_chat_template` renders it with jinja2.
+//! A model directory's `tokenizer.json` plus its chat template (`chat_template.jinja`, else
+//! `tokenizer_config.json`'s `chat_template`), rendered with minijinja the way transformers'
+//! `apply_chat_template` renders it with jinja2.
 
 use crate::rollout::ChatMessage;
 use anyhow::{Context, Result, anyhow};
@@ -9,6 +10,8 @@ use std::path::Path;
 pub struct ChatTokenizer {
     tokenizer: tokenizers::Tokenizer,
     template: Option<String>,
+    /// Where the template came from, or where none was found (for the error when rendering).
+    template_source: String,
     bos_token: Option<String>,
     eos_token: Option<String>,
     /// Ids that end a completion: the tokenizer's EOS plus `config.json` / `generation_config.json`'s.
@@ -34,6 +37,49 @@ fn ids_of(v: &serde_json::Value) -> Vec<u32> {
     }
 }
 
+/// The chat template of a model directory: `chat_template.jinja` (transformers ≥ 4.43 writes it)
+/// wins over `tokenizer_config.json`'s `chat_template` (a string, or a list of named templates
+/// of which "default" is used). Returns the template and a description of where it came from.
+fn chat_template(
+    dir: &Path,
+    cfg_path: &Path,
+    cfg: &serde_json::Value,
+) -> Result<(Option<String>, String)> {
+    let jinja = dir.join("chat_template.jinja");
+    if jinja.exists() {
+        let text = std::fs::read_to_string(&jinja)
+            .with_context(|| format!("could not read `{}`", jinja.display()))?;
+        let source = format!("`{}`", jinja.display());
+        tracing::info!(template = %source, "chat template");
+        return Ok((Some(text), source));
+    }
+    let template = match &cfg["chat_template"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(list) => list
+            .iter()
+            .find(|t| t["name"] == "default")
+            .and_then(|t| t["template"].as_str())
+            .map(String::from),
+        _ => None,
+    };
+    match template {
+        Some(t) => {
+            let source = format!("`chat_template` of `{}`", cfg_path.display());
+            tracing::info!(template = %source, "chat template");
+            Ok((Some(t), source))
+        }
+        None => {
+            let source = format!(
+                "neither `{}` nor a `chat_template` in `{}`",
+                jinja.display(),
+                cfg_path.display()
+            );
+            tracing::warn!("no chat template: {source}");
+            Ok((None, source))
+        }
+    }
+}
+
 impl ChatTokenizer {
     /// Loads `dir/tokenizer.json`, `dir/tokenizer_config.json` and (if present)
     /// `dir/generation_config.json`; `extra_eos` adds `config.json`'s EOS ids.
@@ -47,16 +93,7 @@ impl ChatTokenizer {
                 .with_context(|| format!("invalid `{}`", cfg_path.display()))?,
             Err(_) => serde_json::Value::Null,
         };
-        let template = match &cfg["chat_template"] {
-            serde_json::Value::String(s) => Some(s.clone()),
-            // A list of named templates: use "default".
-            serde_json::Value::Array(list) => list
-                .iter()
-                .find(|t| t["name"] == "default")
-                .and_then(|t| t["template"].as_str())
-                .map(String::from),
-            _ => None,
-        };
+        let (template, template_source) = chat_template(dir, &cfg_path, &cfg)?;
         let bos_token = token_text(&cfg["bos_token"]);
         let eos_token = token_text(&cfg["eos_token"]);
         let mut eos_ids: Vec<u32> = extra_eos.to_vec();
@@ -73,6 +110,7 @@ impl ChatTokenizer {
         Ok(Self {
             tokenizer,
             template,
+            template_source,
             bos_token,
             eos_token,
             eos_ids,
@@ -84,21 +122,19 @@ impl ChatTokenizer {
     }
 
     /// Renders `messages` with the chat template (`add_generation_prompt` opens the assistant
-    /// turn). Without a template, falls back to ChatML.
+    /// turn). A model without a chat template is an error: guessing a format would train on
+    /// text the model was never taught.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         let msgs: Vec<serde_json::Value> = messages
             .iter()
             .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
             .collect();
         let Some(template) = &self.template else {
-            let mut s: String = messages
-                .iter()
-                .map(|m| format!("<|im_start|>{}\n{}<|im_end|>\n", m.role, m.content))
-                .collect();
-            if add_generation_prompt {
-                s.push_str("<|im_start|>assistant\n");
-            }
-            return Ok(s);
+            return Err(anyhow!(
+                "the model has no chat template ({}); add `chat_template.jinja` or a \
+                 `chat_template` entry in tokenizer_config.json",
+                self.template_source
+            ));
         };
         let mut env = minijinja::Environment::new();
         // transformers renders with jinja2's trim_blocks and lstrip_blocks on.

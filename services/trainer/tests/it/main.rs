@@ -1,4 +1,5 @@
 //! Integration tests of sqlrft-trainer: one test binary, modules by subject.
+mod gguf_reference;
 mod golden;
 mod hub;
 mod model;

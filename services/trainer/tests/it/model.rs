@@ -327,3 +327,33 @@ fn chat_templates_render_as_transformers_renders_them() {
     let err = format!("{:#}", tok.render(&bad, true).unwrap_err());
     assert!(err.contains("unexpected role tool"), "{err}");
 }
+
+#[test]
+fn chat_template_jinja_wins_and_a_missing_template_is_an_error_not_chatml() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny::write_tokenizer(dir.path());
+    let msgs = vec![ChatMessage {
+        role: "user".into(),
+        content: "hi".into(),
+    }];
+    std::fs::write(
+        dir.path().join("chat_template.jinja"),
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{% endfor %}",
+    )
+    .unwrap();
+    let tok = ChatTokenizer::load(dir.path(), &[]).unwrap();
+    assert_eq!(tok.render(&msgs, false).unwrap(), "[user] hi");
+
+    std::fs::remove_file(dir.path().join("chat_template.jinja")).unwrap();
+    std::fs::write(
+        dir.path().join("tokenizer_config.json"),
+        r#"{"eos_token": "<|im_end|>"}"#,
+    )
+    .unwrap();
+    let tok = ChatTokenizer::load(dir.path(), &[]).unwrap();
+    let err = format!("{:#}", tok.render(&msgs, true).unwrap_err());
+    assert!(
+        err.contains("no chat template") && err.contains("chat_template.jinja"),
+        "{err}"
+    );
+}
