@@ -69,7 +69,8 @@ async fn stdio_serves_the_same_tool_with_the_same_limits() {
     let mut child = tokio::process::Command::from(sqlrft())
         .args(["mcp", "serve", "--transport", "stdio", "--db-path"])
         .arg(&db)
-        .args(["--read-only", "--max-rows", "5", "--query-timeout", "0.5"])
+        // 3 s: short for the endless query below, long for the others on a loaded debug build.
+        .args(["--read-only", "--max-rows", "5", "--query-timeout", "3"])
         .env("SQLRFT_MCP_MAX_RESULT_BYTES", "4096")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
