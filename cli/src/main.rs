@@ -63,7 +63,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum McpCommand {
-    /// Serve a DuckDB file read-only over MCP (streamable HTTP) until Ctrl-C or SIGTERM.
+    /// Serve a DuckDB file read-only over MCP (streamable HTTP, or `--transport stdio` for hosts
+    /// that start it) until Ctrl-C or SIGTERM (over stdio: or until the host closes stdin).
     Serve(sqlrft_mcp::McpServeArgs),
 }
 

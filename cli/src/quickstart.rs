@@ -39,6 +39,8 @@ pub async fn run(args: QuickstartCli) -> anyhow::Result<()> {
     }
     let mut serve = sqlrft_mcp::McpServeArgs {
         db: Some(built.sandbox.clone()),
+        // What it prints below is an HTTP URL, whatever SQLRFT_MCP_TRANSPORT says.
+        transport: Some(sqlrft_mcp::Transport::Http),
         ..Default::default()
     };
     serve.serve.port = Some(args.port);

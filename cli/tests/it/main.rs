@@ -1,15 +1,19 @@
 //! Tests of the `sqlrft` binary itself, the one users run: every command line of README.md
 //! (`readme`), ARCHITECTURE.md's dependency graph against cargo's (`architecture`), and what
-//! only a real process shows (`distill`: a run killed mid-way resumes).
+//! only a real process shows (`distill`: a run killed mid-way resumes; `mcp_stdio`: the MCP
+//! server as a host's child process).
 //! The only doubles are the OpenAI-compatible LLM stub and the Hugging Face Hub stub, served
 //! over real HTTP from this process; everything else is the binary, real files and real servers.
 
 mod architecture;
 mod distill;
+mod mcp_stdio;
 mod readme;
 
 // The distill service's Gretel-shaped fixture and its teacher, and the trainer's tiny seeded
 // models: included from those crates' tests so both suites use one copy.
+#[path = "../../../services/mcp/tests/it/find_python.rs"]
+mod find_python;
 #[path = "../../../services/distill/tests/it/support.rs"]
 #[allow(dead_code)]
 mod gretel;

@@ -107,6 +107,10 @@ fn cases() -> Vec<Case> {
         case(r#"SQLRFT_MCP_TOKEN="$TOKEN" sqlrft mcp serve prod.duckdb --host 0.0.0.0 --allowed-host my-svc.a.run.app"#)
             .before(prod_db)
             .serve(mcp_answers_the_token_holder_at_its_host),
+        case("sqlrft mcp serve --transport stdio --db-path data/sandbox.duckdb --read-only")
+            .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
+            .stdin(&mcp_stdio_session())
+            .check(|_, out| mcp_stdio_answers(out)),
         case("sqlrft bench mcp --db openflights.duckdb --peer http://127.0.0.1:18080")
             .before(|w, f| {
                 f.copy(&w.demo_db, "openflights.duckdb")?;
@@ -474,6 +478,7 @@ struct Case {
     variants: Vec<String>,
     writes: Vec<&'static str>,
     serve: Option<Probe>,
+    stdin: Option<String>,
     checks: Vec<Check>,
     provides: Option<Asset>,
     skip: Option<&'static str>,
@@ -488,6 +493,7 @@ fn case(line: &'static str) -> Case {
         variants: vec![String::new()],
         writes: Vec::new(),
         serve: None,
+        stdin: None,
         checks: Vec::new(),
         provides: None,
         skip: None,
@@ -527,6 +533,11 @@ impl Case {
         self.serve = Some(probe);
         self
     }
+    /// The line reads `lines` on stdin (then end of input), as when a program drives it.
+    fn stdin(mut self, lines: &[Value]) -> Self {
+        self.stdin = Some(lines.iter().map(|line| format!("{line}\n")).collect());
+        self
+    }
     fn check(mut self, f: impl Fn(&Folder, &Output) -> Result<(), String> + 'static) -> Self {
         self.checks.push(Box::new(f));
         self
@@ -558,9 +569,10 @@ impl Case {
         line.push_str(&self.append);
         let line = folder.expand(&line)?;
         let (env, args) = split_command(&line, &folder.env)?;
-        let output = match self.serve {
-            None => run_ok(folder.command(&args).envs(env))?,
-            Some(probe) => {
+        let output = match (self.serve, &self.stdin) {
+            (None, Some(input)) => run_with_input(folder.command(&args).envs(env), input)?,
+            (None, None) => run_ok(folder.command(&args).envs(env))?,
+            (Some(probe), _) => {
                 let url_file = folder.path("url-of-the-server");
                 let mut args = with_port_zero(args);
                 args.extend(["--print-url-to".into(), url_file.display().to_string()]);
@@ -599,6 +611,33 @@ fn with_port_zero(mut args: Vec<String>) -> Vec<String> {
         _ => args.extend(["--port".into(), "0".into()]),
     }
     args
+}
+
+/// Runs `command` with `input` on its stdin (closed after it); `Err` unless it exits 0.
+fn run_with_input(command: &mut Command, input: &str) -> Result<Output, String> {
+    use std::io::Write;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {command:?}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(input.as_bytes())
+        .map_err(|e| format!("could not write to {command:?}: {e}"))?;
+    drop(stdin);
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    if output.status.success() {
+        Ok(output)
+    } else {
+        Err(format!(
+            "{command:?} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
 }
 
 /// `NAME=value` assignments before a command.
@@ -1068,6 +1107,22 @@ impl Folder {
         }
     }
 
+    /// GETs `url`; its JSON body when the answer is 200.
+    fn get_json(&self, url: &str) -> Result<Value, String> {
+        let request = async {
+            let response = reqwest::get(url)
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            let status = response.status();
+            let text = response.text().await.map_err(|e| e.to_string())?;
+            match status.as_u16() {
+                200 => serde_json::from_str(&text).map_err(|e| format!("GET {url}: {e}: {text}")),
+                other => Err(format!("GET {url}: {other} {text}")),
+            }
+        };
+        self.runtime.block_on(request)
+    }
+
     /// Sends `body` to `url` and returns the status and the body's JSON (for SSE: the first
     /// `data:` line's).
     fn post(
@@ -1177,11 +1232,16 @@ fn mcp_answers(folder: &Folder, base: &str) -> Result<(), String> {
     }
 }
 
-/// `--token` and `--allowed-host` hold: no token is 401, the token at that Host is answered.
+/// `--token` and `--allowed-host` hold: no token is 401 naming the OAuth metadata (which
+/// names the server), the token at that Host is answered.
 fn mcp_answers_the_token_holder_at_its_host(folder: &Folder, base: &str) -> Result<(), String> {
     let (status, reply) = mcp_query(folder, base, &[("host", "my-svc.a.run.app")])?;
     if status != 401 {
         return Err(format!("without the token: {status} {reply}"));
+    }
+    let metadata = folder.get_json(&format!("{base}/.well-known/oauth-protected-resource"))?;
+    if metadata["resource"] != format!("{base}/mcp") {
+        return Err(format!("protected-resource metadata: {metadata}"));
     }
     let bearer = format!("Bearer {BEARER}");
     let (status, reply) = mcp_query(
@@ -1193,6 +1253,35 @@ fn mcp_answers_the_token_holder_at_its_host(folder: &Folder, base: &str) -> Resu
     match (status, n) {
         (200, Some(n)) if n > 0 => Ok(()),
         _ => Err(format!("with the token: {status} {reply}")),
+    }
+}
+
+/// An MCP host's session over stdin: initialize, then one query (the README's stdio line).
+fn mcp_stdio_session() -> Vec<Value> {
+    vec![
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "readme", "version": "0"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "query", "arguments": {"query": "SELECT count(*) AS n FROM airports"}}}),
+    ]
+}
+
+/// The stdio session's stdout is JSON-RPC only, and the query counted some airports.
+fn mcp_stdio_answers(out: &Output) -> Result<(), String> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut count = None;
+    for line in stdout.lines() {
+        let message: Value = serde_json::from_str(line)
+            .map_err(|e| format!("stdout line is not JSON-RPC ({e}): {line:?}"))?;
+        if message["id"] == 2 {
+            count = message["result"]["structuredContent"]["rows"][0][0].as_i64();
+        }
+    }
+    match count {
+        Some(n) if n > 0 => Ok(()),
+        _ => Err(format!("no airport count in the stdio replies:\n{stdout}")),
     }
 }
 

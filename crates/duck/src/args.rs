@@ -14,7 +14,14 @@ pub struct QueryLimitArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connections: Option<usize>,
     /// Time limit of one query in seconds; the query is interrupted [default: 10].
-    #[arg(long = "query-timeout", alias = "timeout", value_name = "SECONDS")]
+    // Negative numbers parse so that motherduck's `--query-timeout -1` (no limit) gets the
+    // services' own explanation instead of clap's "unexpected argument '-1'".
+    #[arg(
+        long = "query-timeout",
+        alias = "timeout",
+        value_name = "SECONDS",
+        allow_negative_numbers = true
+    )]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub query_timeout_secs: Option<f64>,
     /// Rows kept from a query's result; the rest is cut off [default: 10000].

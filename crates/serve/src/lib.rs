@@ -1,30 +1,31 @@
 //! What every sqlrft HTTP service does the same way, so `sqlrft mcp serve` and `sqlrft reward
 //! serve` behave alike on Cloud Run: bind with a clear error, TCP_NODELAY, drain on SIGTERM,
-//! a bearer token on the API routes, 503 + `Retry-After` instead of a queue (with a signal that
-//! the client went away), and one spelling of the flags they share.
+//! a bearer token on the API routes (with RFC 9728 metadata for an OAuth protected resource),
+//! 503 + `Retry-After` instead of a queue (with a signal that the client went away), and one
+//! spelling of the flags they share.
 
 #![warn(missing_docs)]
 
 mod args;
+mod bearer;
 mod shed;
 
 pub use args::ServeArgs;
+pub use bearer::{
+    PROTECTED_RESOURCE_METADATA_PATH, ProtectedResource, require_bearer, require_bearer_on_resource,
+};
 pub use shed::{ClientGone, shed_load};
 
 pub mod trace_context;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -141,99 +142,9 @@ pub fn busy(body: serde_json::Value) -> Response {
     response
 }
 
-/// Who may call the routes of a [`require_bearer`] layer.
-struct BearerToken {
-    token: String,
-    realm: &'static str,
-}
-
-/// Requires `Authorization: Bearer <token>` on every route of `routes`; 401 with
-/// `WWW-Authenticate` otherwise. `None` leaves them open.
-pub fn require_bearer(routes: Router, token: Option<String>, realm: &'static str) -> Router {
-    match token {
-        Some(token) => routes.layer(middleware::from_fn_with_state(
-            Arc::new(BearerToken { token, realm }),
-            check_bearer,
-        )),
-        None => routes,
-    }
-}
-
-async fn check_bearer(
-    State(expected): State<Arc<BearerToken>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if presented.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.token.as_bytes())) {
-        return next.run(request).await;
-    }
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(json!({"error": "missing or wrong bearer token: send `Authorization: Bearer <token>` (the server's --token)"})),
-    )
-        .into_response();
-    let challenge = format!("Bearer realm=\"{}\"", expected.realm);
-    if let Ok(value) = HeaderValue::from_str(&challenge) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
-}
-
-/// Compares secrets without an early exit, so timing does not reveal a matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::routing::get;
-
-    #[test]
-    fn secrets_compare_by_content_and_length() {
-        assert!(constant_time_eq(b"s3cret", b"s3cret"));
-        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
-        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
-    }
-
-    #[tokio::test]
-    async fn a_token_guards_its_routes_and_the_server_drains_on_cancel() {
-        let api = require_bearer(
-            Router::new().route("/api", get(|| async { "ok" })),
-            Some("t0k".into()),
-            "test",
-        );
-        let app = api.route("/open", get(|| async { "open" }));
-        let server = Server::spawn(
-            bind("127.0.0.1", 0).await.unwrap(),
-            app,
-            CancellationToken::new(),
-            (),
-        );
-        let base = server.base_url();
-        let client = reqwest::Client::new();
-        let denied = client.get(format!("{base}/api")).send().await.unwrap();
-        assert_eq!(denied.status(), 401);
-        assert_eq!(
-            denied.headers()["www-authenticate"],
-            "Bearer realm=\"test\""
-        );
-        let api_with = |token: &str| client.get(format!("{base}/api")).bearer_auth(token).send();
-        assert_eq!(api_with("t0K").await.unwrap().status(), 401);
-        let allowed = api_with("t0k").await.unwrap();
-        assert_eq!(allowed.text().await.unwrap(), "ok");
-        let open = client.get(format!("{base}/open")).send().await.unwrap();
-        assert_eq!(open.status(), 200);
-        server.shutdown().await.unwrap();
-        assert!(client.get(format!("{base}/open")).send().await.is_err());
-    }
 
     #[test]
     fn the_url_file_appears_whole() {

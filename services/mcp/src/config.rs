@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 use sqlrft_duck::{Limits, PoolOptions, QueryLimitArgs};
 use sqlrft_serve::ServeArgs;
@@ -12,6 +12,8 @@ use sqlrft_serve::ServeArgs;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct McpConfig {
+    /// How MCP hosts reach the server: streamable HTTP, or the stdin/stdout of this process.
+    pub transport: Transport,
     /// DuckDB file to serve (read-only).
     pub db: Option<PathBuf>,
     /// Serve the built-in demo database instead of `db`.
@@ -36,6 +38,9 @@ pub struct McpConfig {
     pub max_body_bytes: usize,
     /// Bearer token required on /mcp when set.
     pub token: Option<String>,
+    /// The URL clients reach the server at (`https://my-svc.a.run.app`), naming the resource in
+    /// its OAuth metadata; unset: taken from each request's Host and `X-Forwarded-Proto`.
+    pub public_url: Option<String>,
     /// Host header values accepted; empty = loopback names when bound to loopback, else any.
     pub allowed_hosts: Vec<String>,
     /// Browser origins accepted (`scheme://host:port`, `:*` for any port); `*` disables the check.
@@ -48,6 +53,7 @@ pub struct McpConfig {
 impl Default for McpConfig {
     fn default() -> Self {
         McpConfig {
+            transport: Transport::Http,
             db: None,
             demo: false,
             host: "127.0.0.1".into(),
@@ -60,6 +66,7 @@ impl Default for McpConfig {
             max_result_bytes: 16 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             token: None,
+            public_url: None,
             allowed_hosts: Vec::new(),
             allowed_origins: vec![
                 "http://localhost:*".into(),
@@ -71,7 +78,53 @@ impl Default for McpConfig {
     }
 }
 
+/// How MCP hosts reach the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Streamable HTTP at /mcp (what remote hosts, the RFT tutorial and the reward service use).
+    /// `stream` is mcp-server-motherduck's name for it.
+    #[default]
+    #[value(alias = "stream")]
+    #[serde(alias = "stream")]
+    Http,
+    /// JSON-RPC over this process's stdin and stdout, one message per line: how Claude Desktop,
+    /// Cursor and most MCP hosts start a local server. Logs go to stderr.
+    Stdio,
+}
+
 impl McpConfig {
+    /// Refuses settings no server could run with, naming the setting and the fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let timeout = self.query_timeout_secs;
+        if !(timeout.is_finite() && timeout > 0.0) {
+            anyhow::bail!(
+                "query timeout {timeout} s is not a positive number of seconds: sqlrft always \
+                 limits a query's time (mcp-server-motherduck's -1, no limit, is not supported); \
+                 pass e.g. --query-timeout 10"
+            );
+        }
+        for (value, name) in [
+            (self.connections, "connections"),
+            (self.max_rows, "max rows"),
+            (self.max_chars, "max chars"),
+            (self.max_result_bytes, "max result bytes"),
+            (self.max_body_bytes, "max body bytes"),
+        ] {
+            if value == 0 {
+                anyhow::bail!("{name} is 0: nothing could be served; give a positive number");
+            }
+        }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            anyhow::bail!(
+                "public URL `{url}` is not an http(s) URL; pass e.g. --public-url https://my-svc.a.run.app"
+            );
+        }
+        Ok(())
+    }
+
     /// The connection pool these settings ask for.
     pub fn pool_options(&self) -> PoolOptions {
         PoolOptions {
@@ -86,13 +139,21 @@ impl McpConfig {
     }
 }
 
-/// Serve a DuckDB file read-only over MCP (streamable HTTP at /mcp and /mcp/).
+/// Serve a DuckDB file read-only over MCP: streamable HTTP at /mcp and /mcp/ (the default), or
+/// stdio for MCP hosts that start the server themselves (`--transport stdio`).
 ///
 /// mcp-server-motherduck's flag names work too (`--db-path`, `--read-only`, `--max-rows`,
-/// `--max-chars`, `--query-timeout`), so a motherduck command line can be pointed at sqlrft by
-/// changing the command.
+/// `--max-chars`, `--query-timeout`, `--transport stdio|stream`), so a motherduck command line
+/// can be pointed at sqlrft by changing the command. motherduck's default transport is stdio and
+/// sqlrft's is HTTP: a host's config line needs `--transport stdio`, which both accept.
 #[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct McpServeArgs {
+    /// `http`: streamable HTTP at /mcp [default]. `stdio`: JSON-RPC on stdin/stdout, what Claude
+    /// Desktop, Cursor and other MCP hosts start (logs go to stderr; --host, --port, --token and
+    /// the other HTTP flags are refused). `stream` is motherduck's name for `http`.
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
     /// DuckDB file to serve, opened read-only.
     #[arg(value_name = "DB", conflicts_with_all = ["demo", "db_path"])]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,18 +194,66 @@ pub struct McpServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sessions: bool,
+    /// The URL clients reach this server at (e.g. https://my-svc.a.run.app), named as the
+    /// resource in /.well-known/oauth-protected-resource when a token is set [default: from each
+    /// request's Host and X-Forwarded-Proto].
+    #[arg(long, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 impl McpServeArgs {
-    /// Merges defaults, the config file, `PORT`, `SQLRFT_MCP_*` and these flags.
-    pub fn resolve(&self) -> Result<McpConfig, sqlrft_core::config::ConfigError> {
+    /// Merges defaults, the config file, `PORT`, `SQLRFT_MCP_*` and these flags, and checks
+    /// the result.
+    pub fn resolve(&self) -> anyhow::Result<McpConfig> {
         let mut flags = self.clone();
         flags.db = flags.db.or(flags.db_path.take());
-        sqlrft_core::config::load(
+        let config: McpConfig = sqlrft_core::config::load(
             "mcp",
             self.serve.config.as_deref(),
             &[("PORT", "port")],
             &flags,
+        )?;
+        config.validate()?;
+        if config.transport == Transport::Stdio {
+            self.refuse_http_flags()?;
+        }
+        Ok(config)
+    }
+
+    /// Over stdio there is no socket and no HTTP request: a flag that only shapes those would
+    /// be silently ignored, so it is refused. (The same settings in sqlrft.toml or `SQLRFT_MCP_*`
+    /// are ignored: they may be there for an HTTP server started from the same place.)
+    fn refuse_http_flags(&self) -> anyhow::Result<()> {
+        let serve = &self.serve;
+        let given = [
+            ("--host", serve.host.is_some()),
+            ("--port", serve.port.is_some()),
+            ("--token", serve.token.is_some()),
+            ("--print-url-to", serve.print_url_to.is_some()),
+            ("--allowed-host", !self.allowed_hosts.is_empty()),
+            ("--allowed-origin", !self.allowed_origins.is_empty()),
+            ("--sessions", self.sessions),
+            ("--public-url", self.public_url.is_some()),
+        ];
+        let given: Vec<&str> = given
+            .iter()
+            .filter(|(_, set)| *set)
+            .map(|(flag, _)| *flag)
+            .collect();
+        if given.is_empty() {
+            return Ok(());
+        }
+        let (verb, pronoun) = if given.len() == 1 {
+            ("applies", "it")
+        } else {
+            ("apply", "them")
+        };
+        anyhow::bail!(
+            "{} only {verb} to `--transport http`: over stdio the MCP host that starts sqlrft \
+             talks to it through stdin and stdout, with no socket, address or bearer token. Drop \
+             {pronoun}, or serve over HTTP instead",
+            given.join(", ")
         )
     }
 }
@@ -209,10 +318,64 @@ mod tests {
     }
 
     #[test]
+    fn the_transport_is_http_unless_stdio_is_asked_for() {
+        let config = |line: &[&str]| parse(line).resolve().unwrap().transport;
+        assert_eq!(config(&["--demo"]), Transport::Http);
+        // motherduck's name for streamable HTTP.
+        assert_eq!(
+            config(&["--demo", "--transport", "stream"]),
+            Transport::Http
+        );
+        assert_eq!(
+            config(&["--demo", "--transport", "stdio"]),
+            Transport::Stdio
+        );
+        let err = Cli::try_parse_from(["x", "--demo", "--transport", "sse"])
+            .err()
+            .expect("sse is not served");
+        assert!(err.to_string().contains("stdio"), "{err}");
+    }
+
+    #[test]
+    fn http_flags_are_refused_over_stdio_and_named() {
+        let refused = |line: &[&str]| parse(line).resolve().unwrap_err().to_string();
+        let err = refused(&[
+            "--demo",
+            "--transport",
+            "stdio",
+            "--port",
+            "1",
+            "--sessions",
+        ]);
+        assert!(
+            err.starts_with("--port, --sessions only apply to `--transport http`"),
+            "{err}"
+        );
+        let err = refused(&["--demo", "--transport", "stdio", "--token", "t"]);
+        assert!(err.starts_with("--token only applies"), "{err}");
+        // Limits are not HTTP's: they hold over stdio.
+        let config = parse(&["--demo", "--transport", "stdio", "--max-rows", "3"])
+            .resolve()
+            .unwrap();
+        assert_eq!(config.max_rows, 3);
+    }
+
+    #[test]
+    fn impossible_limits_are_refused_with_the_fix() {
+        let refused = |line: &[&str]| parse(line).resolve().unwrap_err().to_string();
+        let err = refused(&["--demo", "--query-timeout", "-1"]);
+        assert!(err.contains("--query-timeout 10"), "{err}");
+        assert!(refused(&["--demo", "--max-rows", "0"]).contains("max rows is 0"));
+        let err = refused(&["--demo", "--public-url", "my-svc.a.run.app"]);
+        assert!(err.contains("not an http(s) URL"), "{err}");
+    }
+
+    #[test]
     fn token_help_suggests_the_environment_variable() {
         let mut command = <Cli as clap::CommandFactory>::command();
         let help = command.render_long_help().to_string();
         assert!(help.contains("SQLRFT_MCP_TOKEN"), "{help}");
         assert!(help.contains("--db-path"), "{help}");
+        assert!(help.contains("--transport"), "{help}");
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP side: routes, Cloud Run habits (PORT, health, SIGTERM), Host/Origin checks, and
-//! `sqlrft-serve`'s bearer token and load shedding around /mcp.
+//! `sqlrft-serve`'s bearer token (with the OAuth protected-resource metadata the MCP
+//! authorization spec asks for) and load shedding around /mcp.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::config::McpConfig;
 use crate::tools::DuckTools;
 
-/// Builds the application: `/mcp`, `/mcp/`, `/healthz`, `/readyz`.
+/// Builds the application: `/mcp`, `/mcp/`, `/healthz`, `/readyz`, and with a token
+/// `/.well-known/oauth-protected-resource` (also under `/mcp`).
 pub fn router(
     pool: ReadOnlyPool,
     config: &McpConfig,
@@ -66,10 +68,15 @@ pub fn router(
         }),
     );
     Router::new()
-        .merge(sqlrft_serve::require_bearer(
+        .merge(sqlrft_serve::require_bearer_on_resource(
             mcp,
             config.token.clone(),
             "sqlrft",
+            sqlrft_serve::ProtectedResource {
+                path: "/mcp",
+                name: "sqlrft read-only DuckDB MCP server",
+                public_url: config.public_url.clone(),
+            },
         ))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz).with_state(pool))

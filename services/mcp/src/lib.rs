@@ -1,9 +1,11 @@
-//! `sqlrft mcp serve`: a read-only DuckDB MCP server over streamable HTTP.
+//! `sqlrft mcp serve`: a read-only DuckDB MCP server over streamable HTTP or stdio.
 //!
 //! Wire-compatible with mcp-server-motherduck 0.8.1 as the Fireworks RFT tutorial calls it
 //! (stateless POST to `/mcp/`, SSE reply, the tabulate "pretty" text table), plus typed
 //! `structuredContent`, `list_tables`/`describe_table`, a locked-down database, limits on by
-//! default, bearer auth, health endpoints and graceful shutdown for Cloud Run.
+//! default, bearer auth with OAuth protected-resource metadata, health endpoints and graceful
+//! shutdown for Cloud Run. Over stdio (how desktop MCP hosts start a local server) the same tools
+//! answer from the same locked-down pool with the same limits.
 
 #![warn(missing_docs)]
 
@@ -12,6 +14,7 @@ mod config;
 mod demo;
 mod http;
 pub mod python;
+mod stdio;
 pub mod table;
 mod tools;
 
@@ -21,7 +24,7 @@ use anyhow::Context;
 use sqlrft_duck::ReadOnlyPool;
 use tokio_util::sync::CancellationToken;
 
-pub use config::{McpConfig, McpServeArgs};
+pub use config::{McpConfig, McpServeArgs, Transport};
 pub use demo::{DEMO_SQL, write_demo_database};
 pub use http::router;
 pub use tools::structured;
@@ -43,8 +46,14 @@ pub fn mcp_url(server: &RunningServer) -> String {
     format!("{}/mcp", server.base_url())
 }
 
-/// Opens the database, binds the socket and starts serving in the background.
-pub async fn start(config: McpConfig) -> anyhow::Result<RunningServer> {
+/// The database a server serves, opened read-only; holds the `--demo` file's directory.
+struct Opened {
+    pool: ReadOnlyPool,
+    db: PathBuf,
+    demo_dir: Option<tempfile::TempDir>,
+}
+
+fn open_database(config: &McpConfig) -> anyhow::Result<Opened> {
     let (db, demo_dir) = match (&config.db, config.demo) {
         (_, true) => {
             let dir = tempfile::tempdir()
@@ -59,6 +68,12 @@ pub async fn start(config: McpConfig) -> anyhow::Result<RunningServer> {
         ),
     };
     let pool = ReadOnlyPool::open(&db, config.pool_options())?;
+    Ok(Opened { pool, db, demo_dir })
+}
+
+/// Opens the database, binds the socket and starts serving over HTTP in the background.
+pub async fn start(config: McpConfig) -> anyhow::Result<RunningServer> {
+    let Opened { pool, db, demo_dir } = open_database(&config)?;
     let listener = sqlrft_serve::bind(&config.host, config.port).await?;
     let addr = listener.local_addr()?;
     let cancel = CancellationToken::new();
@@ -70,9 +85,13 @@ pub async fn start(config: McpConfig) -> anyhow::Result<RunningServer> {
     Ok(sqlrft_serve::Server::spawn(listener, app, cancel, serving))
 }
 
-/// `sqlrft mcp serve`: runs until Ctrl-C or SIGTERM, then drains and exits.
+/// `sqlrft mcp serve`: runs until Ctrl-C or SIGTERM (over stdio also until the host closes
+/// stdin), then drains and exits.
 pub async fn serve(args: McpServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
+    if config.transport == Transport::Stdio {
+        return stdio::serve(&config).await;
+    }
     let server = start(config).await?;
     if let Some(file) = &args.serve.print_url_to {
         sqlrft_serve::write_url_file(file, &server.base_url())?;

@@ -23,18 +23,38 @@ async fn post(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
 async fn bearer_token_is_required_when_configured() {
     let fixture = Fixture::start(sqlrft_mcp::DEMO_SQL, |c| c.token = Some("s3cret".into())).await;
     let url = sqlrft_mcp::mcp_url(&fixture.server);
+    let base = fixture.server.base_url();
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource");
     let anonymous = post(&url, &[]).await;
     assert_eq!(anonymous.status(), 401);
+    // The MCP authorization spec: the 401 says where the protected-resource metadata is.
     assert_eq!(
-        anonymous.headers()["www-authenticate"],
-        "Bearer realm=\"sqlrft\""
+        anonymous.headers()["www-authenticate"].to_str().unwrap(),
+        format!("Bearer realm=\"sqlrft\", resource_metadata=\"{metadata_url}\"")
     );
-    assert_eq!(
-        post(&url, &[("Authorization", "Bearer wrong")])
+    let wrong = post(&url, &[("Authorization", "Bearer wrong")]).await;
+    assert_eq!(wrong.status(), 401);
+    let challenge = wrong.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"invalid_token\"")
+            && challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    // The metadata (RFC 9728) is served without the token and names the MCP endpoint.
+    for path in ["", "/mcp"] {
+        let document: serde_json::Value = reqwest::get(format!("{metadata_url}{path}"))
             .await
-            .status(),
-        401
-    );
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(document["resource"], format!("{base}/mcp"), "{document}");
+        assert_eq!(document["bearer_methods_supported"], json!(["header"]));
+        assert!(
+            document.get("authorization_servers").is_none(),
+            "{document}"
+        );
+    }
     assert_eq!(
         post(&url, &[("Authorization", "Bearer s3cret")])
             .await
@@ -46,6 +66,18 @@ async fn bearer_token_is_required_when_configured() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn an_open_server_has_no_oauth_metadata() {
+    let fixture = Fixture::demo().await;
+    let reply = reqwest::get(format!(
+        "{}/.well-known/oauth-protected-resource",
+        fixture.server.base_url()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(reply.status(), 404);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The MCP server, started on 127.0.0.1:0 and called over real HTTP the way its clients call it.
 
 mod bench;
+mod find_python;
 mod hosts;
 mod limits;
 mod python_sdk;

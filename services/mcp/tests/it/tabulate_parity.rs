@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::python_sdk::python_with;
+use crate::find_python::python_or_skip;
 
 const PIECES: &[&str] = &[
     "",
@@ -44,15 +44,11 @@ fn random_cell(rng: &mut StdRng) -> Value {
 
 #[test]
 fn pretty_tables_match_python_tabulate_byte_for_byte() {
-    let python = match python_with("tabulate") {
-        Ok(python) => python,
-        Err(why) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED pretty_tables_match_python_tabulate_byte_for_byte: {why}");
-            return;
-        }
+    let Some(python) = python_or_skip(
+        &["tabulate"],
+        "pretty_tables_match_python_tabulate_byte_for_byte",
+    ) else {
+        return;
     };
     let mut rng = StdRng::seed_from_u64(7);
     let mut tables = Vec::new();

@@ -170,3 +170,54 @@ async fn the_fireworks_evaluator_marks_an_unreachable_service_invalid() {
         "{answer}"
     );
 }
+
+/// No silent 127.0.0.1: without SQLRFT_REWARD_URL (or an edited REWARD_SERVICE_URL) the shim
+/// refuses to score and says what to set, both as a command and imported.
+#[test]
+fn the_fireworks_evaluator_refuses_to_guess_the_service_url() {
+    let Some(python) = python_with_requests() else {
+        eprintln!(
+            "skipping: no Python with `requests` (create /work/main/.venv with `pip install requests`)"
+        );
+        return;
+    };
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/fireworks");
+    let messages = chat("SELECT 1").to_string();
+    let command = Command::new(&python)
+        .args(["evaluator.py", &messages, "[{\"x\": 1}]"])
+        .current_dir(&deploy)
+        .env_remove("SQLRFT_REWARD_URL")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&command.stderr);
+    assert!(!command.status.success(), "scored without a URL: {stderr}");
+    assert!(
+        stderr.contains("SQLRFT_REWARD_URL is not set") && stderr.contains("REWARD_SERVICE_URL"),
+        "{stderr}"
+    );
+    // Imported (as Fireworks does), each call raises the same error; `not-a-url` is refused too.
+    let script = "import evaluator\n\
+                  for url in ('', 'not-a-url'):\n    \
+                      evaluator.REWARD_SERVICE_URL = url\n    \
+                      try:\n        evaluator.evaluate([], None); print('scored')\n    \
+                      except evaluator.MissingServiceUrl as e: print('refused:', e)";
+    let imported = Command::new(&python)
+        .args(["-c", script])
+        .current_dir(&deploy)
+        .env_remove("SQLRFT_REWARD_URL")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&imported.stdout);
+    assert_eq!(
+        stdout.matches("refused:").count(),
+        2,
+        "{stdout}{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        stdout.contains("'not-a-url' is not an http(s) URL"),
+        "{stdout}"
+    );
+}

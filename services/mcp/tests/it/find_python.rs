@@ -1,0 +1,48 @@
+//! Finding the Python that has a package the test drives (the MCP SDK, eval-protocol).
+//! Included by path into the `sqlrft` binary's and the reward service's tests too.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Python that can `import` every one of `modules`: $SQLRFT_PYTHON, the repo's .venv, or
+/// python3; `Err` says what was looked for.
+pub fn python_with(modules: &[&str]) -> Result<PathBuf, String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let candidates = [
+        std::env::var_os("SQLRFT_PYTHON").map(PathBuf::from),
+        Some(repo.join(".venv/bin/python")),
+        Some(PathBuf::from("python3")),
+    ];
+    let import = format!("import {}", modules.join(", "));
+    for python in candidates.into_iter().flatten() {
+        let ok = Command::new(&python)
+            .args(["-c", &import])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Ok(python);
+        }
+    }
+    Err(format!(
+        "no Python with `{}` found (set SQLRFT_PYTHON, or run .ci/run once to create .venv from \
+         ci-requirements.txt)",
+        modules.join("`, `")
+    ))
+}
+
+/// [`python_with`] for a test: `None` (after printing why `test` skipped) where the packages
+/// are missing, except under CI, whose .venv must have them (ci-requirements.txt).
+pub fn python_or_skip(modules: &[&str], test: &str) -> Option<PathBuf> {
+    match python_with(modules) {
+        Ok(python) => Some(python),
+        Err(why) if std::env::var_os("CI").is_some() => panic!("{test}: {why}"),
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            None
+        }
+    }
+}
