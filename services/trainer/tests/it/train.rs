@@ -198,6 +198,10 @@ fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> T
         seed: None,
         sandbox: None,
         reward_url: None,
+        rewards: None,
+        sft_epochs: None,
+        sft_dataset: None,
+        trl: Default::default(),
         quiet: true,
         hub: Default::default(),
     }
