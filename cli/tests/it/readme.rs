@@ -979,7 +979,7 @@ impl Folder {
         for row in &rows {
             for name in names {
                 match row["rewards"][name]["invalid_fraction"].as_f64() {
-                    Some(f) if f == 0.0 => {}
+                    Some(0.0) => {}
                     other => {
                         return Err(format!(
                             "`{path}` step {}: reward `{name}` invalid fraction {other:?}",

@@ -145,8 +145,10 @@ async fn sft_loss_falls_and_a_resumed_run_ends_where_a_straight_one_does() {
         conversation("How many orders?", "<sql>SELECT count(*) FROM orders</sql>"),
         conversation("Open orders?", "<sql>SELECT 1</sql>"),
     ];
-    let mut cfg = TrainConfig::default();
-    cfg.seed = 5;
+    let mut cfg = TrainConfig {
+        seed: 5,
+        ..TrainConfig::default()
+    };
     cfg.lora.rank = 4;
     cfg.lora.alpha = 8.0;
     cfg.sft.learning_rate = 5e-2;
@@ -212,7 +214,8 @@ async fn sft_loss_falls_and_a_resumed_run_ends_where_a_straight_one_does() {
     .unwrap();
     let (merged, _) =
         sqlrft_trainer::train::load_cpu_backend(&exported, &TrainConfig::default()).unwrap();
-    let (base, _) = sqlrft_trainer::train::load_cpu_backend(&model, &TrainConfig::default()).unwrap();
+    let (base, _) =
+        sqlrft_trainer::train::load_cpu_backend(&model, &TrainConfig::default()).unwrap();
     assert_eq!(merged.config().vocab_size, mcfg.vocab_size);
     assert_ne!(
         merged.merged_weights(),
