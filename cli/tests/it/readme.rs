@@ -203,21 +203,22 @@ fn cases() -> Vec<Case> {
             }),
         case("sqlrft train --model Qwen/Qwen2.5-0.5B-Instruct --dataset data/train.reasoning.jsonl --sandbox data/sandbox.duckdb --config services/trainer/configs/seed.toml --output-dir runs/qwen-sql")
             .before(train_inputs)
-            .append("--max-steps 1 --quiet")
+            // The tiny model's tokenizer spells the schema prompts past sft.max_length.
+            .append(&format!("--sft-epochs 0 {SMALL_TRAIN}"))
             .provides(Asset::Trained)
             .writes(&[
                 "runs/qwen-sql/metrics.jsonl",
                 "runs/qwen-sql/training_curve.png",
                 "runs/qwen-sql/checkpoints/step-000001/state.json",
             ]),
-        case("sqlrft train ... --reward-url http://127.0.0.1:8090")
+        case("sqlrft train ... --rewards execution --reward-url http://127.0.0.1:8090")
             .before(|w, f| {
                 train_inputs(w, f)?;
                 f.serve("reward", &["reward", "serve", "--db", "data/sandbox.duckdb"])
             })
             .replace("...", TRAIN)
             .replace("http://127.0.0.1:8090", "{reward}")
-            .append("--output-dir runs/qwen-sql --max-steps 1 --quiet")
+            .append("--output-dir runs/qwen-sql --sft-epochs 0 --max-steps 1 --max-completion-length 8 --quiet")
             .writes(&["runs/qwen-sql/metrics.jsonl"]),
         case("sqlrft train ... --output-dir runs/qwen-sql --resume")
             .before(|w, f| {
@@ -225,7 +226,7 @@ fn cases() -> Vec<Case> {
                 f.copy_asset(w, Asset::Trained, "runs")
             })
             .replace("...", &format!("{TRAIN} --sandbox data/sandbox.duckdb"))
-            .append("--max-steps 2 --quiet")
+            .append("--max-steps 2 --max-completion-length 8 --quiet")
             .check(|f, _| f.metrics_reach_step("runs/qwen-sql/metrics.jsonl", 2)),
         case("sqlrft train export --output-dir runs/qwen-sql --out models/qwen-sql")
             .before(|w, f| f.copy_asset(w, Asset::Trained, "runs"))
@@ -306,8 +307,32 @@ fn cases() -> Vec<Case> {
                 f.run("train export --output-dir runs/qwen-sql --out models/online").map(drop)
             })
             .writes(&["models/qwen-sql/model.safetensors", "models/qwen-sql/sqlrft_training.json"]),
+        case("sqlrft train sft --model Qwen/Qwen2.5-0.5B-Instruct --dataset cot/distill.jsonl --output-dir runs/sft")
+            .before(|w, f| f.copy_asset(w, Asset::Distilled, "cot"))
+            .append("--max-steps 2 --batch-size 2 --max-length 8192 --quiet")
+            .writes(&[
+                "runs/sft/metrics.jsonl",
+                "runs/sft/checkpoints/step-000002/state.json",
+            ])
+            .check(|f, _| f.metrics_reach_step("runs/sft/metrics.jsonl", 2)),
+        case("sqlrft train ... --sandbox data/sandbox.duckdb --rewards seed --sft-epochs 2 --output-dir runs/seed")
+            .before(train_inputs)
+            .replace("...", TRAIN)
+            // The tiny model's tokenizer spells the schema prompts past the seed's 1024 tokens.
+            .append(&format!("--sft-max-length 8192 {SMALL_TRAIN}"))
+            .writes(&["runs/seed/sft/metrics.jsonl", "runs/seed/checkpoints/step-000001/state.json"])
+            .check(|f, _| f.metrics_have_rewards("runs/seed/metrics.jsonl", &["match_format_exactly", "match_format_approximately", "check_sql_reward"])),
+        case("sqlrft train ... --sandbox data/sandbox.duckdb --num-generations 8 --beta 0.04 --loss-type bnpo --learning-rate 5e-6 --lora-r 32 --lora-alpha 64 --max-completion-length 64 --temperature 0.9")
+            .before(train_inputs)
+            .replace("...", TRAIN)
+            .append("--sft-epochs 0 --output-dir runs/trl --max-steps 1 --quiet")
+            .writes(&["runs/trl/checkpoints/step-000001/state.json"])
+            .check(|f, _| f.checkpoint_config_has("runs/trl/checkpoints/step-000001/state.json", &[("/grpo/num_generations", json!(8)), ("/grpo/beta", json!(0.04)), ("/lora/rank", json!(32)), ("/sampling/max_new_tokens", json!(64))])),
     ]
 }
+
+/// Appended to the seed-recipe line: one GRPO step of short completions after a short SFT.
+const SMALL_TRAIN: &str = "--max-steps 1 --max-completion-length 8 --quiet";
 
 // ---- the README side ---------------------------------------------------------------------
 
@@ -822,7 +847,7 @@ impl World {
             Asset::Trained => {
                 train_inputs(self, &folder)?;
                 folder.run(&format!(
-                    "train {TRAIN} --sandbox data/sandbox.duckdb --output-dir runs/qwen-sql --max-steps 1 --quiet"
+                    "train {TRAIN} --sandbox data/sandbox.duckdb --output-dir runs/qwen-sql --sft-epochs 0 {SMALL_TRAIN}"
                 ))?;
             }
             Asset::Exported => {
@@ -1098,6 +1123,41 @@ impl Folder {
     }
 
     /// The run's metrics reached `step`.
+    /// Every step of a GRPO `metrics.jsonl` scored each named reward without a failure.
+    fn metrics_have_rewards(&self, path: &str, names: &[&str]) -> Result<(), String> {
+        let rows = gretel::read_jsonl(&self.path(path));
+        if rows.is_empty() {
+            return Err(format!("`{path}` has no steps"));
+        }
+        for row in &rows {
+            for name in names {
+                match row["rewards"][name]["invalid_fraction"].as_f64() {
+                    Some(0.0) => {}
+                    other => {
+                        return Err(format!(
+                            "`{path}` step {}: reward `{name}` invalid fraction {other:?}",
+                            row["step"]
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A checkpoint's recorded training config holds these values (JSON pointers).
+    fn checkpoint_config_has(&self, path: &str, expected: &[(&str, Value)]) -> Result<(), String> {
+        let text = std::fs::read_to_string(self.path(path)).map_err(|e| format!("{path}: {e}"))?;
+        let state: Value = serde_json::from_str(&text).map_err(|e| format!("{path}: {e}"))?;
+        for (pointer, want) in expected {
+            let got = state["config"].pointer(pointer);
+            if got != Some(want) {
+                return Err(format!("`{path}` config{pointer} is {got:?}, not {want}"));
+            }
+        }
+        Ok(())
+    }
+
     fn metrics_reach_step(&self, path: &str, step: u64) -> Result<(), String> {
         let rows = gretel::read_jsonl(&self.path(path));
         let last = rows.iter().filter_map(|r| r["step"].as_u64()).max();

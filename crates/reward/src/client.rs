@@ -58,13 +58,27 @@ impl RewardClient {
         token: Option<String>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
+        Self::for_endpoint(
+            &format!("{}{BATCH_PATH}", base_url.trim_end_matches('/')),
+            token,
+            timeout,
+        )
+    }
+
+    /// A client of any URL that speaks the batch endpoint's shape (a [`BatchRequest`] in, a
+    /// [`BatchResponse`] out), posted to as given.
+    pub fn for_endpoint(
+        endpoint: &str,
+        token: Option<String>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .tcp_nodelay(true)
             .build()
             .map_err(ClientError::Build)?;
         Ok(RewardClient {
-            endpoint: format!("{}{BATCH_PATH}", base_url.trim_end_matches('/')),
+            endpoint: endpoint.to_string(),
             token,
             http,
         })

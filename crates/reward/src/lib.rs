@@ -9,6 +9,8 @@
 //! - [`Gold`] is the one "gold rows, and does their order matter?"; [`Gold::score`] is the one
 //!   way an attempt becomes an evaluation, and [`ExecError`] the one split of failures into the
 //!   completion's (score 0) and the infrastructure's (no score).
+//! - [`run_on_item_database`] runs one dataset item's SQL on a scratch database built from its
+//!   `sql_context` (or its sandbox): the seed project's validity check.
 //! - [`wire`] holds the reward service's JSON contract; [`RewardClient`] speaks it.
 //!
 //! The comparison and the reward maths live in `sqlrft-core` (`compare`, `score`). This crate
@@ -23,6 +25,8 @@
 #[cfg(feature = "http-client")]
 mod client;
 #[cfg(feature = "embedded")]
+mod context;
+#[cfg(feature = "embedded")]
 mod embedded;
 #[cfg(feature = "embedded")]
 mod engine;
@@ -34,6 +38,8 @@ pub mod wire;
 
 #[cfg(feature = "http-client")]
 pub use client::{ClientError, RewardClient};
+#[cfg(feature = "embedded")]
+pub use context::{ItemDatabase, run_on_item_database};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedExecutor, ExecutorSpec};
 #[cfg(feature = "embedded")]

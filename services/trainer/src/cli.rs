@@ -10,6 +10,8 @@ use crate::hub::{resolve_dataset, resolve_model};
 use crate::metrics;
 use crate::params::SaveDtype;
 use crate::reward::RewardFunction;
+use crate::seed::{CHECK_SQL_REWARD, CheckSqlReward, seed_reward_specs};
+use crate::sft::{SftOutcome, SftRun};
 use crate::train::{RewardSpec, TrainConfig, Trainer, build_rewards, load_cpu_backend};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -51,12 +53,105 @@ pub struct TrainArgs {
     /// the config's `execution` reward calls it (one with weight 1 is added if there is none).
     #[arg(long, env = "SQLRFT_REWARD_URL")]
     pub reward_url: Option<String>,
+    /// Reward set: `execution` (result comparison on the sandbox, the default, with --sandbox or
+    /// --reward-url) or `seed` (the seed project's match_format_exactly,
+    /// match_format_approximately and check_sql_reward, weight 1 each). Replaces the config's
+    /// [[rewards]].
+    #[arg(long, value_enum)]
+    pub rewards: Option<RewardPreset>,
+    /// Run this many SFT epochs on --sft-dataset first, then GRPO from the tuned weights (the
+    /// seed runs 2); overrides `sft.epochs`.
+    #[arg(long)]
+    pub sft_epochs: Option<u64>,
+    /// Conversations for the SFT stage: a `{messages}` or `sqlrft distill` JSONL, or a Hub
+    /// dataset (default: --dataset, whose rows carry the answers).
+    #[arg(long)]
+    pub sft_dataset: Option<String>,
+    /// Token limit per SFT sequence; overrides `sft.max_length` (TRL's SFTConfig `max_length`).
+    #[arg(long)]
+    pub sft_max_length: Option<usize>,
+    /// TRL's most-set GRPOConfig options; each wins over the config file.
+    #[command(flatten)]
+    pub trl: TrlFlags,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
     /// Where base models and Hub datasets are downloaded from.
     #[command(flatten)]
     pub hub: sqlrft_hub::HubArgs,
+}
+
+/// A named set of rewards (`--rewards`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RewardPreset {
+    /// Our execution reward: the completion's result against the ground truth.
+    Execution,
+    /// The seed project's three rewards.
+    Seed,
+}
+
+/// TRL-named flags over the TOML config (`GRPOConfig` / `LoraConfig` names with dashes).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TrlFlags {
+    /// Completions per prompt (`grpo.num_generations`).
+    #[arg(long)]
+    pub num_generations: Option<usize>,
+    /// KL coefficient (`grpo.beta`).
+    #[arg(long)]
+    pub beta: Option<f64>,
+    /// Clip range (`grpo.epsilon`).
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Loss aggregation (`grpo.loss_type`).
+    #[arg(long, value_enum)]
+    pub loss_type: Option<crate::grpo::LossType>,
+    /// Advantage scaling (`grpo.scale_rewards`).
+    #[arg(long, value_enum)]
+    pub scale_rewards: Option<crate::grpo::ScaleRewards>,
+    /// Peak learning rate (`optim.learning_rate`).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// LoRA rank (`lora.rank`).
+    #[arg(long)]
+    pub lora_r: Option<usize>,
+    /// LoRA alpha (`lora.alpha`).
+    #[arg(long)]
+    pub lora_alpha: Option<f32>,
+    /// New tokens per completion (`sampling.max_new_tokens`).
+    #[arg(long)]
+    pub max_completion_length: Option<usize>,
+    /// Sampling temperature (`sampling.temperature`).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+}
+
+impl TrlFlags {
+    /// Writes each given flag over `cfg`.
+    pub fn apply(&self, cfg: &mut TrainConfig) {
+        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+            if let Some(v) = flag {
+                *field = v.clone();
+            }
+        }
+        set(&mut cfg.grpo.num_generations, &self.num_generations);
+        set(&mut cfg.grpo.beta, &self.beta);
+        set(&mut cfg.grpo.epsilon, &self.epsilon);
+        set(&mut cfg.grpo.loss_type, &self.loss_type);
+        set(&mut cfg.grpo.scale_rewards, &self.scale_rewards);
+        set(&mut cfg.optim.learning_rate, &self.learning_rate);
+        set(&mut cfg.lora.rank, &self.lora_r);
+        set(&mut cfg.lora.alpha, &self.lora_alpha);
+        set(
+            &mut cfg.sampling.max_new_tokens,
+            &self.max_completion_length,
+        );
+        set(&mut cfg.sampling.temperature, &self.temperature);
+    }
+}
+
+/// Whether a reward entry runs the completion's SQL (and so needs a database or service).
+fn runs_sql(spec: &RewardSpec) -> bool {
+    matches!(spec.kind.as_str(), "execution" | CHECK_SQL_REWARD) || spec.name == "execution"
 }
 
 impl TrainArgs {
@@ -71,6 +166,28 @@ impl TrainArgs {
         if let Some(v) = self.seed {
             cfg.seed = v;
         }
+        if let Some(v) = self.sft_epochs {
+            cfg.sft.epochs = v;
+        }
+        if let Some(v) = self.sft_max_length {
+            cfg.sft.max_length = v;
+        }
+        self.trl.apply(&mut cfg);
+        match self.rewards {
+            Some(RewardPreset::Seed) => cfg.rewards = seed_reward_specs(),
+            Some(RewardPreset::Execution) => {
+                cfg.rewards = vec![RewardSpec::new("execution", "execution")]
+            }
+            None => {}
+        }
+        // The sandbox is also where check_sql_reward runs rows that carry no sql_context.
+        if let Some(database) = &self.sandbox {
+            for spec in cfg.rewards.iter_mut() {
+                if spec.kind == CHECK_SQL_REWARD && spec.database.is_none() {
+                    spec.database = Some(database.clone());
+                }
+            }
+        }
         // The flags say where the `execution` reward runs its SQL, over what the config says.
         let executor = match (&self.sandbox, &self.reward_url) {
             (Some(database), _) => Some(RewardSpec {
@@ -84,12 +201,25 @@ impl TrainArgs {
             (None, None) => None,
         };
         if let Some(executor) = executor {
+            let runs_sql_already = cfg.rewards.iter().any(runs_sql);
+            let names = cfg
+                .rewards
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             match cfg.rewards.iter_mut().find(|r| r.name == "execution") {
                 Some(configured) => {
                     configured.kind = executor.kind;
                     configured.database = executor.database;
                     configured.url = executor.url;
                 }
+                // The seed's rewards run SQL themselves; the sandbox serves them.
+                None if runs_sql_already && executor.kind == "execution" => {}
+                None if runs_sql_already => bail!(
+                    "--reward-url: the rewards ({names}) have no `execution` entry to send to \
+                     the service; add one, or use --rewards execution"
+                ),
                 None => cfg.rewards.push(executor),
             }
         }
@@ -156,24 +286,57 @@ pub async fn run_train_until(
     let model_dir = resolve_model(&args.model, &hub).await?;
     let dataset = resolve_dataset(&args.dataset, &hub).await?;
     let prompts = crate::data::load_jsonl(&dataset)?;
+    for spec in cfg.rewards.iter().filter(|r| r.kind == CHECK_SQL_REWARD) {
+        CheckSqlReward::new(spec.name.clone(), spec.database.clone())?.check_prompts(&prompts)?;
+    }
     let rewards = build_rewards(&cfg.rewards, &custom)?;
-    let (backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
-    let mut trainer = Trainer::new(backend, tokenizer, cfg.clone(), prompts, rewards);
+    let (mut backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
     let out = &args.output_dir;
     std::fs::create_dir_all(out)
         .with_context(|| format!("could not create run directory `{}`", out.display()))?;
-    let metrics_path = out.join("metrics.jsonl");
     let existing = checkpoint::latest(out)?;
+    // The seed's recipe: SFT epochs first (in `<run>/sft`, resumable), then GRPO from there.
+    // A GRPO checkpoint holds everything, so once one exists the SFT stage is over.
+    if cfg.sft.epochs > 0 && existing.is_none() {
+        let sft_data = match &args.sft_dataset {
+            Some(d) => resolve_dataset(d, &hub).await?,
+            None => dataset.clone(),
+        };
+        let rows = crate::sft::load_rows(&sft_data)?;
+        let examples = crate::sft::prepare(&tokenizer, &rows, &cfg.sft)?;
+        let sft_dir = out.join("sft");
+        let outcome = crate::sft::run_sft(
+            &mut backend,
+            &examples,
+            &SftRun {
+                output_dir: &sft_dir,
+                model: &args.model,
+                config: &cfg,
+                epochs: cfg.sft.epochs,
+                max_grad_norm: cfg.optim.max_grad_norm,
+                resume: args.resume,
+                quiet: args.quiet,
+                stop: stop.clone(),
+            },
+        )?;
+        if let SftOutcome::Interrupted { .. } = outcome {
+            return Ok(());
+        }
+        crate::sft::reset_optimizer(&mut backend)?;
+    }
+    let mut trainer = Trainer::new(backend, tokenizer, cfg.clone(), prompts, rewards);
+    let metrics_path = out.join("metrics.jsonl");
     match (&existing, args.resume) {
         (Some(dir), true) => {
             trainer.restore(dir)?;
             metrics::truncate_jsonl(&metrics_path, trainer.step)?;
             tracing::info!(checkpoint = %dir.display(), step = trainer.step, "resumed");
         }
-        (None, true) => bail!(
+        (None, true) if cfg.sft.epochs == 0 => bail!(
             "--resume: `{}` has no checkpoint to resume from",
             out.display()
         ),
+        (None, true) => {}
         (Some(_), false) => bail!(
             "`{}` already holds checkpoints; pass --resume to continue that run or choose another --output-dir",
             out.display()
@@ -490,9 +653,115 @@ impl clap::Args for TrainCommand {
     }
 }
 
+/// `sqlrft train sft`: supervised fine-tuning on conversations (loss on assistant tokens).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SftArgs {
+    /// Base model: a Hugging Face model directory or a Hub repo id.
+    #[arg(long)]
+    pub model: String,
+    /// Conversations: a `{messages}` JSONL, a `sqlrft distill` output, or a Hub dataset
+    /// `owner/name[:file.jsonl]`.
+    #[arg(long)]
+    pub dataset: String,
+    /// Run directory: checkpoints and metrics.jsonl (export with `sqlrft train export`).
+    #[arg(long, default_value = "runs/sft")]
+    pub output_dir: PathBuf,
+    /// TOML training config; its `[sft]` and `[lora]` sections apply.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Epochs (overrides `sft.epochs`; at least 1 runs).
+    #[arg(long)]
+    pub epochs: Option<u64>,
+    /// Stop after this many steps (overrides `sft.max_steps`).
+    #[arg(long)]
+    pub max_steps: Option<u64>,
+    /// Peak learning rate (overrides `sft.learning_rate`).
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Conversations per step (overrides `sft.batch_size`).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Token limit per sequence (overrides `sft.max_length`).
+    #[arg(long)]
+    pub max_length: Option<usize>,
+    /// Pack conversations end to end into max-length chunks.
+    #[arg(long)]
+    pub packing: bool,
+    /// Train every weight instead of a LoRA adapter.
+    #[arg(long)]
+    pub full: bool,
+    /// LoRA rank (overrides `lora.rank`).
+    #[arg(long)]
+    pub lora_r: Option<usize>,
+    /// LoRA alpha (overrides `lora.alpha`).
+    #[arg(long)]
+    pub lora_alpha: Option<f32>,
+    /// Continue from the run directory's latest checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub hub: sqlrft_hub::HubArgs,
+}
+
+impl SftArgs {
+    fn config(&self) -> Result<TrainConfig> {
+        let mut cfg = TrainConfig::load(self.config.as_deref())?;
+        let sft = &mut cfg.sft;
+        sft.epochs = self.epochs.unwrap_or(sft.epochs).max(1);
+        sft.max_steps = self.max_steps.or(sft.max_steps);
+        sft.learning_rate = self.learning_rate.unwrap_or(sft.learning_rate);
+        sft.batch_size = self.batch_size.unwrap_or(sft.batch_size);
+        sft.max_length = self.max_length.unwrap_or(sft.max_length);
+        sft.packing |= self.packing;
+        cfg.full_finetune |= self.full;
+        cfg.lora.rank = self.lora_r.unwrap_or(cfg.lora.rank);
+        cfg.lora.alpha = self.lora_alpha.unwrap_or(cfg.lora.alpha);
+        if cfg.sft.batch_size == 0 || cfg.sft.max_length < 2 {
+            bail!("sft.batch_size must be at least 1 and sft.max_length at least 2");
+        }
+        Ok(cfg)
+    }
+}
+
+/// Runs `sqlrft train sft` until done or until `stop` is set (then it checkpoints).
+pub async fn run_sft_until(args: SftArgs, stop: Arc<AtomicBool>) -> Result<()> {
+    let cfg = args.config()?;
+    let hub = args.hub.client(None)?;
+    let model_dir = resolve_model(&args.model, &hub).await?;
+    let dataset = resolve_dataset(&args.dataset, &hub).await?;
+    let rows = crate::sft::load_rows(&dataset)?;
+    let (mut backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
+    let examples = crate::sft::prepare(&tokenizer, &rows, &cfg.sft)?;
+    let run = SftRun {
+        output_dir: &args.output_dir,
+        model: &args.model,
+        config: &cfg,
+        epochs: cfg.sft.epochs,
+        max_grad_norm: cfg.optim.max_grad_norm,
+        resume: args.resume,
+        quiet: args.quiet,
+        stop,
+    };
+    let outcome = crate::sft::run_sft(&mut backend, &examples, &run)?;
+    if let SftOutcome::Finished { steps } = outcome {
+        eprintln!(
+            "SFT done: {steps} steps in {}; `sqlrft train export --output-dir {}` writes the model",
+            args.output_dir.display(),
+            args.output_dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Subcommands of `sqlrft train`.
 #[derive(clap::Subcommand, Debug, Clone)]
 pub enum TrainAction {
+    /// Supervised fine-tuning on conversations (loss on the assistant turns only), LoRA or
+    /// full; export the result with `sqlrft train export`.
+    Sft(SftArgs),
     /// Merge a checkpoint into its base model (or write its adapter) as a Hugging Face model
     /// directory.
     Export(ExportArgs),
@@ -505,6 +774,7 @@ pub async fn run_train_command(
 ) -> Result<()> {
     match (cmd.action, cmd.train) {
         (Some(TrainAction::Export(args)), _) => run_export(args).await,
+        (Some(TrainAction::Sft(args)), _) => run_sft_until(args, stop_flag()?).await,
         (None, Some(args)) => run_train_with_rewards(args, custom).await,
         (None, None) => {
             bail!("`sqlrft train` needs --model and --dataset (or the `export` subcommand)")
@@ -534,10 +804,15 @@ mod tests {
         })
     }
 
+    const EXECUTION_TOML: &str = "[[rewards]]\nname = \"execution\"\nkind = \"execution\"\nweight = 2.0\n\n[[rewards]]\nname = \"format\"\nkind = \"format\"\n";
+
     #[test]
     fn sandbox_and_reward_url_say_where_the_configured_execution_reward_runs() {
-        let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/seed.toml");
-        let common = ["--model", "m", "--dataset", "d.jsonl", "--config", seed];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(&path, EXECUTION_TOML).unwrap();
+        let config = path.to_str().unwrap();
+        let common = ["--model", "m", "--dataset", "d.jsonl", "--config", config];
         let with = |extra: &[&str]| {
             let args: Vec<&str> = common.iter().chain(extra).copied().collect();
             parse(&args).unwrap().train.unwrap().config()
@@ -549,8 +824,6 @@ mod tests {
                 .cloned()
                 .unwrap()
         };
-        let seeded = TrainConfig::load(Some(Path::new(seed))).unwrap();
-        let weight = execution(&seeded).weight;
 
         let local = with(&["--sandbox", "data/sandbox.duckdb"]).unwrap();
         let spec = execution(&local);
@@ -559,8 +832,8 @@ mod tests {
             spec.database.as_deref(),
             Some(Path::new("data/sandbox.duckdb"))
         );
-        assert_eq!(spec.weight, weight);
-        assert_eq!(local.rewards.len(), seeded.rewards.len());
+        assert_eq!(spec.weight, 2.0, "the configured weight stays");
+        assert_eq!(local.rewards.len(), 2);
 
         let remote = with(&["--reward-url", "http://127.0.0.1:8090"]).unwrap();
         let spec = execution(&remote);
@@ -580,6 +853,135 @@ mod tests {
     }
 
     #[test]
+    fn the_seed_preset_runs_its_sql_on_the_sandbox_and_adds_no_execution_reward() {
+        let base = ["--model", "m", "--dataset", "d.jsonl", "--rewards", "seed"];
+        let args: Vec<&str> = base
+            .iter()
+            .chain(&["--sandbox", "s.duckdb"])
+            .copied()
+            .collect();
+        let cfg = parse(&args).unwrap().train.unwrap().config().unwrap();
+        let kinds: Vec<&str> = cfg.rewards.iter().map(|r| r.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "match_format_exactly",
+                "match_format_approximately",
+                "check_sql_reward"
+            ]
+        );
+        assert_eq!(
+            cfg.rewards[2].database.as_deref(),
+            Some(Path::new("s.duckdb"))
+        );
+        let args: Vec<&str> = base
+            .iter()
+            .chain(&["--reward-url", "http://x"])
+            .copied()
+            .collect();
+        let err = parse(&args).unwrap().train.unwrap().config().unwrap_err();
+        assert!(err.to_string().contains("--rewards execution"), "{err}");
+        // Without a preset or config, --sandbox adds our execution reward (the default).
+        let plain = parse(&["--model", "m", "--dataset", "d", "--sandbox", "s.duckdb"])
+            .unwrap()
+            .train
+            .unwrap()
+            .config()
+            .unwrap();
+        assert!(plain.rewards.iter().any(|r| r.kind == "execution"));
+    }
+
+    #[test]
+    fn trl_flags_win_over_the_config_file() {
+        let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/seed.toml");
+        let from_file = TrainConfig::load(Some(Path::new(seed))).unwrap();
+        let args = [
+            "--model",
+            "m",
+            "--dataset",
+            "d.jsonl",
+            "--config",
+            seed,
+            "--num-generations",
+            "8",
+            "--beta",
+            "0.0",
+            "--epsilon",
+            "0.3",
+            "--loss-type",
+            "dr_grpo",
+            "--scale-rewards",
+            "none",
+            "--learning-rate",
+            "3e-6",
+            "--max-steps",
+            "7",
+            "--lora-r",
+            "8",
+            "--lora-alpha",
+            "32",
+            "--max-completion-length",
+            "64",
+            "--temperature",
+            "0.9",
+            "--sft-epochs",
+            "1",
+        ];
+        let cfg = parse(&args).unwrap().train.unwrap().config().unwrap();
+        // Each flag differs from the file's value, and wins.
+        assert_ne!(from_file.grpo.num_generations, 8);
+        assert_eq!(
+            (cfg.grpo.num_generations, cfg.grpo.beta, cfg.grpo.epsilon),
+            (8, 0.0, 0.3)
+        );
+        assert_eq!(
+            (cfg.grpo.loss_type, cfg.grpo.scale_rewards),
+            (
+                crate::grpo::LossType::DrGrpo,
+                crate::grpo::ScaleRewards::None
+            )
+        );
+        assert_eq!((cfg.optim.learning_rate, cfg.max_steps), (3e-6, 7));
+        assert_eq!((cfg.lora.rank, cfg.lora.alpha), (8, 32.0));
+        assert_eq!(
+            (
+                cfg.sampling.max_new_tokens,
+                cfg.sampling.temperature,
+                cfg.sft.epochs
+            ),
+            (64, 0.9, 1)
+        );
+        // What no flag touched stays as the file says.
+        assert_eq!(cfg.optim.adam_beta2, from_file.optim.adam_beta2);
+        assert_eq!(cfg.rewards, from_file.rewards);
+    }
+
+    #[test]
+    fn train_sft_parses_with_its_own_flags() {
+        let t = parse(&[
+            "sft",
+            "--model",
+            "m",
+            "--dataset",
+            "d.jsonl",
+            "--packing",
+            "--epochs",
+            "3",
+            "--max-length",
+            "64",
+        ])
+        .unwrap();
+        match t.action {
+            Some(TrainAction::Sft(a)) => {
+                let cfg = a.config().unwrap();
+                assert!(cfg.sft.packing);
+                assert_eq!((cfg.sft.epochs, cfg.sft.max_length), (3, 64));
+            }
+            other => panic!("sft was not parsed: {other:?}"),
+        }
+    }
+
+    #[test]
     fn train_and_train_export_both_parse() {
         let t = parse(&["--model", "m", "--dataset", "d.jsonl", "--resume"]).unwrap();
         let args = t.train.unwrap();
@@ -587,7 +989,7 @@ mod tests {
         let e = parse(&["export", "--out", "merged", "--adapter"]).unwrap();
         match e.action {
             Some(TrainAction::Export(x)) => assert!(x.adapter && x.out == Path::new("merged")),
-            None => panic!("export was not parsed"),
+            other => panic!("export was not parsed: {other:?}"),
         }
         assert!(
             parse(&["--dataset", "d.jsonl"]).is_err(),
@@ -598,7 +1000,11 @@ mod tests {
     #[test]
     #[ignore = "prints the help text for a person to read"]
     fn show_help() {
-        for a in [&["--help"][..], &["export", "--help"][..]] {
+        for a in [
+            &["--help"][..],
+            &["export", "--help"][..],
+            &["sft", "--help"][..],
+        ] {
             println!("{}", parse(a).unwrap_err());
         }
     }

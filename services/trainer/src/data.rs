@@ -1,5 +1,6 @@
 //! Training prompts from a dataset JSONL made by `sqlrft build` (Fireworks RFT records:
-//! `messages` + `ground_truth`) or `sqlrft distill` (`prompt` messages + `sql`), served in a
+//! `messages` + `ground_truth`) or `sqlrft distill` (`prompt` messages + `sql`, and the source's
+//! `sql_context` when it had one; the seed project's rows may say `answer` for `sql`), served in a
 //! seeded per-epoch order with a cursor that a checkpoint can record and restore.
 
 use crate::rollout::{ChatMessage, Prompt, PromptBatch};
@@ -29,6 +30,11 @@ struct RawRecord {
     ground_truth: Option<serde_json::Value>,
     #[serde(default)]
     sql: Option<String>,
+    /// The seed project's name for the SQL to compare with (read when `sql` is absent).
+    #[serde(default)]
+    answer: Option<String>,
+    #[serde(default)]
+    sql_context: Option<String>,
 }
 
 fn to_messages(raw: Vec<RawMessage>) -> Vec<ChatMessage> {
@@ -75,7 +81,8 @@ pub fn parse_record(line: &str, line_no: usize) -> Result<Prompt> {
             .ground_truth
             .map(|g| g.to_string())
             .unwrap_or_else(|| "null".into()),
-        sql: rec.sql.unwrap_or_default(),
+        sql: rec.sql.or(rec.answer).unwrap_or_default(),
+        sql_context: rec.sql_context.unwrap_or_default(),
     })
 }
 
@@ -195,6 +202,19 @@ mod tests {
         assert_eq!(
             (p.id.as_str(), p.sql.as_str(), p.ground_truth_json.as_str()),
             ("3", "SELECT 1", r#"[{"n":1}]"#)
+        );
+    }
+
+    #[test]
+    fn seed_rows_give_their_context_and_answer() {
+        let p = parse_record(
+            r#"{"prompt":"q","sql_context":"CREATE TABLE t (a INT);","answer":"SELECT a FROM t"}"#,
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            (p.sql.as_str(), p.sql_context.as_str()),
+            ("SELECT a FROM t", "CREATE TABLE t (a INT);")
         );
     }
 

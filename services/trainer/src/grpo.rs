@@ -16,6 +16,7 @@ pub enum LossType {
     /// Sum over the micro-batch's tokens / their count.
     Bnpo,
     /// Sum over tokens / (sequences · max_completion_length) (Dr. GRPO).
+    #[value(name = "dr_grpo")]
     DrGrpo,
     /// Sum over tokens / the whole generation batch's token count (DAPO; TRL's default).
     Dapo,

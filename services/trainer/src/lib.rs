@@ -27,6 +27,8 @@ pub mod params;
 pub mod reward;
 pub mod rollout;
 pub mod sampling;
+pub mod seed;
+pub mod sft;
 pub mod tokenizer;
 pub mod train;
 

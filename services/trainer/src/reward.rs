@@ -7,7 +7,7 @@
 use crate::rollout::Prompt;
 use anyhow::Result;
 use futures::future::BoxFuture;
-use sqlrft_core::score::Evaluation;
+use sqlrft_core::score::{Evaluation, ScoreOptions};
 use sqlrft_reward::RewardClient;
 use sqlrft_reward::wire::{BatchRequest, Message, Truths};
 use std::collections::BTreeMap;
@@ -106,6 +106,22 @@ impl FormatReward {
         }
     }
 
+    /// The seed project's `match_format_exactly` (see [`crate::seed`]).
+    pub fn seed_exact(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            check: crate::seed::match_format_exactly,
+        }
+    }
+
+    /// The seed project's `match_format_approximately` (see [`crate::seed`]).
+    pub fn seed_approximate(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            check: crate::seed::match_format_approximately,
+        }
+    }
+
     /// Partial credit: 0.25 per well-formed, non-empty tag pair, `think` before `sql`.
     pub fn soft(name: impl Into<String>) -> Self {
         Self {
@@ -168,7 +184,7 @@ impl RewardFunction for FormatReward {
 
 /// The reward service's batch request for a group: its completions against the prompt's
 /// ground truth, with the dataset's gold SQL (the service runs it when there are no rows).
-fn batch_request(group: &RewardGroup) -> BatchRequest {
+fn batch_request(group: &RewardGroup, options: Option<ScoreOptions>) -> BatchRequest {
     BatchRequest {
         completions: group.completions.to_vec(),
         truths: Truths::Shared(group.ground_truth.clone()),
@@ -182,14 +198,16 @@ fn batch_request(group: &RewardGroup) -> BatchRequest {
             })
             .collect(),
         gold_sql: group.prompt.gold_sql().map(str::to_string),
-        options: None,
+        options,
     }
 }
 
-/// Scores groups by POSTing them to the reward service (`sqlrft reward serve`).
+/// Scores groups by POSTing them to the reward service (`sqlrft reward serve`), or to any URL
+/// that speaks its batch shape.
 pub struct HttpReward {
     name: String,
     client: RewardClient,
+    options: Option<ScoreOptions>,
 }
 
 impl HttpReward {
@@ -198,8 +216,38 @@ impl HttpReward {
         Ok(Self {
             name: name.into(),
             client: RewardClient::new(base_url, None, timeout)?,
+            options: None,
         })
     }
+
+    /// Where and how a config entry says to post: the service root (`url`, the batch path
+    /// added) or a full `endpoint` used as is, an optional bearer token, and scoring options
+    /// sent with each request (the service's defaults when `None`).
+    pub fn configured(name: impl Into<String>, target: HttpTarget<'_>) -> Result<Self> {
+        let client = match (target.url, target.endpoint) {
+            (_, Some(endpoint)) => {
+                RewardClient::for_endpoint(endpoint, target.token, target.timeout)?
+            }
+            (Some(url), None) => RewardClient::new(url, target.token, target.timeout)?,
+            (None, None) => anyhow::bail!("an http reward needs a `url` or an `endpoint`"),
+        };
+        Ok(Self {
+            name: name.into(),
+            client,
+            options: target.options,
+        })
+    }
+}
+
+/// Where an [`HttpReward`] posts, as a config entry gives it.
+pub struct HttpTarget<'a> {
+    /// The reward service's root; the batch path is appended.
+    pub url: Option<&'a str>,
+    /// A full URL that takes the batch shape, used as is (wins over `url`).
+    pub endpoint: Option<&'a str>,
+    pub token: Option<String>,
+    pub timeout: Duration,
+    pub options: Option<ScoreOptions>,
 }
 
 impl RewardFunction for HttpReward {
@@ -211,7 +259,10 @@ impl RewardFunction for HttpReward {
         group: &'a RewardGroup<'a>,
     ) -> BoxFuture<'a, Result<Vec<RewardScore>>> {
         Box::pin(async move {
-            let evaluations = self.client.score_batch(&batch_request(group)).await?;
+            let evaluations = self
+                .client
+                .score_batch(&batch_request(group, self.options))
+                .await?;
             Ok(evaluations.into_iter().map(RewardScore::from).collect())
         })
     }
@@ -273,7 +324,7 @@ mod tests {
             ground_truth: &gt,
             completions: &completions,
         };
-        let request = batch_request(&group);
+        let request = batch_request(&group, None);
         assert_eq!(request.completions, completions);
         assert_eq!(request.truths, Truths::Shared(gt.clone()));
         assert_eq!(request.messages[0].content, "q");

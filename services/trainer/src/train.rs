@@ -13,11 +13,13 @@ use crate::lora::{LoraConfig, LoraLayout};
 use crate::metrics::{RewardStats, StepMetrics};
 use crate::optim::OptimParams;
 use crate::params::{ModelLayout, load_weights};
-use crate::reward::{FormatReward, HttpReward, RewardFunction, RewardGroup};
+use crate::reward::{FormatReward, HttpReward, HttpTarget, RewardFunction, RewardGroup};
 use crate::rollout::{
     Completion, Prompt, RewardScore as ProtoRewardScore, RolloutBatch, ScoredGroup,
 };
 use crate::sampling::SamplingParams;
+use crate::seed::{self, CheckSqlReward};
+use crate::sft::SftParams;
 use crate::tokenizer::ChatTokenizer;
 use anyhow::{Context, Result, bail};
 use rand::SeedableRng;
@@ -39,20 +41,32 @@ pub struct RewardSpec {
     pub weight: f64,
     /// `format` (strict `<think>…</think><sql>…</sql>`), `format_soft` (partial credit),
     /// `execution` (run the SQL on the sandbox `database` in process and compare results),
-    /// `http` (the reward service at `url`), or `custom` (registered in process by name).
+    /// `http` (the reward service at `url`, or any `endpoint` taking its batch shape), the seed
+    /// project's `match_format_exactly`, `match_format_approximately` and `check_sql_reward`
+    /// (see [`crate::seed`]), or `custom` (registered in process by name).
     pub kind: String,
+    /// The reward service's root URL (`http`; the batch path is appended).
     #[serde(default)]
     pub url: Option<String>,
+    /// A full URL posted to as is, for any service that takes the batch shape (`http`).
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The environment variable holding a bearer token for an `http` reward (never the token
+    /// itself: config files get committed).
+    #[serde(default)]
+    pub token_env: Option<String>,
     /// HTTP timeout per group, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: f64,
-    /// The sandbox DuckDB file of an `execution` reward.
+    /// The sandbox DuckDB file of an `execution` reward; for `check_sql_reward`, where rows
+    /// without a `sql_context` run.
     #[serde(default)]
     pub database: Option<PathBuf>,
-    /// How an `execution` reward scores (`partial`, `format_gate`, `tolerance`, `mode`), as the
-    /// reward service's request options.
+    /// How an `execution` or `http` reward scores (`partial`, `format_gate`, `tolerance`,
+    /// `mode`), as the reward service's request options (an `http` reward sends them only when
+    /// the entry has a `[rewards.scoring]` table).
     #[serde(default)]
-    pub scoring: ScoreOptions,
+    pub scoring: Option<ScoreOptions>,
 }
 
 impl RewardSpec {
@@ -63,9 +77,11 @@ impl RewardSpec {
             weight: 1.0,
             kind: kind.into(),
             url: None,
+            endpoint: None,
+            token_env: None,
             timeout_seconds: default_timeout(),
             database: None,
-            scoring: ScoreOptions::default(),
+            scoring: None,
         }
     }
 }
@@ -101,6 +117,9 @@ pub struct TrainConfig {
     pub optim: OptimParams,
     pub sampling: SamplingParams,
     pub rewards: Vec<RewardSpec>,
+    /// The supervised stage `sqlrft train sft` runs, and `sqlrft train` before GRPO when
+    /// `sft.epochs` (or `--sft-epochs`) is above 0.
+    pub sft: SftParams,
 }
 
 impl Default for TrainConfig {
@@ -118,6 +137,7 @@ impl Default for TrainConfig {
             optim: OptimParams::default(),
             sampling: SamplingParams::default(),
             rewards: vec![RewardSpec::new("format", "format")],
+            sft: SftParams::default(),
         }
     }
 }
@@ -213,14 +233,39 @@ pub fn build_rewards(
                 "format" => Arc::new(FormatReward::strict(&s.name)),
                 "format_soft" => Arc::new(FormatReward::soft(&s.name)),
                 "http" => {
-                    let url = s.url.as_deref().with_context(|| {
-                        format!("reward `{}` of kind http needs a `url`", s.name)
-                    })?;
-                    Arc::new(HttpReward::new(
+                    if s.url.is_none() && s.endpoint.is_none() {
+                        bail!(
+                            "reward `{}` of kind http needs a `url` (the reward service's root) \
+                             or an `endpoint` (a full URL taking its batch shape)",
+                            s.name
+                        );
+                    }
+                    let token = match &s.token_env {
+                        Some(var) => Some(std::env::var(var).with_context(|| {
+                            format!(
+                                "reward `{}` reads its bearer token from ${var}, which is not set",
+                                s.name
+                            )
+                        })?),
+                        None => None,
+                    };
+                    Arc::new(HttpReward::configured(
                         s.name.clone(),
-                        url,
-                        Duration::from_secs_f64(s.timeout_seconds),
+                        HttpTarget {
+                            url: s.url.as_deref(),
+                            endpoint: s.endpoint.as_deref(),
+                            token,
+                            timeout: Duration::from_secs_f64(s.timeout_seconds),
+                            options: s.scoring,
+                        },
                     )?)
+                }
+                seed::MATCH_FORMAT_EXACTLY => Arc::new(FormatReward::seed_exact(&s.name)),
+                seed::MATCH_FORMAT_APPROXIMATELY => {
+                    Arc::new(FormatReward::seed_approximate(&s.name))
+                }
+                seed::CHECK_SQL_REWARD => {
+                    Arc::new(CheckSqlReward::new(s.name.clone(), s.database.clone())?)
                 }
                 "execution" => {
                     let database = s.database.as_deref().with_context(|| {
@@ -230,7 +275,7 @@ pub fn build_rewards(
                             s.name
                         )
                     })?;
-                    execution_reward(&s.name, database, s.scoring)?
+                    execution_reward(&s.name, database, s.scoring.unwrap_or_default())?
                 }
                 "custom" => registry
                     .iter()
@@ -244,7 +289,8 @@ pub fn build_rewards(
                     })?,
                 other => {
                     bail!(
-                        "reward kind `{other}` is unknown (format, format_soft, execution, http, custom)"
+                        "reward kind `{other}` is unknown (format, format_soft, execution, http, \
+                         match_format_exactly, match_format_approximately, check_sql_reward, custom)"
                     )
                 }
             };
@@ -778,17 +824,21 @@ mod tests {
     fn seed_config_file_gives_the_seed_projects_settings() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/seed.toml");
         let c = TrainConfig::load(Some(&path)).unwrap();
+        // The seed's config.yaml, environment.py defaults and trainer_control.py arguments.
+        assert_eq!((c.seed, c.max_steps, c.save_steps), (3407, 300, 200));
         assert_eq!(
             (c.lora.rank, c.lora.alpha, c.grpo.num_generations),
             (16, 16.0, 4)
         );
+        // 12 completions per device batch × 2 accumulation steps / 4 generations = 6 prompts.
+        assert_eq!((c.prompts_per_step, c.gradient_accumulation_steps), (6, 2));
         assert_eq!(
             (
                 c.optim.learning_rate,
                 c.optim.adam_beta2,
                 c.optim.weight_decay
             ),
-            (5e-6, 0.99, 0.1)
+            (1e-4, 0.95, 0.01)
         );
         assert_eq!(
             (
@@ -796,22 +846,68 @@ mod tests {
                 c.optim.lr_scheduler_type,
                 c.optim.max_grad_norm
             ),
-            (0.1, crate::optim::LrSchedule::Cosine, 0.1)
+            (0.03, crate::optim::LrSchedule::Cosine, 1.0)
         );
-        assert_eq!(c.sampling.temperature, 0.6);
+        assert_eq!(
+            (
+                c.sampling.temperature,
+                c.sampling.max_new_tokens,
+                c.max_prompt_length
+            ),
+            (0.7, 1024, 1024)
+        );
+        assert_eq!(
+            (
+                c.sft.epochs,
+                c.sft.learning_rate,
+                c.sft.batch_size,
+                c.sft.warmup_steps
+            ),
+            (2, 2e-5, 8, 5)
+        );
         assert_eq!(
             c.rewards
                 .iter()
-                .map(|r| r.name.as_str())
+                .map(|r| (r.kind.as_str(), r.weight))
                 .collect::<Vec<_>>(),
-            ["execution", "format"],
+            [
+                ("match_format_exactly", 1.0),
+                ("match_format_approximately", 1.0),
+                ("check_sql_reward", 1.0)
+            ],
             "the file's rewards replace the default list"
         );
-        // Untouched fields keep TRL's defaults.
+        assert_eq!(
+            c.rewards,
+            seed::seed_reward_specs(),
+            "the file and --rewards seed agree"
+        );
+        // TRL 0.17.0's defaults, which the seed ran with.
         assert_eq!(
             (c.grpo.loss_type, c.grpo.beta, c.grpo.epsilon),
-            (crate::grpo::LossType::Dapo, 0.0, 0.2)
+            (crate::grpo::LossType::Bnpo, 0.04, 0.2)
         );
+    }
+
+    #[test]
+    fn the_readme_rewards_example_is_a_valid_config() {
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+                .unwrap();
+        let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+        let block = &readme[start..start + readme[start..].find("```").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rewards.toml");
+        std::fs::write(&path, block).unwrap();
+        let c = TrainConfig::load(Some(&path)).unwrap();
+        let judge = &c.rewards[2];
+        assert_eq!(
+            (judge.kind.as_str(), judge.endpoint.as_deref(), judge.weight),
+            ("http", Some("http://127.0.0.1:9000/score"), 0.25)
+        );
+        assert!(judge.scoring.is_some_and(|s| s.partial));
+        // The built-in entries build as written (the http one needs its token variable).
+        build_rewards(&c.rewards[1..2], &[]).unwrap();
     }
 
     #[test]

@@ -7,5 +7,8 @@ mod model;
 #[cfg(feature = "execution")]
 mod pipeline;
 mod reference;
+#[cfg(feature = "execution")]
+mod rewards;
+mod sft;
 mod tiny;
 mod train;

@@ -102,6 +102,11 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
         seed: None,
         sandbox: Some(built.sandbox.clone()),
         reward_url: None,
+        rewards: None,
+        sft_epochs: None,
+        sft_dataset: None,
+        sft_max_length: None,
+        trl: Default::default(),
         quiet: true,
         hub: Default::default(),
     };

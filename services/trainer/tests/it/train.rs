@@ -198,6 +198,11 @@ fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> T
         seed: None,
         sandbox: None,
         reward_url: None,
+        rewards: None,
+        sft_epochs: None,
+        sft_dataset: None,
+        sft_max_length: None,
+        trl: Default::default(),
         quiet: true,
         hub: Default::default(),
     }
