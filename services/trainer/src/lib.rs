@@ -9,6 +9,7 @@
 //! service over HTTP.
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
