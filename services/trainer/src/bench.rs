@@ -221,7 +221,10 @@ pub async fn run_bench(args: &TrainBenchArgs) -> Result<TrainBenchReport> {
         );
     }
     let temp = tempfile::tempdir()?;
-    let dir = args.out.clone().unwrap_or_else(|| temp.path().to_path_buf());
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&dir)?;
     let all = match &args.dataset {
         Some(path) => load_jsonl(path)?,
@@ -400,7 +403,15 @@ fn gemm_throughput((m, k, n): (usize, usize, usize)) -> f64 {
     let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
     let b: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
     let mut c = vec![0.0f32; m * n];
-    let run = |c: &mut [f32]| gemm(c, Mat::rows(&a, m, k), Mat::transposed(&b, k, n), 1.0, false);
+    let run = |c: &mut [f32]| {
+        gemm(
+            c,
+            Mat::rows(&a, m, k),
+            Mat::transposed(&b, k, n),
+            1.0,
+            false,
+        )
+    };
     run(&mut c);
     let started = Instant::now();
     let mut reps = 0u32;
@@ -479,7 +490,11 @@ fn run_peer(
         .arg(model_dir)
         .arg("--prompts")
         .arg(&prompt_file)
-        .args(numbers.iter().flat_map(|(flag, value)| [*flag, value.as_str()]))
+        .args(
+            numbers
+                .iter()
+                .flat_map(|(flag, value)| [*flag, value.as_str()]),
+        )
         .arg("--output-dir")
         .arg(dir.join("trl-output"))
         .env("OMP_NUM_THREADS", threads.to_string())

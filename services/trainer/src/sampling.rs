@@ -88,11 +88,7 @@ pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut impl Rng) -> (
 }
 
 /// Draws one of `kept` in proportion to its probability (renormalised over `kept`).
-fn draw(
-    probs: &[f32],
-    kept: impl Iterator<Item = usize> + Clone,
-    rng: &mut impl Rng,
-) -> usize {
+fn draw(probs: &[f32], kept: impl Iterator<Item = usize> + Clone, rng: &mut impl Rng) -> usize {
     let total: f32 = kept.clone().map(|i| probs[i]).sum();
     let mut u = rng.random::<f32>() * total;
     let mut last = None;

@@ -435,7 +435,9 @@ impl<B: Backend> Trainer<B> {
                 .generate(&id_refs, g, &self.cfg.sampling, &eos, &mut self.rng)?;
         self.timings.generation = started.elapsed();
         let started = Instant::now();
-        for ((prompt, prompt_ids), sampled) in batch.prompts.into_iter().zip(prompt_ids).zip(sampled_all) {
+        for ((prompt, prompt_ids), sampled) in
+            batch.prompts.into_iter().zip(prompt_ids).zip(sampled_all)
+        {
             let texts: Vec<String> = sampled
                 .iter()
                 .map(|s| self.tokenizer.decode(&s.tokens))

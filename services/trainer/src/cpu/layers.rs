@@ -52,7 +52,11 @@ pub struct Mat<'a> {
 impl<'a> Mat<'a> {
     /// `data` as a `rows × cols` row-major matrix.
     pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "matrix buffer does not match its shape");
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "matrix buffer does not match its shape"
+        );
         Self {
             data,
             rows,
@@ -85,7 +89,11 @@ impl<'a> Mat<'a> {
 
     /// The transpose of `data` read as a `cols × rows` row-major matrix: a `rows × cols` view.
     pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "matrix buffer does not match its shape");
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "matrix buffer does not match its shape"
+        );
         Self {
             data,
             rows,
@@ -101,7 +109,11 @@ impl<'a> Mat<'a> {
 pub fn gemm(dst: &mut [f32], lhs: Mat<'_>, rhs: Mat<'_>, scale: f32, accumulate: bool) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "inner dimensions differ");
-    assert_eq!(dst.len(), m * n, "output buffer does not match the product's shape");
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "output buffer does not match the product's shape"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -187,13 +199,7 @@ pub fn matmul_backward(
     oc: usize,
 ) {
     let t = dout.len() / oc;
-    gemm(
-        dinp,
-        Mat::rows(dout, t, oc),
-        Mat::rows(w, oc, c),
-        1.0,
-        true,
-    );
+    gemm(dinp, Mat::rows(dout, t, oc), Mat::rows(w, oc, c), 1.0, true);
     let Some(WeightGrads { w: dw, bias: dbias }) = grads else {
         return;
     };
@@ -438,7 +444,13 @@ pub fn attention_backward(
                 }
                 let dq_h = &mut dq_g[hh * t_len * hd..(hh + 1) * t_len * hd];
                 gemm(dq_h, Mat::rows(&ds, t_len, t_len), k_g, 1.0, false);
-                gemm(&mut dk_g, Mat::transposed(&ds, t_len, t_len), q_h, 1.0, true);
+                gemm(
+                    &mut dk_g,
+                    Mat::transposed(&ds, t_len, t_len),
+                    q_h,
+                    1.0,
+                    true,
+                );
                 gemm(&mut dv_g, Mat::transposed(p, t_len, t_len), do_h, 1.0, true);
             }
             (dq_g, dk_g, dv_g)

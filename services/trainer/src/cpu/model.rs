@@ -475,7 +475,14 @@ impl CpuModel {
             target,
         };
         for l in (0..self.config.num_hidden_layers).rev() {
-            self.block_backward(l, &mut dx, &acts.layers[l], &positions, &mut sink, acts.adapters);
+            self.block_backward(
+                l,
+                &mut dx,
+                &acts.layers[l],
+                &positions,
+                &mut sink,
+                acts.adapters,
+            );
         }
         if base_grads {
             layers::embedding_backward(&mut grads[self.layout.embed..], &dx, &acts.tokens, h);
@@ -499,7 +506,10 @@ impl CpuModel {
         adapters: bool,
     ) -> Vec<f32> {
         assert_eq!(tokens.len(), caches.len(), "one cache per sequence");
-        assert!(tokens.iter().all(|t| !t.is_empty()), "a sequence without new tokens");
+        assert!(
+            tokens.iter().all(|t| !t.is_empty()),
+            "a sequence without new tokens"
+        );
         let (h, v) = (self.config.hidden_size, self.config.vocab_size);
         let rows: Vec<usize> = tokens.iter().map(|t| t.len()).collect();
         let positions: Vec<usize> = caches
