@@ -74,10 +74,9 @@ fn get_status(url: &str) -> anyhow::Result<u16> {
         .with_context(|| format!("nothing answers at {url}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
-    )?;
+    // One write: `write!` on a raw socket sends each formatted piece as its own segment.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes())?;
     let mut head = [0u8; 64];
     let read = stream
         .read(&mut head)
@@ -101,9 +100,17 @@ mod tests {
         let url = format!("http://{}/healthz", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut request = [0u8; 512];
-            let read = stream.read(&mut request).unwrap();
-            let request = String::from_utf8_lossy(&request[..read]).to_string();
+            // A request may arrive in several segments: read up to the end of its head.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 512];
+            while !request.ends_with(b"\r\n\r\n") {
+                let read = stream.read(&mut chunk).unwrap();
+                if read == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..read]);
+            }
+            let request = String::from_utf8_lossy(&request).to_string();
             let status = if request.starts_with("GET /healthz HTTP/1.0\r\n") {
                 status_line
             } else {
