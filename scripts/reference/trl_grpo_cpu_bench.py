@@ -3,7 +3,7 @@
 Same model directory, prompts and shapes as sqlrft's side: `--num-generations` completions of each
 prompt per step (all prompts in one step), at most `--max-new-tokens` new tokens, sampling at
 temperature 1, LoRA on every projection, beta 0, one optimizer step per generation round, no vLLM,
-float32, `--threads` torch threads. Prints one JSON line: the mean of the measured steps (after
+no activation checkpointing, float32, `--threads` torch threads. Prints one JSON line: the mean of the measured steps (after
 `--warmup` unmeasured ones) split into generation, rewards and update.
 
 Phases: `_generate_and_score_completions` is timed whole and the reward function inside it
@@ -89,6 +89,9 @@ def main() -> None:
         fp16=False,
         seed=args.seed,
         dataloader_num_workers=0,
+        # TRL 1.16 turns activation checkpointing on by default; sqlrft keeps activations, so
+        # the peer does too (a recomputed forward would count against TRL).
+        gradient_checkpointing=False,
         disable_tqdm=True,
     )
     accepted = GRPOConfig.__dataclass_fields__
