@@ -149,6 +149,8 @@ enum BenchCommand {
     Build(sqlrft_builder::BenchArgs),
     /// 1,000 items x 3 models against a stub with 200 ms latency, scored on a sandbox.
     Eval(sqlrft_eval::BenchArgs),
+    /// GRPO steps of SmolLM2-135M on the CPU by phase, vs TRL's GRPOTrainer in the same run.
+    Train(sqlrft_trainer::bench::TrainBenchArgs),
 }
 
 /// DuckDB allocates heavily in every parse, bind and plan; with mimalloc in place of glibc malloc
@@ -219,6 +221,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Bench(BenchCommand::Eval(args)) => {
                 sqlrft_eval::run_bench(&args).await.map(drop)
+            }
+            Command::Bench(BenchCommand::Train(args)) => {
+                sqlrft_trainer::bench::run_bench(&args).await.map(drop)
             }
             Command::Cuda(_) | Command::Healthcheck(_) => {
                 unreachable!("handled before the runtime starts")

@@ -228,6 +228,13 @@ fn cases() -> Vec<Case> {
             .replace("...", &format!("{TRAIN} --sandbox data/sandbox.duckdb"))
             .append("--max-steps 2 --max-completion-length 8 --quiet")
             .check(|f, _| f.metrics_reach_step("runs/qwen-sql/metrics.jsonl", 2)),
+        case("sqlrft bench train")
+            .before(|_, f| {
+                tiny::write_model(&f.path("tiny-llama"), tiny::Family::Llama, 5);
+                Ok(())
+            })
+            .append("--model tiny-llama --prompts 2 --generations 2 --max-new-tokens 4 --no-peer")
+            .check(|_, out| stdout_mentions(out, "the update reaches")),
         case("sqlrft train export --output-dir runs/qwen-sql --out models/qwen-sql")
             .before(|w, f| f.copy_asset(w, Asset::Trained, "runs"))
             .writes(&[

@@ -272,12 +272,13 @@ impl LocalModel {
             .lock()
             .map_err(|_| anyhow::anyhow!("the local model's lock is poisoned"))?
             .generate(
-                &prompt,
+                &[&prompt],
                 sampling.samples.max(1) as usize,
                 &params,
                 &self.tokenizer.eos_ids,
                 &mut rng,
-            )?;
+            )?
+            .remove(0);
         let texts = sampled
             .iter()
             .map(|s| self.tokenizer.decode(&s.tokens))

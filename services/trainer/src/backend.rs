@@ -6,9 +6,11 @@
 //! wherever they live (host or device memory). The loop only ever sees token ids, per-token
 //! log-probs and scalars, so nothing large crosses the host/device boundary:
 //!
-//! * [`Backend::generate`] samples `n` completions of one prompt with the *trained* policy
+//! * [`Backend::generate`] samples `n` completions of each prompt with the *trained* policy
 //!   (adapters on), using [`crate::sampling::sample_token`]'s rules (temperature, top-k, top-p;
-//!   stop at an EOS id, which is kept as the last token, or at `max_new_tokens`).
+//!   stop at an EOS id, which is kept as the last token, or at `max_new_tokens`). Completion `j`
+//!   of prompt `i` draws from its own ChaCha8 stream, seeded by the `i · n + j`-th `u64` of the
+//!   caller's `rng`, so what it samples does not depend on which others decode beside it.
 //! * [`Backend::score`] returns, for each sequence, `log softmax(logits / temperature)` at each
 //!   completion token and the entropy of that distribution: exactly what TRL's
 //!   `_get_per_token_logps_and_entropies` computes. [`Policy::Reference`] scores with the base
@@ -33,7 +35,9 @@ use crate::optim::{AdamW, OptimParams, clip_grad_norm};
 use crate::params::Layout;
 use crate::sampling::{Sampled, SamplingParams, sample_token};
 use anyhow::{Result, bail};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// A prompt followed by a completion.
 #[derive(Clone, Copy, Debug)]
@@ -71,15 +75,15 @@ pub struct TrainableState {
 /// What runs the model for the GRPO loop. See the module docs for the contract.
 pub trait Backend {
     fn config(&self) -> &ModelConfig;
-    /// Samples `n` completions of `prompt` with the trained policy.
+    /// Samples `n` completions of each prompt with the trained policy: `[prompt][completion]`.
     fn generate(
         &mut self,
-        prompt: &[u32],
+        prompts: &[&[u32]],
         n: usize,
         params: &SamplingParams,
         eos: &[u32],
         rng: &mut ChaCha8Rng,
-    ) -> Result<Vec<Sampled>>;
+    ) -> Result<Vec<Vec<Sampled>>>;
     /// Completion log-probs and entropies, no gradient.
     fn score(
         &mut self,
@@ -173,6 +177,33 @@ impl CpuBackend {
     }
 }
 
+/// One completion being decoded: its cache, its own random stream, what it sampled so far.
+struct Decoding {
+    cache: KvCache,
+    rng: ChaCha8Rng,
+    sampled: Sampled,
+    done: bool,
+}
+
+impl Decoding {
+    /// Samples the next token from `logits`; done at an EOS id or the length limit.
+    fn sample(&mut self, logits: &[f32], params: &SamplingParams, eos: &[u32]) {
+        let (tok, lp) = sample_token(logits, params, &mut self.rng);
+        self.sampled.tokens.push(tok);
+        self.sampled.logprobs.push(lp);
+        if eos.contains(&tok) {
+            self.sampled.truncated = false;
+            self.done = true;
+        } else if self.sampled.tokens.len() >= params.max_new_tokens {
+            self.done = true;
+        }
+    }
+
+    fn last_token(&self) -> u32 {
+        *self.sampled.tokens.last().expect("a token was sampled")
+    }
+}
+
 /// Rejects sequences the model cannot run: an empty prompt, no completion to score (when
 /// `scored`), or token ids outside the vocabulary.
 fn check_sequence(seq: &Sequence, vocab: usize, scored: bool) -> Result<()> {
@@ -198,46 +229,64 @@ impl Backend for CpuBackend {
 
     fn generate(
         &mut self,
-        prompt: &[u32],
+        prompts: &[&[u32]],
         n: usize,
         params: &SamplingParams,
         eos: &[u32],
         rng: &mut ChaCha8Rng,
-    ) -> Result<Vec<Sampled>> {
-        check_sequence(
-            &Sequence {
+    ) -> Result<Vec<Vec<Sampled>>> {
+        let (v, layers) = (
+            self.model.config.vocab_size,
+            self.model.config.num_hidden_layers,
+        );
+        // Each prompt is prefilled once; its completions start from copies of its cache.
+        let mut seqs = Vec::with_capacity(prompts.len() * n);
+        let mut logits = Vec::with_capacity(prompts.len() * n * v);
+        for prompt in prompts {
+            let seq = Sequence {
                 tokens: prompt,
                 prompt_len: prompt.len(),
-            },
-            self.model.config.vocab_size,
-            false,
-        )?;
-        let mut prefilled = KvCache::new(self.model.config.num_hidden_layers);
-        let first_logits = self.model.forward_cached(prompt, &mut prefilled, true);
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut cache = prefilled.clone();
-            let mut logits = first_logits.clone();
-            let mut s = Sampled {
-                tokens: vec![],
-                logprobs: vec![],
-                truncated: true,
             };
-            while s.tokens.len() < params.max_new_tokens {
-                let (tok, lp) = sample_token(&logits, params, rng);
-                s.tokens.push(tok);
-                s.logprobs.push(lp);
-                if eos.contains(&tok) {
-                    s.truncated = false;
-                    break;
-                }
-                if s.tokens.len() < params.max_new_tokens {
-                    logits = self.model.forward_cached(&[tok], &mut cache, true);
-                }
+            check_sequence(&seq, v, false)?;
+            let mut prefilled = KvCache::new(layers);
+            let first = self.model.forward_cached(prompt, &mut prefilled, true);
+            for _ in 0..n {
+                seqs.push(Decoding {
+                    cache: prefilled.clone(),
+                    rng: ChaCha8Rng::seed_from_u64(rng.next_u64()),
+                    sampled: Sampled {
+                        tokens: vec![],
+                        logprobs: vec![],
+                        truncated: true,
+                    },
+                    done: params.max_new_tokens == 0,
+                });
+                logits.extend_from_slice(&first);
             }
-            out.push(s);
         }
-        Ok(out)
+        // Invariant: row r of `logits` belongs to the r-th sequence not yet done.
+        loop {
+            let mut active: Vec<&mut Decoding> = seqs.iter_mut().filter(|d| !d.done).collect();
+            if active.is_empty() {
+                break;
+            }
+            active
+                .par_iter_mut()
+                .zip(logits.par_chunks(v))
+                .for_each(|(d, row)| d.sample(row, params, eos));
+            let mut next: Vec<&mut Decoding> = active.into_iter().filter(|d| !d.done).collect();
+            if next.is_empty() {
+                break;
+            }
+            let tokens: Vec<[u32; 1]> = next.iter().map(|d| [d.last_token()]).collect();
+            let tokens: Vec<&[u32]> = tokens.iter().map(|t| t.as_slice()).collect();
+            let mut caches: Vec<&mut KvCache> = next.iter_mut().map(|d| &mut d.cache).collect();
+            logits = self.model.forward_cached_batch(&tokens, &mut caches, true);
+        }
+        let mut sampled = seqs.into_iter().map(|d| d.sampled);
+        Ok((0..prompts.len())
+            .map(|_| sampled.by_ref().take(n).collect())
+            .collect())
     }
 
     fn score(

@@ -9,6 +9,7 @@
 //! service over HTTP.
 
 pub mod backend;
+pub mod bench;
 pub mod card;
 pub mod checkpoint;
 pub mod cli;

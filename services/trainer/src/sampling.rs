@@ -55,12 +55,20 @@ pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut impl Rng) -> (
         let best = argmax(logits);
         return (best as u32, logprob(best));
     }
+    if p.top_k == 0 && p.top_p >= 1.0 {
+        // Every token stays in: draw by the cumulative sum in vocabulary order, no sort needed.
+        let i = draw(&probs, 0..probs.len(), rng);
+        return (i as u32, logprob(i));
+    }
+    // Descending probability, ties in index order, so sampling is reproducible.
+    let by_prob = |a: &usize, b: &usize| probs[*b].total_cmp(&probs[*a]).then(a.cmp(b));
     let mut order: Vec<usize> = (0..probs.len()).collect();
-    // Stable sort by descending probability: ties keep index order, so sampling is reproducible.
-    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-    if p.top_k > 0 {
+    if p.top_k > 0 && p.top_k < order.len() {
+        // Partition out the k most likely first, so only those k are sorted.
+        order.select_nth_unstable_by(p.top_k - 1, by_prob);
         order.truncate(p.top_k);
     }
+    order.sort_unstable_by(by_prob);
     if p.top_p < 1.0 {
         let kept_mass: f32 = order.iter().map(|&i| probs[i]).sum();
         let mut cum = 0.0;
@@ -75,16 +83,23 @@ pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut impl Rng) -> (
         }
         order.truncate(keep);
     }
-    let total: f32 = order.iter().map(|&i| probs[i]).sum();
+    let i = draw(&probs, order.iter().copied(), rng);
+    (i as u32, logprob(i))
+}
+
+/// Draws one of `kept` in proportion to its probability (renormalised over `kept`).
+fn draw(probs: &[f32], kept: impl Iterator<Item = usize> + Clone, rng: &mut impl Rng) -> usize {
+    let total: f32 = kept.clone().map(|i| probs[i]).sum();
     let mut u = rng.random::<f32>() * total;
-    for &i in &order {
+    let mut last = None;
+    for i in kept {
         u -= probs[i];
         if u <= 0.0 {
-            return (i as u32, logprob(i));
+            return i;
         }
+        last = Some(i);
     }
-    let last = *order.last().expect("at least one token kept");
-    (last as u32, logprob(last))
+    last.expect("at least one token kept")
 }
 
 fn argmax(v: &[f32]) -> usize {

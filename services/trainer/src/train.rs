@@ -368,6 +368,19 @@ pub struct Trainer<B: Backend> {
     started: Instant,
     /// The last generation round, in the rollout contract's types.
     pub last_rollout: Option<RolloutBatch>,
+    /// Where the last round's time went.
+    pub timings: RoundTimings,
+}
+
+/// Wall time of one round's phases.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct RoundTimings {
+    /// Sampling every completion of the round.
+    pub generation: Duration,
+    /// Scoring them with every reward function.
+    pub rewards: Duration,
+    /// Advantages, log-probs, forward/backward passes and optimizer steps.
+    pub update: Duration,
 }
 
 impl<B: Backend> Trainer<B> {
@@ -390,6 +403,7 @@ impl<B: Backend> Trainer<B> {
             step: 0,
             started: Instant::now(),
             last_rollout: None,
+            timings: RoundTimings::default(),
         }
     }
 
@@ -453,12 +467,23 @@ impl<B: Backend> Trainer<B> {
         let mut groups = Vec::with_capacity(batch.prompts.len());
         // per_reward[k][i] over all completions of the round.
         let mut per_reward: Vec<Vec<f64>> = vec![Vec::new(); self.rewards.len()];
-        for prompt in batch.prompts {
-            let prompt_ids = self.encode_prompt(&prompt)?;
-            let eos = self.tokenizer.eos_ids.clone();
-            let sampled =
-                self.backend
-                    .generate(&prompt_ids, g, &self.cfg.sampling, &eos, &mut self.rng)?;
+        let prompt_ids: Vec<Vec<u32>> = batch
+            .prompts
+            .iter()
+            .map(|p| self.encode_prompt(p))
+            .collect::<Result<_>>()?;
+        // Every completion of the round decodes together.
+        let started = Instant::now();
+        let id_refs: Vec<&[u32]> = prompt_ids.iter().map(Vec::as_slice).collect();
+        let eos = self.tokenizer.eos_ids.clone();
+        let sampled_all =
+            self.backend
+                .generate(&id_refs, g, &self.cfg.sampling, &eos, &mut self.rng)?;
+        self.timings.generation = started.elapsed();
+        let started = Instant::now();
+        for ((prompt, prompt_ids), sampled) in
+            batch.prompts.into_iter().zip(prompt_ids).zip(sampled_all)
+        {
             let texts: Vec<String> = sampled
                 .iter()
                 .map(|s| self.tokenizer.decode(&s.tokens))
@@ -525,6 +550,7 @@ impl<B: Backend> Trainer<B> {
                 completions,
             });
         }
+        self.timings.rewards = started.elapsed();
         Ok((
             RolloutBatch {
                 step: self.step,
@@ -542,6 +568,7 @@ impl<B: Backend> Trainer<B> {
         let g = p.num_generations;
         let epoch = self.data.cursor.epoch;
         let (mut batch, per_reward) = self.rollout().await?;
+        let update_started = Instant::now();
         let weights: Vec<f64> = self.rewards.iter().map(|(_, w)| *w).collect();
         let rewards = grpo::combine_rewards(&per_reward, &weights);
         let advantages = grpo::advantages(&rewards, g, p.scale_rewards);
@@ -651,6 +678,7 @@ impl<B: Backend> Trainer<B> {
                 },
             ));
         }
+        self.timings.update = update_started.elapsed();
         self.last_rollout = Some(batch);
         Ok(out)
     }

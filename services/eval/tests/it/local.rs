@@ -57,9 +57,9 @@ fn trainer_greedy(dir: &std::path::Path, question: &str) -> String {
     };
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
     let sampled = backend
-        .generate(&prompt, 1, &params, &tokenizer.eos_ids, &mut rng)
+        .generate(&[&prompt], 1, &params, &tokenizer.eos_ids, &mut rng)
         .unwrap();
-    tokenizer.decode(&sampled[0].tokens).unwrap()
+    tokenizer.decode(&sampled[0][0].tokens).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,55 +2,14 @@
 //!
 //! Shapes are row-major; `t` is the number of positions of one sequence. Backward functions
 //! *accumulate* (`+=`) into parameter gradients and into input gradients, the llm.c way, so a
-//! residual stream's gradient can flow into one buffer from two branches. Work is split over rows
-//! with rayon and every reduction runs in a fixed order, so results do not depend on thread count.
+//! residual stream's gradient can flow into one buffer from two branches. Matrix products go
+//! through the `gemm` crate on rayon's threads; the rest is split over heads or rows with rayon.
 
 use rayon::prelude::*;
-
-/// Rows below this many multiply-adds run on the calling thread: rayon's overhead dominates.
-const PAR_MIN_WORK: usize = 1 << 14;
-
-/// Dot product with eight independent partial sums, a fixed order the compiler can vectorise
-/// (a single running sum cannot be reordered, so it stays scalar).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
 
 fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
         *y += a * x;
-    }
-}
-
-/// Runs `f(row_index, row)` over the `width`-sized rows of `out`, in parallel when worth it.
-fn for_rows(
-    out: &mut [f32],
-    width: usize,
-    work_per_row: usize,
-    f: impl Fn(usize, &mut [f32]) + Sync + Send,
-) {
-    if width == 0 {
-        return;
-    }
-    if out.len() / width * work_per_row < PAR_MIN_WORK {
-        out.chunks_mut(width).enumerate().for_each(|(i, r)| f(i, r));
-    } else {
-        out.par_chunks_mut(width)
-            .enumerate()
-            .for_each(|(i, r)| f(i, r));
     }
 }
 
@@ -74,6 +33,129 @@ pub fn embedding_backward(dtable: &mut [f32], dout: &[f32], tokens: &[u32], c: u
 }
 
 // ---------------------------------------------------------------------------------------------
+// Matrix products through the `gemm` crate: SIMD kernels picked at run time for the CPU in hand
+// (no `target-cpu=native`, so the binary runs anywhere) and rayon's threads.
+
+/// Products below this many multiply-adds run on the calling thread: threading costs more.
+const GEMM_PAR_MIN_WORK: usize = 1 << 17;
+
+/// A matrix operand in a row-major buffer; a transpose is the same buffer with strides swapped.
+#[derive(Clone, Copy)]
+pub struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Mat<'a> {
+    /// `data` as a `rows × cols` row-major matrix.
+    pub fn rows(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "matrix buffer does not match its shape"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// A `rows × cols` view of `data` with element `(i, j)` at `i · row_stride + j · col_stride`:
+    /// one head's slice of a `[t, heads · hd]` buffer, or its transpose.
+    pub fn strided(
+        data: &'a [f32],
+        (rows, cols): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+    ) -> Self {
+        let last = (rows.max(1) - 1) * row_stride + (cols.max(1) - 1) * col_stride;
+        assert!(
+            rows == 0 || cols == 0 || last < data.len(),
+            "strided view reaches past its buffer"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: row_stride as isize,
+            col_stride: col_stride as isize,
+        }
+    }
+
+    /// The transpose of `data` read as a `cols × rows` row-major matrix: a `rows × cols` view.
+    pub fn transposed(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(
+            data.len(),
+            rows * cols,
+            "matrix buffer does not match its shape"
+        );
+        Self {
+            data,
+            rows,
+            cols,
+            row_stride: 1,
+            col_stride: rows as isize,
+        }
+    }
+}
+
+/// `dst = scale · lhs · rhs`, or `dst += scale · lhs · rhs` when `accumulate`; `dst` is row-major
+/// `lhs.rows × rhs.cols`.
+pub fn gemm(dst: &mut [f32], lhs: Mat<'_>, rhs: Mat<'_>, scale: f32, accumulate: bool) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "inner dimensions differ");
+    assert_eq!(
+        dst.len(),
+        m * n,
+        "output buffer does not match the product's shape"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            dst.fill(0.0);
+        }
+        return;
+    }
+    let parallelism = if m * n * k < GEMM_PAR_MIN_WORK {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(rayon::current_num_threads())
+    };
+    // SAFETY: every operand's shape was checked against its buffer's length above (`Mat`'s
+    // constructors and the asserts), and the strides address exactly those buffers.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.col_stride,
+            lhs.row_stride,
+            rhs.data.as_ptr(),
+            rhs.col_stride,
+            rhs.row_stride,
+            1.0,
+            scale,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Linear: out = inp · Wᵀ + b, W is [oc, c] as Hugging Face stores it.
 
 /// `out[t, o] = Σ_i inp[t, i] · w[o, i] + bias[o]`.
@@ -85,29 +167,17 @@ pub fn matmul_forward(
     c: usize,
     oc: usize,
 ) {
-    let rows = out.len() / oc.max(1);
-    let cell = |x: &[f32], o: usize| dot(x, &w[o * c..(o + 1) * c]) + bias.map_or(0.0, |b| b[o]);
-    if rows < rayon::current_num_threads() && oc * c >= PAR_MIN_WORK {
-        // Decoding: one or a few rows, so split each row's outputs across threads instead.
-        const OUT_CHUNK: usize = 64;
-        for (t, row) in out.chunks_mut(oc).enumerate() {
-            let x = &inp[t * c..(t + 1) * c];
-            row.par_chunks_mut(OUT_CHUNK)
-                .enumerate()
-                .for_each(|(j, ys)| {
-                    for (k, y) in ys.iter_mut().enumerate() {
-                        *y = cell(x, j * OUT_CHUNK + k);
-                    }
-                });
-        }
-        return;
+    let t = inp.len() / c;
+    if let Some(b) = bias {
+        out.chunks_mut(oc).for_each(|row| row.copy_from_slice(b));
     }
-    for_rows(out, oc, oc * c, |t, row| {
-        let x = &inp[t * c..(t + 1) * c];
-        for (o, y) in row.iter_mut().enumerate() {
-            *y = cell(x, o);
-        }
-    });
+    gemm(
+        out,
+        Mat::rows(inp, t, c),
+        Mat::transposed(w, c, oc),
+        1.0,
+        bias.is_some(),
+    );
 }
 
 /// Where a linear layer's parameter gradients accumulate, when they are wanted.
@@ -128,26 +198,21 @@ pub fn matmul_backward(
     c: usize,
     oc: usize,
 ) {
-    for_rows(dinp, c, oc * c, |t, drow| {
-        for (o, &g) in dout[t * oc..(t + 1) * oc].iter().enumerate() {
-            axpy(drow, g, &w[o * c..(o + 1) * c]);
-        }
-    });
-    let t_len = dout.len() / oc;
-    let (dw, dbias) = match grads {
-        Some(WeightGrads { w, bias }) => (Some(w), bias),
-        None => (None, None),
+    let t = dout.len() / oc;
+    gemm(dinp, Mat::rows(dout, t, oc), Mat::rows(w, oc, c), 1.0, true);
+    let Some(WeightGrads { w: dw, bias: dbias }) = grads else {
+        return;
     };
-    if let Some(dw) = dw {
-        for_rows(dw, c, t_len * c, |o, drow| {
-            for t in 0..t_len {
-                axpy(drow, dout[t * oc + o], &inp[t * c..(t + 1) * c]);
-            }
-        });
-    }
+    gemm(
+        dw,
+        Mat::transposed(dout, oc, t),
+        Mat::rows(inp, t, c),
+        1.0,
+        true,
+    );
     if let Some(db) = dbias {
-        for t in 0..t_len {
-            axpy(db, 1.0, &dout[t * oc..(t + 1) * oc]);
+        for row in dout.chunks(oc) {
+            axpy(db, 1.0, row);
         }
     }
 }
@@ -272,7 +337,8 @@ pub struct AttnShape {
 /// `out[t, h] = Σ_{u ≤ past + t} softmax_u(q[t,h]·k[u,g] / √hd) v[u,g]` with `g = h / (nh/nkv)`.
 ///
 /// `q` holds `t` new positions; `k`, `v` hold `past + t` positions (a KV cache plus the new ones).
-/// `att` ([nh, t, past + t]) keeps the probabilities for the backward pass.
+/// `att` ([nh, t, past + t]) keeps the probabilities for the backward pass. Per head, the scores
+/// are one matrix product `Q Kᵀ` and the output another, `P V`.
 pub fn attention_forward(
     out: &mut [f32],
     att: &mut [f32],
@@ -293,17 +359,14 @@ pub fn attention_forward(
         .enumerate()
         .map(|(h, att_h)| {
             let g = h / group;
-            let mut o = vec![0.0f32; t_new * hd];
-            for t in 0..t_new {
-                let qrow = &q[(t * nh + h) * hd..(t * nh + h + 1) * hd];
-                let prow = &mut att_h[t * t_all..(t + 1) * t_all];
+            let q_h = Mat::strided(&q[h * hd..], (t_new, hd), (nh * hd, 1));
+            let k_t = Mat::strided(&k[g * hd..], (hd, t_all), (1, nkv * hd));
+            gemm(att_h, q_h, k_t, scale, false);
+            for (t, prow) in att_h.chunks_mut(t_all).enumerate() {
                 let last = past + t;
-                let mut max = f32::NEG_INFINITY;
-                for u in 0..=last {
-                    let sc = dot(qrow, &k[(u * nkv + g) * hd..(u * nkv + g + 1) * hd]) * scale;
-                    prow[u] = sc;
-                    max = max.max(sc);
-                }
+                let max = prow[..=last]
+                    .iter()
+                    .fold(f32::NEG_INFINITY, |m, &x| m.max(x));
                 let mut sum = 0.0;
                 for p in prow[..=last].iter_mut() {
                     *p = (*p - max).exp();
@@ -313,15 +376,10 @@ pub fn attention_forward(
                     *p /= sum;
                 }
                 prow[last + 1..].fill(0.0);
-                let orow = &mut o[t * hd..(t + 1) * hd];
-                for u in 0..=last {
-                    axpy(
-                        orow,
-                        prow[u],
-                        &v[(u * nkv + g) * hd..(u * nkv + g + 1) * hd],
-                    );
-                }
             }
+            let mut o = vec![0.0f32; t_new * hd];
+            let v_g = Mat::strided(&v[g * hd..], (t_all, hd), (nkv * hd, 1));
+            gemm(&mut o, Mat::rows(att_h, t_new, t_all), v_g, 1.0, false);
             o
         })
         .collect();
@@ -358,25 +416,55 @@ pub fn attention_backward(
     let t_len = q.len() / (nh * hd);
     let scale = 1.0 / (hd as f32).sqrt();
     let group = nh / nkv;
-    let mut dp = vec![0.0f32; t_len];
-    for h in 0..nh {
-        let g = h / group;
-        for t in 0..t_len {
-            let prow = &att[(h * t_len + t) * t_len..(h * t_len + t + 1) * t_len];
-            let go = &dout[(t * nh + h) * hd..(t * nh + h + 1) * hd];
-            let mut pdp = 0.0;
-            for u in 0..=t {
-                let vrow = (u * nkv + g) * hd;
-                dp[u] = dot(go, &v[vrow..vrow + hd]);
-                pdp += prow[u] * dp[u];
-                axpy(&mut dv[vrow..vrow + hd], prow[u], go);
+    // The heads of one key/value group share its dk and dv, so groups run in parallel, each into
+    // its own buffers ([head of group, t, hd] and [t, hd]), added into the outputs after, in order.
+    // Per head: dP = dO Vᵀ, dS = P ∘ (dP − rowsum(P ∘ dP)) / √hd, dQ = dS K, dK += dSᵀ Q, dV += Pᵀ dO.
+    let parts: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = (0..nkv)
+        .into_par_iter()
+        .map(|g| {
+            let (mut dq_g, mut dk_g, mut dv_g) = (
+                vec![0.0f32; group * t_len * hd],
+                vec![0.0f32; t_len * hd],
+                vec![0.0f32; t_len * hd],
+            );
+            let k_g = Mat::strided(&k[g * hd..], (t_len, hd), (nkv * hd, 1));
+            let v_t = Mat::strided(&v[g * hd..], (hd, t_len), (1, nkv * hd));
+            let mut ds = vec![0.0f32; t_len * t_len];
+            for hh in 0..group {
+                let h = g * group + hh;
+                let p = &att[h * t_len * t_len..(h + 1) * t_len * t_len];
+                let do_h = Mat::strided(&dout[h * hd..], (t_len, hd), (nh * hd, 1));
+                let q_h = Mat::strided(&q[h * hd..], (t_len, hd), (nh * hd, 1));
+                gemm(&mut ds, do_h, v_t, 1.0, false);
+                for (drow, prow) in ds.chunks_mut(t_len).zip(p.chunks(t_len)) {
+                    let pdp: f32 = drow.iter().zip(prow).map(|(d, p)| d * p).sum();
+                    for (d, &p) in drow.iter_mut().zip(prow) {
+                        *d = p * (*d - pdp) * scale;
+                    }
+                }
+                let dq_h = &mut dq_g[hh * t_len * hd..(hh + 1) * t_len * hd];
+                gemm(dq_h, Mat::rows(&ds, t_len, t_len), k_g, 1.0, false);
+                gemm(
+                    &mut dk_g,
+                    Mat::transposed(&ds, t_len, t_len),
+                    q_h,
+                    1.0,
+                    true,
+                );
+                gemm(&mut dv_g, Mat::transposed(p, t_len, t_len), do_h, 1.0, true);
             }
-            let qoff = (t * nh + h) * hd;
-            for u in 0..=t {
-                let ds = prow[u] * (dp[u] - pdp) * scale;
-                let krow = (u * nkv + g) * hd;
-                axpy(&mut dq[qoff..qoff + hd], ds, &k[krow..krow + hd]);
-                axpy(&mut dk[krow..krow + hd], ds, &q[qoff..qoff + hd]);
+            (dq_g, dk_g, dv_g)
+        })
+        .collect();
+    for (g, (dq_g, dk_g, dv_g)) in parts.iter().enumerate() {
+        for t in 0..t_len {
+            let kv = (t * nkv + g) * hd;
+            axpy(&mut dk[kv..kv + hd], 1.0, &dk_g[t * hd..(t + 1) * hd]);
+            axpy(&mut dv[kv..kv + hd], 1.0, &dv_g[t * hd..(t + 1) * hd]);
+            for hh in 0..group {
+                let qoff = (t * nh + g * group + hh) * hd;
+                let src = (hh * t_len + t) * hd;
+                axpy(&mut dq[qoff..qoff + hd], 1.0, &dq_g[src..src + hd]);
             }
         }
     }

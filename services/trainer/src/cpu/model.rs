@@ -2,10 +2,11 @@
 //! backward pass needs, the backward pass, and KV-cached incremental decoding through the same
 //! block code.
 
-use super::layers::{self, AttnShape, Qkv, WeightGrads};
+use super::layers::{self, AttnShape, Mat, Qkv, WeightGrads};
 use crate::config::ModelConfig;
 use crate::lora::{LoraLayout, LoraSlot};
 use crate::params::{ModelLayout, Proj};
+use rayon::prelude::*;
 
 /// Which parameters receive gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,12 +52,41 @@ pub struct Activations {
     adapters: bool,
 }
 
+/// A linear layer's place in the model, and whether its LoRA adapter (if any) is on.
+#[derive(Clone, Copy)]
+struct LinearAt {
+    layer: usize,
+    proj: Proj,
+    adapters: bool,
+}
+
+/// What a linear layer's backward reads from its forward: the input, and `A x` under LoRA.
+#[derive(Clone, Copy)]
+struct LinearSaved<'a> {
+    inp: &'a [f32],
+    mid: &'a [f32],
+}
+
+/// The buffer a backward pass accumulates parameter gradients into, and which parameters it
+/// holds.
+struct GradSink<'a> {
+    buf: &'a mut [f32],
+    target: GradTarget,
+}
+
 /// Keys and values of the positions decoded so far, per layer.
 #[derive(Clone, Debug)]
 pub struct KvCache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
     pub len: usize,
+}
+
+/// The sequences of one cached forward: sequence `i` owns the next `rows[i]` rows of the batch
+/// and `caches[i]`.
+struct DecodeBatch<'c, 'k> {
+    caches: &'c mut [&'k mut KvCache],
+    rows: &'c [usize],
 }
 
 impl KvCache {
@@ -105,117 +135,86 @@ impl CpuModel {
         }
     }
 
-    fn lora_slot(
-        &self,
-        layer: usize,
-        p: Proj,
-        adapters: bool,
-    ) -> Option<(&LoraLayout, &[f32], LoraSlot)> {
-        let (ll, data) = self.lora.as_ref().filter(|_| adapters)?;
-        ll.slots[layer][p.index()].map(|s| (ll, data.as_slice(), s))
+    fn lora_slot(&self, at: LinearAt) -> Option<(&LoraLayout, &[f32], LoraSlot)> {
+        let (ll, data) = self.lora.as_ref().filter(|_| at.adapters)?;
+        ll.slots[at.layer][at.proj.index()].map(|s| (ll, data.as_slice(), s))
     }
 
     /// `out = inp Wᵀ + b (+ scale · (inp Aᵀ) Bᵀ)`.
-    fn linear_forward(
-        &self,
-        out: &mut [f32],
-        mid: &mut Vec<f32>,
-        inp: &[f32],
-        layer: usize,
-        p: Proj,
-        adapters: bool,
-    ) {
-        let (c, oc) = p.dims(&self.config);
-        let slot = self.layout.layers[layer].proj[p.index()];
+    fn linear_forward(&self, at: LinearAt, out: &mut [f32], mid: &mut Vec<f32>, inp: &[f32]) {
+        let LinearAt { layer, proj, .. } = at;
+        let (c, oc) = proj.dims(&self.config);
+        let slot = self.layout.layers[layer].proj[proj.index()];
         let w = &self.base[slot.w..slot.w + c * oc];
         let b = slot.b.map(|b| &self.base[b..b + oc]);
         layers::matmul_forward(out, inp, w, b, c, oc);
-        if let Some((ll, data, s)) = self.lora_slot(layer, p, adapters) {
-            let t = inp.len() / c;
-            let r = ll.rank;
+        if let Some((ll, data, s)) = self.lora_slot(at) {
+            let (t, r) = (inp.len() / c, ll.rank);
             mid.resize(t * r, 0.0);
             layers::matmul_forward(mid, inp, &data[s.a..s.a + r * c], None, c, r);
-            let mut delta = vec![0.0; t * oc];
-            layers::matmul_forward(&mut delta, mid, &data[s.b..s.b + oc * r], None, r, oc);
-            out.iter_mut()
-                .zip(&delta)
-                .for_each(|(o, d)| *o += ll.scale * d);
+            let b = Mat::transposed(&data[s.b..s.b + oc * r], r, oc);
+            layers::gemm(out, Mat::rows(mid, t, r), b, ll.scale, true);
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Accumulates `dinp` and, for `grads.target`, the layer's parameter gradients.
     fn linear_backward(
         &self,
+        at: LinearAt,
         dinp: &mut [f32],
-        grads: &mut [f32],
-        target: GradTarget,
         dout: &[f32],
-        inp: &[f32],
-        mid: &[f32],
-        layer: usize,
-        p: Proj,
-        adapters: bool,
+        saved: LinearSaved<'_>,
+        grads: &mut GradSink<'_>,
     ) {
-        let (c, oc) = p.dims(&self.config);
-        let slot = self.layout.layers[layer].proj[p.index()];
+        let LinearSaved { inp, mid } = saved;
+        let (c, oc) = at.proj.dims(&self.config);
+        let slot = self.layout.layers[at.layer].proj[at.proj.index()];
         let w = &self.base[slot.w..slot.w + c * oc];
-        if target == GradTarget::Base {
+        if grads.target == GradTarget::Base {
             // dw and dbias are disjoint ranges of the same buffer.
             let (dw, dbias) = match slot.b {
                 Some(b) => {
-                    let (lo, hi) = grads.split_at_mut(b);
+                    let (lo, hi) = grads.buf.split_at_mut(b);
                     (&mut lo[slot.w..slot.w + c * oc], Some(&mut hi[..oc]))
                 }
-                None => (&mut grads[slot.w..slot.w + c * oc], None),
+                None => (&mut grads.buf[slot.w..slot.w + c * oc], None),
             };
-            let grads = WeightGrads { w: dw, bias: dbias };
-            layers::matmul_backward(dinp, Some(grads), dout, inp, w, c, oc);
+            let wg = WeightGrads { w: dw, bias: dbias };
+            layers::matmul_backward(dinp, Some(wg), dout, inp, w, c, oc);
         } else {
             layers::matmul_backward(dinp, None, dout, inp, w, c, oc);
         }
-        if let Some((ll, data, s)) = self.lora_slot(layer, p, adapters) {
+        if let Some((ll, data, s)) = self.lora_slot(at) {
             let r = ll.rank;
             let t = inp.len() / c;
             let scaled: Vec<f32> = dout.iter().map(|g| g * ll.scale).collect();
             let mut dmid = vec![0.0; t * r];
             let (b, a) = (&data[s.b..s.b + oc * r], &data[s.a..s.a + r * c]);
-            let grad_lora = target == GradTarget::Lora;
+            let grad_lora = grads.target == GradTarget::Lora;
             // d(mid Bᵀ): dB = scaledᵀ mid, dmid = scaled B
-            layers::matmul_backward(
-                &mut dmid,
-                grad_lora.then(|| WeightGrads {
-                    w: &mut grads[s.b..s.b + oc * r],
-                    bias: None,
-                }),
-                &scaled,
-                mid,
-                b,
-                r,
-                oc,
-            );
-            layers::matmul_backward(
-                dinp,
-                grad_lora.then(|| WeightGrads {
-                    w: &mut grads[s.a..s.a + r * c],
-                    bias: None,
-                }),
-                &dmid,
-                inp,
-                a,
-                c,
-                r,
-            );
+            let db = grad_lora.then(|| WeightGrads {
+                w: &mut grads.buf[s.b..s.b + oc * r],
+                bias: None,
+            });
+            layers::matmul_backward(&mut dmid, db, &scaled, mid, b, r, oc);
+            let da = grad_lora.then(|| WeightGrads {
+                w: &mut grads.buf[s.a..s.a + r * c],
+                bias: None,
+            });
+            layers::matmul_backward(dinp, da, &dmid, inp, a, c, r);
         }
     }
 
-    /// One decoder layer over the new positions in `x` (updated in place). `cache`, when given,
-    /// holds earlier positions' keys and values and receives the new ones.
+    /// One decoder layer over the rows of `x` (updated in place). Without `cache` the rows are
+    /// one sequence attending causally to itself; with it they are the new positions of the
+    /// cache's sequences, each attending to its own cached keys and values (which receive the
+    /// new ones) while every matrix product runs over all of them at once.
     fn block_forward(
         &self,
         l: usize,
         x: &mut [f32],
         positions: &[usize],
-        cache: Option<(&mut Vec<f32>, &mut Vec<f32>)>,
+        cache: Option<&mut DecodeBatch<'_, '_>>,
         a: &mut LayerActs,
         adapters: bool,
     ) {
@@ -224,6 +223,11 @@ impl CpuModel {
         let s = self.shape();
         let (qd, kvd, ff) = (s.nh * s.hd, s.nkv * s.hd, cfg.intermediate_size);
         let slots = &self.layout.layers[l];
+        let at = |proj| LinearAt {
+            layer: l,
+            proj,
+            adapters,
+        };
         let alloc = |n: usize| vec![0.0f32; n];
         a.x_in = x.to_vec();
         (a.ln1, a.rstd1) = (alloc(t * h), alloc(t));
@@ -237,26 +241,26 @@ impl CpuModel {
         );
         (a.q, a.k, a.v) = (alloc(t * qd), alloc(t * kvd), alloc(t * kvd));
         let [mq, mk, mv, mo, mg, mu, md] = &mut a.lora_mid;
-        self.linear_forward(&mut a.q, mq, &a.ln1, l, Proj::Q, adapters);
-        self.linear_forward(&mut a.k, mk, &a.ln1, l, Proj::K, adapters);
-        self.linear_forward(&mut a.v, mv, &a.ln1, l, Proj::V, adapters);
+        self.linear_forward(at(Proj::Q), &mut a.q, mq, &a.ln1);
+        self.linear_forward(at(Proj::K), &mut a.k, mk, &a.ln1);
+        self.linear_forward(at(Proj::V), &mut a.v, mv, &a.ln1);
         layers::rope_forward(&mut a.q, positions, &self.inv_freq, s.nh, s.hd);
         layers::rope_forward(&mut a.k, positions, &self.inv_freq, s.nkv, s.hd);
         a.y = alloc(t * qd);
+        let qkv = Qkv {
+            q: &a.q,
+            k: &a.k,
+            v: &a.v,
+        };
         match cache {
-            Some((kc, vc)) => {
-                kc.extend_from_slice(&a.k);
-                vc.extend_from_slice(&a.v);
-                a.att = alloc(s.nh * t * (kc.len() / kvd));
-                layers::attention_forward(&mut a.y, &mut a.att, &a.q, kc, vc, s);
-            }
+            Some(batch) => self.cached_attention(l, &mut a.y, qkv, batch),
             None => {
                 a.att = alloc(s.nh * t * t);
                 layers::attention_forward(&mut a.y, &mut a.att, &a.q, &a.k, &a.v, s);
             }
         }
         let mut o = alloc(t * h);
-        self.linear_forward(&mut o, mo, &a.y, l, Proj::O, adapters);
+        self.linear_forward(at(Proj::O), &mut o, mo, &a.y);
         x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
         a.x_mid = x.to_vec();
         (a.ln2, a.rstd2) = (alloc(t * h), alloc(t));
@@ -269,24 +273,50 @@ impl CpuModel {
             cfg.rms_norm_eps,
         );
         (a.gate, a.up, a.act) = (alloc(t * ff), alloc(t * ff), alloc(t * ff));
-        self.linear_forward(&mut a.gate, mg, &a.ln2, l, Proj::Gate, adapters);
-        self.linear_forward(&mut a.up, mu, &a.ln2, l, Proj::Up, adapters);
+        self.linear_forward(at(Proj::Gate), &mut a.gate, mg, &a.ln2);
+        self.linear_forward(at(Proj::Up), &mut a.up, mu, &a.ln2);
         layers::swiglu_forward(&mut a.act, &a.gate, &a.up);
         let mut d = alloc(t * h);
-        self.linear_forward(&mut d, md, &a.act, l, Proj::Down, adapters);
+        self.linear_forward(at(Proj::Down), &mut d, md, &a.act);
         x.iter_mut().zip(&d).for_each(|(x, d)| *x += d);
     }
 
+    /// Attention of layer `l` for a decode batch: each sequence appends its new keys and values
+    /// to its own cache and attends over that; sequences run in parallel.
+    fn cached_attention(
+        &self,
+        l: usize,
+        y: &mut [f32],
+        qkv: Qkv<'_>,
+        batch: &mut DecodeBatch<'_, '_>,
+    ) {
+        let s = self.shape();
+        let (qd, kvd) = (s.nh * s.hd, s.nkv * s.hd);
+        let mut jobs = Vec::with_capacity(batch.rows.len());
+        let (mut y_rest, mut row) = (y, 0);
+        for (cache, &n) in batch.caches.iter_mut().zip(batch.rows) {
+            let (y_seq, rest) = std::mem::take(&mut y_rest).split_at_mut(n * qd);
+            y_rest = rest;
+            let KvCache { k, v, .. } = &mut **cache;
+            k[l].extend_from_slice(&qkv.k[row * kvd..(row + n) * kvd]);
+            v[l].extend_from_slice(&qkv.v[row * kvd..(row + n) * kvd]);
+            jobs.push((y_seq, &qkv.q[row * qd..(row + n) * qd], &k[l], &v[l]));
+            row += n;
+        }
+        jobs.into_par_iter().for_each(|(y, q, k, v)| {
+            let mut att = vec![0.0f32; s.nh * (q.len() / qd) * (k.len() / kvd)];
+            layers::attention_forward(y, &mut att, q, k, v, s);
+        });
+    }
+
     /// Accumulates into `dx` (the residual's gradient, in: after the block, out: before it).
-    #[allow(clippy::too_many_arguments)]
     fn block_backward(
         &self,
         l: usize,
         dx: &mut [f32],
         a: &LayerActs,
         positions: &[usize],
-        grads: &mut [f32],
-        target: GradTarget,
+        grads: &mut GradSink<'_>,
         adapters: bool,
     ) {
         let cfg = &self.config;
@@ -294,47 +324,23 @@ impl CpuModel {
         let s = self.shape();
         let (qd, kvd, ff) = (s.nh * s.hd, s.nkv * s.hd, cfg.intermediate_size);
         let slots = &self.layout.layers[l];
-        let base_grads = target == GradTarget::Base;
+        let base_grads = grads.target == GradTarget::Base;
+        let at = |proj| LinearAt {
+            layer: l,
+            proj,
+            adapters,
+        };
+        let saved = |inp, mid| LinearSaved { inp, mid };
         let [mq, mk, mv, mo, mg, mu, md] = &a.lora_mid;
         // MLP branch: x += down(swiglu(gate(ln2(x)), up(ln2(x))))
         let mut dact = vec![0.0; t * ff];
-        self.linear_backward(
-            &mut dact,
-            grads,
-            target,
-            dx,
-            &a.act,
-            md,
-            l,
-            Proj::Down,
-            adapters,
-        );
+        self.linear_backward(at(Proj::Down), &mut dact, dx, saved(&a.act, md), grads);
         let (mut dgate, mut dup) = (vec![0.0; t * ff], vec![0.0; t * ff]);
         layers::swiglu_backward(&mut dgate, &mut dup, &dact, &a.gate, &a.up);
         let mut dln2 = vec![0.0; t * h];
-        self.linear_backward(
-            &mut dln2,
-            grads,
-            target,
-            &dgate,
-            &a.ln2,
-            mg,
-            l,
-            Proj::Gate,
-            adapters,
-        );
-        self.linear_backward(
-            &mut dln2,
-            grads,
-            target,
-            &dup,
-            &a.ln2,
-            mu,
-            l,
-            Proj::Up,
-            adapters,
-        );
-        let dw2 = base_grads.then(|| &mut grads[slots.ln2..slots.ln2 + h]);
+        self.linear_backward(at(Proj::Gate), &mut dln2, &dgate, saved(&a.ln2, mg), grads);
+        self.linear_backward(at(Proj::Up), &mut dln2, &dup, saved(&a.ln2, mu), grads);
+        let dw2 = base_grads.then(|| &mut grads.buf[slots.ln2..slots.ln2 + h]);
         layers::rmsnorm_backward(
             dx,
             dw2,
@@ -346,7 +352,7 @@ impl CpuModel {
         );
         // Attention branch: x += o(attn(rope(q(ln1 x)), rope(k(ln1 x)), v(ln1 x)))
         let mut dy = vec![0.0; t * qd];
-        self.linear_backward(&mut dy, grads, target, dx, &a.y, mo, l, Proj::O, adapters);
+        self.linear_backward(at(Proj::O), &mut dy, dx, saved(&a.y, mo), grads);
         let (mut dq, mut dk, mut dv) = (vec![0.0; t * qd], vec![0.0; t * kvd], vec![0.0; t * kvd]);
         let qkv = Qkv {
             q: &a.q,
@@ -357,40 +363,10 @@ impl CpuModel {
         layers::rope_backward(&mut dq, positions, &self.inv_freq, s.nh, s.hd);
         layers::rope_backward(&mut dk, positions, &self.inv_freq, s.nkv, s.hd);
         let mut dln1 = vec![0.0; t * h];
-        self.linear_backward(
-            &mut dln1,
-            grads,
-            target,
-            &dq,
-            &a.ln1,
-            mq,
-            l,
-            Proj::Q,
-            adapters,
-        );
-        self.linear_backward(
-            &mut dln1,
-            grads,
-            target,
-            &dk,
-            &a.ln1,
-            mk,
-            l,
-            Proj::K,
-            adapters,
-        );
-        self.linear_backward(
-            &mut dln1,
-            grads,
-            target,
-            &dv,
-            &a.ln1,
-            mv,
-            l,
-            Proj::V,
-            adapters,
-        );
-        let dw1 = base_grads.then(|| &mut grads[slots.ln1..slots.ln1 + h]);
+        self.linear_backward(at(Proj::Q), &mut dln1, &dq, saved(&a.ln1, mq), grads);
+        self.linear_backward(at(Proj::K), &mut dln1, &dk, saved(&a.ln1, mk), grads);
+        self.linear_backward(at(Proj::V), &mut dln1, &dv, saved(&a.ln1, mv), grads);
+        let dw1 = base_grads.then(|| &mut grads.buf[slots.ln1..slots.ln1 + h]);
         layers::rmsnorm_backward(
             dx,
             dw1,
@@ -494,14 +470,17 @@ impl CpuModel {
             &acts.rstdf,
             h,
         );
+        let mut sink = GradSink {
+            buf: &mut *grads,
+            target,
+        };
         for l in (0..self.config.num_hidden_layers).rev() {
             self.block_backward(
                 l,
                 &mut dx,
                 &acts.layers[l],
                 &positions,
-                grads,
-                target,
+                &mut sink,
                 acts.adapters,
             );
         }
@@ -513,28 +492,54 @@ impl CpuModel {
     /// Runs `tokens` through the model after the positions already in `cache`, appends their
     /// keys/values, and returns the logits of the last new position.
     pub fn forward_cached(&self, tokens: &[u32], cache: &mut KvCache, adapters: bool) -> Vec<f32> {
-        let (h, v, t) = (
-            self.config.hidden_size,
-            self.config.vocab_size,
-            tokens.len(),
+        self.forward_cached_batch(&[tokens], &mut [cache], adapters)
+    }
+
+    /// Runs each sequence's new `tokens[i]` after the positions in its `caches[i]`, every matrix
+    /// product over all sequences' rows at once (matrix × matrix even when each sequence adds one
+    /// token), appends the new keys/values, and returns the logits of each sequence's last new
+    /// position: `[sequences, vocab]`.
+    pub fn forward_cached_batch(
+        &self,
+        tokens: &[&[u32]],
+        caches: &mut [&mut KvCache],
+        adapters: bool,
+    ) -> Vec<f32> {
+        assert_eq!(tokens.len(), caches.len(), "one cache per sequence");
+        assert!(
+            tokens.iter().all(|t| !t.is_empty()),
+            "a sequence without new tokens"
         );
-        let positions: Vec<usize> = (cache.len..cache.len + t).collect();
-        let mut x = vec![0.0; t * h];
-        layers::embedding_forward(&mut x, tokens, &self.base[self.layout.embed..], h);
+        let (h, v) = (self.config.hidden_size, self.config.vocab_size);
+        let rows: Vec<usize> = tokens.iter().map(|t| t.len()).collect();
+        let positions: Vec<usize> = caches
+            .iter()
+            .zip(&rows)
+            .flat_map(|(c, &n)| c.len..c.len + n)
+            .collect();
+        let flat = tokens.concat();
+        let mut x = vec![0.0; flat.len() * h];
+        layers::embedding_forward(&mut x, &flat, &self.base[self.layout.embed..], h);
         let mut a = LayerActs::default();
+        let mut batch = DecodeBatch {
+            caches,
+            rows: &rows,
+        };
         for l in 0..self.config.num_hidden_layers {
-            self.block_forward(
-                l,
-                &mut x,
-                &positions,
-                Some((&mut cache.k[l], &mut cache.v[l])),
-                &mut a,
-                adapters,
-            );
+            self.block_forward(l, &mut x, &positions, Some(&mut batch), &mut a, adapters);
         }
-        cache.len += t;
-        let (lnf, _) = self.final_norm(&x[(t - 1) * h..], 1);
-        let mut logits = vec![0.0; v];
+        for (cache, &n) in batch.caches.iter_mut().zip(&rows) {
+            cache.len += n;
+        }
+        // Only each sequence's last new position predicts its next token.
+        let mut last = Vec::with_capacity(rows.len() * h);
+        let mut end = 0;
+        for &n in &rows {
+            end += n;
+            last.extend_from_slice(&x[(end - 1) * h..end * h]);
+        }
+        let (lnf, _) = self.final_norm(&last, rows.len());
+        let mut logits = vec![0.0; rows.len() * v];
         self.lm_head(&mut logits, &lnf);
         logits
     }

@@ -1,8 +1,9 @@
 //! The whole decoder on tiny Qwen2 and Llama models: gradients (base and LoRA) against finite
-//! differences, KV-cached decoding against the full forward, loading from disk, the tokenizer.
+//! differences, KV-cached decoding against the full forward, batched generation against decoding
+//! one sequence at a time, loading from disk, the tokenizer.
 
 use crate::tiny::{self, Family};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sqlrft_trainer::backend::{Backend, CpuBackend, Policy, Sequence};
 use sqlrft_trainer::config::ModelConfig;
@@ -11,6 +12,7 @@ use sqlrft_trainer::cpu::model::{CpuModel, KvCache};
 use sqlrft_trainer::lora::{LoraConfig, LoraLayout};
 use sqlrft_trainer::params::{ModelLayout, load_weights};
 use sqlrft_trainer::rollout::ChatMessage;
+use sqlrft_trainer::sampling::{Sampled, SamplingParams, sample_token};
 use sqlrft_trainer::tokenizer::ChatTokenizer;
 
 const TEMPERATURE: f32 = 0.8;
@@ -195,6 +197,98 @@ fn kv_cache_decoding_equals_the_full_forward() {
             }
         }
         assert_eq!(cache.len, seq.len());
+    }
+}
+
+/// Decodes every completion alone, one token per forward, drawing from the per-completion
+/// streams the batched path documents (the `i`-th `u64` of the caller's rng seeds completion `i`).
+fn generate_one_by_one(
+    model: &CpuModel,
+    prompts: &[Vec<u32>],
+    n: usize,
+    params: &SamplingParams,
+    eos: &[u32],
+    seed: u64,
+) -> Vec<Vec<Sampled>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut one = |prompt: &[u32]| {
+        let mut stream = ChaCha8Rng::seed_from_u64(rng.next_u64());
+        let mut cache = KvCache::new(model.config.num_hidden_layers);
+        let mut logits = model.forward_cached(prompt, &mut cache, true);
+        let mut s = Sampled {
+            tokens: vec![],
+            logprobs: vec![],
+            truncated: true,
+        };
+        loop {
+            let (tok, lp) = sample_token(&logits, params, &mut stream);
+            s.tokens.push(tok);
+            s.logprobs.push(lp);
+            if eos.contains(&tok) {
+                s.truncated = false;
+                return s;
+            }
+            if s.tokens.len() == params.max_new_tokens {
+                return s;
+            }
+            logits = model.forward_cached(&[tok], &mut cache, true);
+        }
+    };
+    prompts
+        .iter()
+        .map(|p| (0..n).map(|_| one(p)).collect())
+        .collect()
+}
+
+#[test]
+fn batched_generation_equals_decoding_one_sequence_at_a_time() {
+    for (family, seed) in [(Family::Qwen2, 21), (Family::Llama, 22)] {
+        let model = lora_model(family, seed);
+        let v = model.config.vocab_size;
+        // Prompts of different lengths, so the batch's rows sit at different positions.
+        let prompts: Vec<Vec<u32>> = [3, 7, 5]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| tokens(len, v, 30 + i as u64))
+            .collect();
+        let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let greedy = SamplingParams {
+            temperature: 0.0,
+            max_new_tokens: 9,
+            ..Default::default()
+        };
+        // Sampled, with an end-of-sequence id, so sequences leave the batch at different steps.
+        let sampled = SamplingParams {
+            temperature: 1.3,
+            max_new_tokens: 14,
+            ..Default::default()
+        };
+        let eos = [3u32, 5];
+        for (params, eos) in [(&greedy, &[][..]), (&sampled, &eos[..])] {
+            let mut backend = CpuBackend::new(model.clone(), false);
+            let mut rng = ChaCha8Rng::seed_from_u64(99);
+            let batched = backend.generate(&refs, 4, params, eos, &mut rng).unwrap();
+            let alone = generate_one_by_one(&model, &prompts, 4, params, eos, 99);
+            assert_eq!(batched.len(), prompts.len());
+            for (b, a) in batched.iter().flatten().zip(alone.iter().flatten()) {
+                assert_eq!(
+                    (&b.tokens, b.truncated),
+                    (&a.tokens, a.truncated),
+                    "{family:?} T={}: batched and one-by-one decoding chose different tokens",
+                    params.temperature
+                );
+                for (x, y) in b.logprobs.iter().zip(&a.logprobs) {
+                    assert!((x - y).abs() < 1e-4, "{family:?}: log-prob {x} vs {y}");
+                }
+            }
+            let lengths: Vec<usize> = batched.iter().flatten().map(|s| s.tokens.len()).collect();
+            if params.temperature > 0.0 {
+                assert!(
+                    lengths.iter().any(|&l| l < params.max_new_tokens),
+                    "no sequence stopped early ({lengths:?}): the test would not cover leaving the batch"
+                );
+            }
+        }
     }
 }
 

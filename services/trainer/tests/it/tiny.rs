@@ -1,23 +1,16 @@
 //! Tiny Hugging Face model directories made by the tests: seeded random weights under the real
 //! tensor names, a byte-level BPE tokenizer trained in memory, a ChatML chat template.
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use sqlrft_trainer::config::ModelConfig;
 use sqlrft_trainer::params::{ModelLayout, SaveDtype, serialize_tensors};
 use std::path::Path;
-use tokenizers::models::TrainerWrapper;
-use tokenizers::models::bpe::{BPE, BpeTrainerBuilder};
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::Tokenizer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     Qwen2,
     Llama,
 }
-
-pub const CHAT_TEMPLATE: &str = "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 const CORPUS: &[&str] = &[
     "SELECT count(*) FROM orders WHERE status = 'open';",
@@ -31,38 +24,8 @@ const CORPUS: &[&str] = &[
 
 /// Trains a byte-level BPE in memory and writes `tokenizer.json`; returns the vocab size.
 pub fn write_tokenizer(dir: &Path) -> usize {
-    let specials: Vec<AddedToken> = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-        .iter()
-        .map(|t| AddedToken::from(*t, true))
-        .collect();
-    let mut trainer = TrainerWrapper::BpeTrainer(
-        BpeTrainerBuilder::new()
-            .vocab_size(320)
-            .min_frequency(1)
-            .show_progress(false)
-            .special_tokens(specials.clone())
-            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
-            .build(),
-    );
-    let mut tok = Tokenizer::new(BPE::default());
-    tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
-    tok.with_decoder(Some(ByteLevel::default()));
-    tok.train(&mut trainer, CORPUS.iter().cycle().take(CORPUS.len() * 3))
-        .unwrap();
-    tok.add_special_tokens(specials).unwrap();
-    tok.save(dir.join("tokenizer.json"), false).unwrap();
-    let config = serde_json::json!({
-        "bos_token": null,
-        "eos_token": "<|im_end|>",
-        "pad_token": "<|endoftext|>",
-        "chat_template": CHAT_TEMPLATE,
-    });
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        serde_json::to_string_pretty(&config).unwrap(),
-    )
-    .unwrap();
-    tok.get_vocab_size(true)
+    let corpus: Vec<String> = CORPUS.iter().map(|s| s.to_string()).collect();
+    sqlrft_trainer::bench::write_bpe_tokenizer(dir, &corpus, 320, None).unwrap()
 }
 
 /// `config.json` text of a tiny model of `family` over `vocab` tokens.
@@ -88,20 +51,7 @@ pub fn config_json(family: Family, vocab: usize, eos: u32) -> serde_json::Value 
 
 /// Seeded weights for `cfg`: norms near 1, everything else uniform in ±`scale`.
 pub fn random_weights(cfg: &ModelConfig, seed: u64, scale: f32) -> Vec<f32> {
-    let layout = ModelLayout::new(cfg);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut w = vec![0.0f32; layout.layout.len];
-    for t in &layout.layout.tensors {
-        let is_norm = t.name.contains("norm");
-        for v in &mut w[t.range()] {
-            *v = if is_norm {
-                1.0 + rng.random_range(-0.1..0.1)
-            } else {
-                rng.random_range(-scale..scale)
-            };
-        }
-    }
-    w
+    sqlrft_trainer::bench::random_weights(cfg, seed, scale)
 }
 
 /// Writes a complete tiny model directory; returns its config.
