@@ -305,25 +305,14 @@ async fn the_readme_host_configs_run_under_the_python_sdk() {
             .iter()
             .map(|a| a.replace(README_DB, &db.display().to_string()))
             .collect();
-        let (python, script, expected) = (python.clone(), script.clone(), expected.clone());
-        let output = tokio::task::spawn_blocking(move || {
-            Command::new(python)
-                .arg(script)
-                .arg(expected)
-                .arg(env!("CARGO_BIN_EXE_sqlrft"))
-                .args(&args)
-                .env("RUST_LOG", "warn")
-                .output()
-                .expect("python runs")
-        })
-        .await
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() && stdout.contains(" passed, 0 failed"),
-            "the SDK's stdio session failed:\n{stdout}\n{stderr}"
-        );
+        let mut command = Command::new(&python);
+        command
+            .arg(&script)
+            .arg(&expected)
+            .arg(env!("CARGO_BIN_EXE_sqlrft"))
+            .args(&args)
+            .env("RUST_LOG", "warn");
+        crate::find_python::assert_script_passes("the SDK's stdio session", command).await;
     }
 }
 

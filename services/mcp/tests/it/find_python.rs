@@ -46,3 +46,19 @@ pub fn python_or_skip(modules: &[&str], test: &str) -> Option<PathBuf> {
         }
     }
 }
+
+/// Runs one of our Python check scripts off the async runtime and asserts that it exited 0
+/// and printed its "N passed, 0 failed" summary; `what` names it in the failure. Returns stdout.
+pub async fn assert_script_passes(what: &str, mut command: Command) -> String {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the Python check's thread finished")
+        .unwrap_or_else(|e| panic!("{what}: Python did not start: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(" passed, 0 failed"),
+        "{what} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}

@@ -21,20 +21,9 @@ async fn official_python_sdk_initializes_lists_and_queries() {
     let expected = sqlrft_mcp::structured(&pool.query(sql).await.unwrap());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_session.py");
     let url = sqlrft_mcp::mcp_url(&fixture.server);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .args([url.as_str(), sql, &expected.to_string()])
-            .output()
-            .expect("python runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "SDK session failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .args([url.as_str(), sql, &expected.to_string()]);
+    crate::find_python::assert_script_passes("the SDK session", command).await;
 }

@@ -74,30 +74,19 @@ async fn the_eval_protocol_evaluator_scores_through_the_service() {
     let deploy = root.join("../../deploy/fireworks");
     let url = server.base_url();
     let home = work.path().to_path_buf();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .arg(&deploy)
-            .arg(&url)
-            .arg(&data)
-            .env("SQLRFT_REWARD_TOKEN", "ep-token")
-            // eval-protocol keeps its run log under ~/.eval_protocol; LiteLLM would fetch a
-            // price list from the internet on import.
-            .env("HOME", &home)
-            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env_remove("SQLRFT_REWARD_URL")
-            .output()
-            .expect("python runs")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "eval_protocol_check.py failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let mut command = Command::new(python);
+    command
+        .arg(script)
+        .arg(&deploy)
+        .arg(&url)
+        .arg(&data)
+        .env("SQLRFT_REWARD_TOKEN", "ep-token")
+        // eval-protocol keeps its run log under ~/.eval_protocol; LiteLLM would fetch a
+        // price list from the internet on import.
+        .env("HOME", &home)
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("SQLRFT_REWARD_URL");
+    crate::find_python::assert_script_passes("eval_protocol_check.py", command).await;
     server.shutdown().await.unwrap();
 }
