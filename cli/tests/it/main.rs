@@ -38,6 +38,11 @@ pub fn run_ok(command: &mut Command) -> Result<Output, String> {
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("could not start {command:?}: {e}"))?;
+    exited_ok(command, output)
+}
+
+/// `output` of `command` when it exited 0; else `Err` with the status and what it printed.
+pub fn exited_ok(command: &Command, output: Output) -> Result<Output, String> {
     if output.status.success() {
         Ok(output)
     } else {

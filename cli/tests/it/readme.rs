@@ -660,16 +660,7 @@ fn run_with_input(command: &mut Command, input: &str) -> Result<Output, String> 
         .map_err(|e| format!("could not write to {command:?}: {e}"))?;
     drop(stdin);
     let output = child.wait_with_output().map_err(|e| e.to_string())?;
-    if output.status.success() {
-        Ok(output)
-    } else {
-        Err(format!(
-            "{command:?} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
+    crate::exited_ok(command, output)
 }
 
 /// `NAME=value` assignments before a command.
