@@ -62,6 +62,7 @@ where
     merge(
         section,
         config_file,
+        FileLayout::Table,
         extra_env,
         &T::default(),
         flags,
@@ -69,11 +70,57 @@ where
     )
 }
 
+/// [`load_with_env`] without flags, for settings that may also live in a file of their own:
+/// a `config_file` given explicitly that has no `[section]` table holds the settings at its top
+/// level (a standalone file such as the trainer's `configs/seed.toml`); otherwise the
+/// `[section]` table of `config_file` (or `./sqlrft.toml`) is read, as for every other command.
+pub fn load_table_or_file<T>(
+    section: &str,
+    config_file: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let layout = match config_file {
+        Some(path) if path.is_file() && !has_table(path, section)? => FileLayout::Whole,
+        _ => FileLayout::Table,
+    };
+    let no_flags = BTreeMap::<String, Value>::new();
+    merge(
+        section,
+        config_file,
+        layout,
+        &[],
+        &T::default(),
+        &no_flags,
+        env.into_iter(),
+    )
+}
+
+/// Whether the TOML file at `path` has a top-level `[section]` table.
+fn has_table(path: &Path, section: &str) -> Result<bool, ConfigError> {
+    let tables: figment::value::Dict = Figment::from(Toml::file(path))
+        .extract()
+        .map_err(|err| ConfigError(format!("config file `{}`: {err}", path.display())))?;
+    Ok(matches!(tables.get(section), Some(Value::Dict(..))))
+}
+
+/// How a config file holds a command's settings.
+#[derive(Clone, Copy, PartialEq)]
+enum FileLayout {
+    /// In the `[section]` table (sqlrft.toml).
+    Table,
+    /// At the top level (a file of the command's settings only).
+    Whole,
+}
+
 /// The one layering both [`load_with_env`] and [`Layered`] use: `defaults` < `[section]` of the
 /// file < `extra_env` < `SQLRFT_<SECTION>_*` < `flags`.
 fn merge<T: DeserializeOwned>(
     section: &str,
     config_file: Option<&Path>,
+    layout: FileLayout,
     extra_env: &[(&str, &str)],
     defaults: &impl Serialize,
     flags: &impl Serialize,
@@ -94,7 +141,10 @@ fn merge<T: DeserializeOwned>(
     let env: BTreeMap<String, String> = env.filter(|(_, v)| !v.is_empty()).collect();
     let mut figment = Figment::from(Serialized::defaults(defaults));
     if let Some(file) = &file {
-        figment = figment.merge(Figment::from(Toml::file(file)).focus(section));
+        figment = match layout {
+            FileLayout::Table => figment.merge(Figment::from(Toml::file(file)).focus(section)),
+            FileLayout::Whole => figment.merge(Toml::file(file)),
+        };
     }
     for (variable, key) in extra_env {
         if let Some(value) = env.get(*variable) {
@@ -239,6 +289,7 @@ mod layered {
             let mut resolved: T = merge(
                 T::SECTION,
                 config_file,
+                super::FileLayout::Table,
                 &[],
                 &self.parsed,
                 &typed,

@@ -13,9 +13,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlrft_llm::{ChatRequest, LlmClient, LlmConfig, LlmError, Usage};
 use sqlrft_trainer::backend::{Backend, CpuBackend};
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::model::CpuModel;
-use sqlrft_trainer::params::{ModelLayout, load_weights};
 use sqlrft_trainer::rollout::ChatMessage;
 use sqlrft_trainer::sampling::SamplingParams;
 use sqlrft_trainer::tokenizer::ChatTokenizer;
@@ -215,27 +212,9 @@ impl LocalModel {
     /// Loads `config.json`, the safetensors weights and the tokenizer of `dir` (what `sqlrft
     /// train export` writes, or a downloaded base model).
     pub fn load(dir: &Path) -> Result<LocalModel> {
-        if !dir.is_dir() {
-            bail!(
-                "`{}` is not a directory; a local model is a Hugging Face model directory \
-                 (config.json, *.safetensors, tokenizer.json), e.g. from `sqlrft train export`",
-                dir.display()
-            );
-        }
-        let config = ModelConfig::load(dir)?;
-        let layout = ModelLayout::new(&config);
-        let weights = load_weights(dir, &layout.layout)?;
-        let tokenizer = ChatTokenizer::load(dir, &config.eos_token_ids)?;
-        if tokenizer.vocab_size() > config.vocab_size {
-            bail!(
-                "`{}`: the tokenizer has {} tokens but config.json's vocab_size is {}",
-                dir.display(),
-                tokenizer.vocab_size(),
-                config.vocab_size
-            );
-        }
+        let (model, tokenizer) = sqlrft_trainer::train::load_model_dir(dir)?;
         Ok(LocalModel {
-            backend: Mutex::new(CpuBackend::new(CpuModel::new(config, weights, None), false)),
+            backend: Mutex::new(CpuBackend::new(model, false)),
             tokenizer,
         })
     }

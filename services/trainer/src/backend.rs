@@ -42,6 +42,7 @@ use rayon::prelude::*;
 /// A prompt followed by a completion.
 #[derive(Clone, Copy, Debug)]
 pub struct Sequence<'a> {
+    /// Prompt and completion token ids, back to back.
     pub tokens: &'a [u32],
     /// Tokens before the completion (at least 1).
     pub prompt_len: usize,
@@ -50,7 +51,9 @@ pub struct Sequence<'a> {
 /// Per completion token: log-prob and entropy of the temperature-scaled distribution.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TokenScores {
+    /// Log-probability of each completion token.
     pub logps: Vec<f32>,
+    /// Entropy of the distribution each completion token was drawn from.
     pub entropies: Vec<f32>,
 }
 
@@ -66,14 +69,19 @@ pub enum Policy {
 /// Trainable parameters and their AdamW state, as host buffers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainableState {
+    /// The trainable weights, laid out as [`Backend::trainable_layout`].
     pub params: Vec<f32>,
+    /// AdamW's first moments, one per weight.
     pub adam_m: Vec<f32>,
+    /// AdamW's second moments, one per weight.
     pub adam_v: Vec<f32>,
+    /// Optimizer steps taken so far.
     pub adam_t: u64,
 }
 
 /// What runs the model for the GRPO loop. See the module docs for the contract.
 pub trait Backend {
+    /// The model's shape.
     fn config(&self) -> &ModelConfig;
     /// Samples `n` completions of each prompt with the trained policy: `[prompt][completion]`.
     fn generate(
@@ -99,13 +107,17 @@ pub trait Backend {
         temperature: f32,
         dloss: &mut dyn FnMut(usize, &TokenScores) -> Vec<f32>,
     ) -> Result<Vec<TokenScores>>;
+    /// Clears the accumulated gradients.
     fn zero_grad(&mut self);
     /// Clips the accumulated gradients' global norm; returns the norm before clipping.
     fn clip_grad_norm(&mut self, max_norm: f64) -> f64;
+    /// Applies one AdamW step at learning rate `lr` to the trainable weights.
     fn optimizer_step(&mut self, lr: f64, params: &OptimParams);
     /// Names and shapes of the trainable buffer (the adapter's or the whole model's).
     fn trainable_layout(&self) -> &Layout;
+    /// Copies the trainable weights and optimizer state to the host.
     fn trainable_state(&self) -> TrainableState;
+    /// Replaces the trainable weights and optimizer state (from a checkpoint).
     fn load_trainable_state(&mut self, state: TrainableState) -> Result<()>;
     /// Base weights with any adapter folded in, laid out as [`crate::params::ModelLayout`].
     fn merged_weights(&self) -> Vec<f32>;
@@ -113,6 +125,7 @@ pub trait Backend {
 
 /// The f32 CPU reference backend.
 pub struct CpuBackend {
+    /// The model: base weights and any LoRA adapter on them.
     pub model: CpuModel,
     target: GradTarget,
     grads: Vec<f32>,
@@ -153,6 +166,7 @@ impl CpuBackend {
         }
     }
 
+    /// The accumulated gradients of the trainable buffer.
     pub fn grads(&self) -> &[f32] {
         &self.grads
     }

@@ -81,7 +81,9 @@ pub struct TrainBenchArgs {
 /// One side's measured steps, averaged.
 #[derive(Debug, Clone, Default)]
 pub struct SideReport {
+    /// Which side: `sqlrft` or the peer's name.
     pub name: String,
+    /// Where a step's time went, averaged over the measured steps.
     pub timings: RoundTimings,
     /// Completion tokens per step.
     pub completion_tokens: f64,
@@ -102,16 +104,23 @@ impl SideReport {
 /// What the benchmark measured.
 #[derive(Debug, Clone)]
 pub struct TrainBenchReport {
+    /// The model directory benchmarked.
     pub model: String,
+    /// Threads the CPU kernels used.
     pub threads: usize,
+    /// The CPU's model name.
     pub cpu: String,
+    /// Prompts × generations × new tokens, as printed.
     pub shape: String,
+    /// sqlrft's side.
     pub sqlrft: SideReport,
     /// Matrix-product FLOPs of one step's generation and update, from the shapes run.
     pub generation_flops: f64,
+    /// Matrix-product FLOPs of one step's update (forward and backward).
     pub update_flops: f64,
     /// The GEMM crate on a plain product of the model's main shape, `(m, k, n)`, GFLOP/s.
     pub gemm_shape: (usize, usize, usize),
+    /// What that plain product reached, in GFLOP/s.
     pub gemm_gflops: f64,
     /// TRL's side, or why it was skipped.
     pub peer: std::result::Result<SideReport, String>,
@@ -122,9 +131,11 @@ fn secs(d: Duration) -> f64 {
 }
 
 impl TrainBenchReport {
+    /// GFLOP/s of the update's matrix products.
     pub fn update_gflops(&self) -> f64 {
         self.update_flops / secs(self.sqlrft.timings.update).max(f64::MIN_POSITIVE) / 1e9
     }
+    /// GFLOP/s of generation's matrix products.
     pub fn generation_gflops(&self) -> f64 {
         self.generation_flops / secs(self.sqlrft.timings.generation).max(f64::MIN_POSITIVE) / 1e9
     }

@@ -17,13 +17,16 @@ use std::path::{Path, PathBuf};
 /// A ChaCha RNG's exact position.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngState {
+    /// The 32-byte seed, hex.
     pub seed: String,
+    /// The ChaCha stream number.
     pub stream: u64,
     /// u128 as a decimal string (JSON numbers are not that wide).
     pub word_pos: String,
 }
 
 impl RngState {
+    /// The position `rng` has reached.
     pub fn capture(rng: &ChaCha8Rng) -> Self {
         Self {
             seed: hex_encode(&rng.get_seed()),
@@ -32,6 +35,7 @@ impl RngState {
         }
     }
 
+    /// An RNG at exactly this position.
     pub fn restore(&self) -> Result<ChaCha8Rng> {
         use rand::SeedableRng;
         let bytes = hex_decode(&self.seed)?;
@@ -63,8 +67,11 @@ fn hex_decode(s: &str) -> Result<Vec<u8>> {
 pub struct CheckpointState {
     /// Optimizer steps taken.
     pub step: u64,
+    /// Where the prompt stream stands.
     pub cursor: DataCursor,
+    /// The sampling RNG's position.
     pub rng: RngState,
+    /// AdamW's step counter (its bias correction).
     pub adam_t: u64,
     /// Whether the trainable buffer is a LoRA adapter.
     pub lora: bool,

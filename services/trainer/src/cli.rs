@@ -30,8 +30,11 @@ pub struct TrainArgs {
     /// Run directory: checkpoints, metrics.jsonl, training_curve.png.
     #[arg(long, default_value = "runs/train")]
     pub output_dir: PathBuf,
-    /// TOML training config (defaults are TRL 1.16's GRPOConfig; see configs/seed.toml).
-    #[arg(long)]
+    /// Training settings: the [train] table of this TOML file, or the whole file when it has
+    /// none (a standalone config such as services/trainer/configs/seed.toml) [default: [train]
+    /// of ./sqlrft.toml if present; unset settings are TRL 1.16's GRPOConfig defaults].
+    /// SQLRFT_TRAIN_<KEY> variables override the file, flags override both.
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Continue from the run directory's latest checkpoint.
     #[arg(long)]
@@ -535,6 +538,7 @@ pub struct PublishModelArgs {
     /// Licence in the model card's metadata.
     #[arg(long, default_value = "apache-2.0")]
     pub license: String,
+    /// Where the model is uploaded (`--hub-*`, `[hub]`).
     #[command(flatten)]
     pub hub: sqlrft_hub::HubArgs,
 }
@@ -611,7 +615,9 @@ pub async fn publish_model_dir(
 /// `TrainArgs` flattens `HubArgs`), so the parsing is written out below.
 #[derive(Debug, Clone)]
 pub struct TrainCommand {
+    /// The subcommand, when one was given.
     pub action: Option<TrainAction>,
+    /// Otherwise the training flags.
     pub train: Option<TrainArgs>,
 }
 
@@ -666,8 +672,9 @@ pub struct SftArgs {
     /// Run directory: checkpoints and metrics.jsonl (export with `sqlrft train export`).
     #[arg(long, default_value = "runs/sft")]
     pub output_dir: PathBuf,
-    /// TOML training config; its `[sft]` and `[lora]` sections apply.
-    #[arg(long)]
+    /// Training settings as for `sqlrft train --config` ([train] of the file, or the whole
+    /// file); its `sft` and `lora` tables apply [default: [train] of ./sqlrft.toml if present].
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Epochs (overrides `sft.epochs`; at least 1 runs).
     #[arg(long)]
@@ -702,6 +709,7 @@ pub struct SftArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Where base models and Hub datasets are downloaded from.
     #[command(flatten)]
     pub hub: sqlrft_hub::HubArgs,
 }

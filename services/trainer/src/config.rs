@@ -10,16 +10,27 @@ use std::path::Path;
 pub struct ModelConfig {
     /// `qwen2` or `llama`.
     pub model_type: String,
+    /// Tokens in the vocabulary.
     pub vocab_size: usize,
+    /// Width of the residual stream.
     pub hidden_size: usize,
+    /// Width of the MLP's hidden layer.
     pub intermediate_size: usize,
+    /// Decoder layers.
     pub num_hidden_layers: usize,
+    /// Query heads per layer.
     pub num_attention_heads: usize,
+    /// Key/value heads per layer (fewer than query heads under grouped-query attention).
     pub num_key_value_heads: usize,
+    /// Width of one attention head.
     pub head_dim: usize,
+    /// Epsilon of every RMSNorm.
     pub rms_norm_eps: f32,
+    /// RoPE base frequency.
     pub rope_theta: f64,
+    /// How RoPE frequencies are rescaled, if at all.
     pub rope_scaling: Option<RopeScaling>,
+    /// Whether the output projection reuses the embedding matrix.
     pub tie_word_embeddings: bool,
     /// Bias on q/k/v projections (always on for qwen2; llama's `attention_bias`).
     pub qkv_bias: bool,
@@ -29,6 +40,7 @@ pub struct ModelConfig {
     pub eos_token_ids: Vec<u32>,
     /// `torch_dtype` / `dtype` as written (`bfloat16`, `float32`, ...).
     pub torch_dtype: Option<String>,
+    /// The whole `config.json`, for writing back what we did not interpret.
     pub raw: serde_json::Value,
 }
 
@@ -37,13 +49,20 @@ pub struct ModelConfig {
 pub enum RopeScaling {
     /// Llama 3.1's frequency-dependent scaling.
     Llama3 {
+        /// How much longer the context is than in pre-training.
         factor: f64,
+        /// Wavelength ratio below which frequencies are scaled fully.
         low_freq_factor: f64,
+        /// Wavelength ratio above which frequencies are left alone.
         high_freq_factor: f64,
+        /// The context length the model was pre-trained with.
         original_max_position_embeddings: f64,
     },
     /// Positions divided by `factor`.
-    Linear { factor: f64 },
+    Linear {
+        /// The divisor.
+        factor: f64,
+    },
 }
 
 #[derive(Deserialize)]

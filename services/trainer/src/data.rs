@@ -11,8 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// A chat message as a dataset row spells it (content may be null or structured).
 #[derive(Deserialize)]
-struct RawMessage {
+pub(crate) struct RawMessage {
     role: String,
     #[serde(default)]
     content: serde_json::Value,
@@ -37,7 +38,8 @@ struct RawRecord {
     sql_context: Option<String>,
 }
 
-fn to_messages(raw: Vec<RawMessage>) -> Vec<ChatMessage> {
+/// Messages as the chat template takes them: null content is empty, structured content its JSON.
+pub(crate) fn to_messages(raw: Vec<RawMessage>) -> Vec<ChatMessage> {
     raw.into_iter()
         .map(|m| ChatMessage {
             role: m.role,
@@ -111,6 +113,7 @@ pub fn load_jsonl(path: &Path) -> Result<Vec<Prompt>> {
 /// Where the prompt stream stands: restoring it continues the same order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataCursor {
+    /// Passes over the whole dataset completed.
     pub epoch: u64,
     /// Index into the epoch's order of the next prompt.
     pub position: u64,
@@ -121,10 +124,12 @@ pub struct PromptStream {
     prompts: Vec<Prompt>,
     seed: u64,
     order: Vec<usize>,
+    /// The next prompt's place (checkpoints save it).
     pub cursor: DataCursor,
 }
 
 impl PromptStream {
+    /// A stream over `prompts` in the order `seed` gives, starting at `cursor`.
     pub fn new(prompts: Vec<Prompt>, seed: u64, cursor: DataCursor) -> Self {
         let mut s = Self {
             order: vec![],
@@ -150,10 +155,12 @@ impl PromptStream {
         self.order = self.epoch_order(cursor.epoch);
     }
 
+    /// Prompts in the dataset.
     pub fn len(&self) -> usize {
         self.prompts.len()
     }
 
+    /// Whether the dataset has no prompts.
     pub fn is_empty(&self) -> bool {
         self.prompts.is_empty()
     }

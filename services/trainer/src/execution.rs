@@ -11,6 +11,7 @@ use sqlrft_reward::{DEFAULT_GOLD_CACHE, EmbeddedExecutor, RewardEngine};
 use std::path::Path;
 use std::sync::Arc;
 
+/// The execution reward in process: each completion's SQL runs on the sandbox DuckDB through the reward library, exactly as the reward service scores it.
 pub struct ExecutionReward {
     name: String,
     engine: RewardEngine,

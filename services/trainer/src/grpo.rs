@@ -46,7 +46,9 @@ pub struct GrpoParams {
     pub epsilon: f64,
     /// Upper clip range; `None` means `epsilon`.
     pub epsilon_high: Option<f64>,
+    /// How per-token losses are averaged into the step's loss.
     pub loss_type: LossType,
+    /// How rewards are scaled into advantages.
     pub scale_rewards: ScaleRewards,
     /// Optimisation passes over each generation batch (μ).
     pub num_iterations: usize,
@@ -70,6 +72,7 @@ impl Default for GrpoParams {
 }
 
 impl GrpoParams {
+    /// The upper clip range in force.
     pub fn epsilon_high(&self) -> f64 {
         self.epsilon_high.unwrap_or(self.epsilon)
     }
@@ -133,19 +136,24 @@ pub fn advantages(rewards: &[f64], g: usize, scale: ScaleRewards) -> Vec<f64> {
 /// The inputs of one completion token's loss.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenInput {
+    /// Log-prob of the token under the policy being updated.
     pub logp: f64,
     /// Log-prob under the policy that sampled (equals `logp` on the first iteration).
     pub old_logp: f64,
     /// Log-prob under the reference policy; used only when `beta != 0`.
     pub ref_logp: f64,
+    /// The completion's advantage.
     pub advantage: f64,
 }
 
 /// One token's loss, its derivative with respect to `logp`, and what the metrics report.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct TokenLoss {
+    /// The token's loss before aggregation.
     pub loss: f64,
+    /// d loss / d logp (the aggregation weight applied by the caller).
     pub dloss_dlogp: f64,
+    /// The token's k3 KL estimate to the reference.
     pub kl: f64,
     /// The ratio fell below 1 - ε with a negative advantage (the clip is active).
     pub clipped_low: bool,
@@ -194,6 +202,7 @@ pub fn token_loss(x: TokenInput, p: &GrpoParams) -> TokenLoss {
 /// What fixes the per-token weights of one micro-batch's loss.
 #[derive(Clone, Copy, Debug)]
 pub struct Aggregation {
+    /// The aggregation rule.
     pub loss_type: LossType,
     /// Sequences in the micro-batch.
     pub sequences: usize,

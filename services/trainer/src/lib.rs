@@ -8,6 +8,8 @@
 //! (`execution::ExecutionReward`, the `execution` feature, which links DuckDB), or the reward
 //! service over HTTP.
 
+#![warn(missing_docs)]
+
 pub mod backend;
 pub mod bench;
 pub mod card;

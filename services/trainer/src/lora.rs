@@ -33,23 +33,31 @@ impl Default for LoraConfig {
 /// Offsets of one adapted projection's A ([r, in]) and B ([out, r]).
 #[derive(Clone, Copy, Debug)]
 pub struct LoraSlot {
+    /// Offset of A ([rank, inp]).
     pub a: usize,
+    /// Offset of B ([out, rank]).
     pub b: usize,
+    /// Input width of the adapted projection.
     pub inp: usize,
+    /// Output width of the adapted projection.
     pub out: usize,
 }
 
 /// Where every adapter matrix lives in the flat LoRA buffer.
 #[derive(Clone, Debug)]
 pub struct LoraLayout {
+    /// The adapter's tensors, PEFT-named.
     pub layout: Layout,
     /// `slots[layer][proj.index()]`.
     pub slots: Vec<[Option<LoraSlot>; 7]>,
+    /// LoRA rank r.
     pub rank: usize,
+    /// `alpha / r`, applied to B·A.
     pub scale: f32,
 }
 
 impl LoraLayout {
+    /// The layout of `cfg`'s adapters on a model of shape `model`; errors on an unknown target module or rank 0.
     pub fn new(cfg: &LoraConfig, model: &ModelConfig) -> Result<Self> {
         if cfg.rank == 0 {
             bail!("LoRA rank must be at least 1");

@@ -10,7 +10,9 @@ use std::path::Path;
 /// left out).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RewardStats {
+    /// Mean score.
     pub mean: f64,
+    /// Standard deviation of the scores.
     pub std: f64,
     /// Fraction of completions whose score was invalid (infrastructure failure).
     pub invalid_fraction: f64,
@@ -19,31 +21,46 @@ pub struct RewardStats {
 /// What one optimizer step reports, named like TRL's logs where TRL has the quantity.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StepMetrics {
+    /// Optimizer steps taken, this one included.
     pub step: u64,
+    /// Passes over the dataset completed.
     pub epoch: u64,
+    /// Learning rate used by this step.
     pub lr: f64,
+    /// The step's GRPO loss.
     pub loss: f64,
     /// Weighted reward: mean and std over the generation batch.
     pub reward: f64,
+    /// Standard deviation of the weighted reward.
     pub reward_std: f64,
+    /// Each named reward's statistics.
     pub rewards: BTreeMap<String, RewardStats>,
     /// Means of the sub-scores reward functions report, as `reward/metric`.
     #[serde(default)]
     pub reward_metrics: BTreeMap<String, f64>,
     /// Mean k3 KL to the reference over completion tokens (0 when beta = 0).
     pub kl: f64,
+    /// Fraction of tokens clipped at 1 - ε (negative advantage).
     pub clip_ratio_low: f64,
+    /// Fraction of tokens clipped at 1 + ε_high (positive advantage).
     pub clip_ratio_high: f64,
+    /// Fraction clipped either way.
     pub clip_ratio_region: f64,
+    /// Mean per-token entropy of the policy over completion tokens.
     pub entropy: f64,
+    /// Mean completion length in tokens.
     pub completion_length_mean: f64,
+    /// Longest completion in tokens.
     pub completion_length_max: f64,
+    /// Fraction of completions cut at the token limit.
     pub truncated_fraction: f64,
     /// Fraction of groups whose rewards were all equal (no learning signal).
     pub frac_reward_zero_std: f64,
+    /// Gradient norm before clipping.
     pub grad_norm: f64,
     /// Sampled plus scored tokens per second of wall time for this step's generation round.
     pub tokens_per_second: f64,
+    /// Wall time since the run (or resume) started.
     pub elapsed_seconds: f64,
 }
 

@@ -9,13 +9,19 @@ use std::ops::Range;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimParams {
+    /// Peak learning rate.
     pub learning_rate: f64,
+    /// AdamW's β₁.
     pub adam_beta1: f64,
+    /// AdamW's β₂.
     pub adam_beta2: f64,
+    /// AdamW's ε.
     pub adam_epsilon: f64,
+    /// Decoupled weight decay (not applied to biases and norm weights).
     pub weight_decay: f64,
     /// Clip the global gradient norm to this; 0 disables clipping.
     pub max_grad_norm: f64,
+    /// How the learning rate moves after warm-up.
     pub lr_scheduler_type: LrSchedule,
     /// Fraction of the total steps spent warming up (rounded up).
     pub warmup_ratio: f64,
@@ -40,8 +46,11 @@ impl Default for OptimParams {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum LrSchedule {
+    /// Down linearly to 0 at the last step.
     Linear,
+    /// Down along a half cosine to 0 at the last step.
     Cosine,
+    /// Held at the peak.
     Constant,
 }
 
@@ -67,7 +76,9 @@ impl OptimParams {
 /// AdamW moments for one flat parameter buffer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AdamW {
+    /// First moments.
     pub m: Vec<f32>,
+    /// Second moments.
     pub v: Vec<f32>,
     /// Updates applied so far.
     pub t: u64,
@@ -76,6 +87,7 @@ pub struct AdamW {
 }
 
 impl AdamW {
+    /// Zeroed moments for a buffer of `len` weights; `no_decay` ranges skip weight decay.
     pub fn new(len: usize, no_decay: Vec<Range<usize>>) -> Self {
         Self {
             m: vec![0.0; len],

@@ -11,18 +11,24 @@ use std::path::Path;
 /// Where one named tensor lives inside a flat buffer.
 #[derive(Clone, Debug)]
 pub struct TensorSpec {
+    /// Hugging Face tensor name.
     pub name: String,
+    /// Dimensions, outermost first.
     pub shape: Vec<usize>,
+    /// Where the tensor starts in the buffer.
     pub offset: usize,
 }
 
 impl TensorSpec {
+    /// Elements in the tensor.
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
+    /// Whether the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The tensor's elements in the buffer.
     pub fn range(&self) -> Range<usize> {
         self.offset..self.offset + self.len()
     }
@@ -31,7 +37,9 @@ impl TensorSpec {
 /// An ordered list of named tensors packed back to back.
 #[derive(Clone, Debug, Default)]
 pub struct Layout {
+    /// The tensors in buffer order.
     pub tensors: Vec<TensorSpec>,
+    /// Elements in the whole buffer.
     pub len: usize,
     index: HashMap<String, usize>,
 }
@@ -51,6 +59,7 @@ impl Layout {
         offset
     }
 
+    /// The tensor called `name`.
     pub fn get(&self, name: &str) -> Option<&TensorSpec> {
         self.index.get(name).map(|&i| &self.tensors[i])
     }
@@ -59,16 +68,24 @@ impl Layout {
 /// The seven linear projections of a decoder layer, by their Hugging Face module names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Proj {
+    /// `q_proj`.
     Q,
+    /// `k_proj`.
     K,
+    /// `v_proj`.
     V,
+    /// `o_proj`.
     O,
+    /// `gate_proj`.
     Gate,
+    /// `up_proj`.
     Up,
+    /// `down_proj`.
     Down,
 }
 
 impl Proj {
+    /// Every projection, in index order.
     pub const ALL: [Proj; 7] = [
         Proj::Q,
         Proj::K,
@@ -116,10 +133,12 @@ impl Proj {
         }
     }
 
+    /// Position in [`Proj::ALL`] (and in per-layer slot arrays).
     pub fn index(self) -> usize {
         self as usize
     }
 
+    /// The projection with Hugging Face module name `name` (`q_proj`, ...).
     pub fn parse(name: &str) -> Option<Proj> {
         Proj::ALL.into_iter().find(|p| p.module() == name)
     }
@@ -128,30 +147,40 @@ impl Proj {
 /// A weight and optional bias offset.
 #[derive(Clone, Copy, Debug)]
 pub struct LinearSlot {
+    /// Offset of the weight.
     pub w: usize,
+    /// Offset of the bias, when the projection has one.
     pub b: Option<usize>,
 }
 
 /// Offsets of one decoder layer's tensors.
 #[derive(Clone, Debug)]
 pub struct LayerSlots {
+    /// Offset of the RMSNorm weight before attention.
     pub ln1: usize,
+    /// Offset of the RMSNorm weight before the MLP.
     pub ln2: usize,
+    /// The projections, indexed by [`Proj::index`].
     pub proj: [LinearSlot; 7],
 }
 
 /// The base model's tensors: Hugging Face names, one flat buffer.
 #[derive(Clone, Debug)]
 pub struct ModelLayout {
+    /// Every tensor, Hugging Face-named.
     pub layout: Layout,
+    /// Offset of the token embeddings.
     pub embed: usize,
+    /// Each decoder layer's offsets.
     pub layers: Vec<LayerSlots>,
+    /// Offset of the final RMSNorm weight.
     pub norm: usize,
     /// Equals `embed` when embeddings are tied.
     pub lm_head: usize,
 }
 
 impl ModelLayout {
+    /// The layout of a model of shape `c`.
     pub fn new(c: &ModelConfig) -> Self {
         let mut l = Layout::default();
         let h = c.hidden_size;
@@ -280,8 +309,11 @@ fn to_f32(dtype: Dtype, bytes: &[u8], out: &mut [f32]) -> Result<()> {
 )]
 #[serde(rename_all = "lowercase")]
 pub enum SaveDtype {
+    /// 32-bit floats.
     F32,
+    /// bfloat16.
     Bf16,
+    /// 16-bit IEEE floats.
     F16,
 }
 
@@ -294,6 +326,7 @@ impl SaveDtype {
             _ => Self::F32,
         }
     }
+    /// The name transformers' `torch_dtype` uses.
     pub fn torch_name(self) -> &'static str {
         match self {
             Self::F32 => "float32",

@@ -16,6 +16,7 @@ use std::time::Duration;
 /// One group to score.
 #[derive(Clone, Debug)]
 pub struct RewardGroup<'a> {
+    /// The prompt the completions answer.
     pub prompt: &'a Prompt,
     /// The prompt's `ground_truth`, parsed (null when the record has none).
     pub ground_truth: &'a serde_json::Value,
@@ -26,12 +27,14 @@ pub struct RewardGroup<'a> {
 /// A reward function's verdict on one completion.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RewardScore {
+    /// The score (meaningless when `is_score_valid` is false).
     pub score: f64,
     /// False when the score could not be computed (infrastructure failure): the reward is then
     /// missing (NaN for the weighted sum), never a silent 0.
     pub is_score_valid: bool,
     /// Named sub-scores; one that could not be computed is NaN.
     pub metrics: BTreeMap<String, f64>,
+    /// Why it scored as it did, for logs and reports.
     pub reason: String,
 }
 
@@ -59,6 +62,7 @@ impl From<Evaluation> for RewardScore {
 }
 
 impl RewardScore {
+    /// A computed score with no sub-scores.
     pub fn valid(score: f64) -> Self {
         Self {
             score,
@@ -131,6 +135,7 @@ impl FormatReward {
     }
 }
 
+/// 1 for a completion shaped exactly `<think>…</think><sql>…</sql>` with both parts non-empty, else 0.
 pub fn strict_format_score(text: &str) -> f64 {
     let t = text.trim();
     let ok = t.starts_with("<think>")
@@ -144,6 +149,7 @@ pub fn strict_format_score(text: &str) -> f64 {
     if ok { 1.0 } else { 0.0 }
 }
 
+/// Partial credit for the format: a share for each well-formed, non-empty part.
 pub fn soft_format_score(text: &str) -> f64 {
     let mut score = 0.0;
     let think = tag_body(text, "think").filter(|b| !b.trim().is_empty());
@@ -245,8 +251,11 @@ pub struct HttpTarget<'a> {
     pub url: Option<&'a str>,
     /// A full URL that takes the batch shape, used as is (wins over `url`).
     pub endpoint: Option<&'a str>,
+    /// Bearer token sent with each request.
     pub token: Option<String>,
+    /// How long one request may take.
     pub timeout: Duration,
+    /// Scoring options sent with the request (the reward service's `scoring`).
     pub options: Option<ScoreOptions>,
 }
 

@@ -34,6 +34,7 @@ impl Default for SamplingParams {
 /// One sampled completion.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sampled {
+    /// The sampled token ids, end-of-sequence token included when one was drawn.
     pub tokens: Vec<u32>,
     /// `log softmax(logits / temperature)[token]` per token (before top-k / top-p truncation,
     /// which is what the trainer's forward pass recomputes).

@@ -22,8 +22,11 @@ pub const SEED_REWARDS: [(&str, f64); 3] = [
     (MATCH_FORMAT_APPROXIMATELY, 1.0),
     (CHECK_SQL_REWARD, 1.0),
 ];
+/// The seed's strict format reward's name.
 pub const MATCH_FORMAT_EXACTLY: &str = "match_format_exactly";
+/// The seed's partial format reward's name.
 pub const MATCH_FORMAT_APPROXIMATELY: &str = "match_format_approximately";
+/// The seed's SQL reward's name.
 pub const CHECK_SQL_REWARD: &str = "check_sql_reward";
 
 /// The `[[rewards]]` of the seed preset: each function under its own name, as its own kind.

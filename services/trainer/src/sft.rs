@@ -10,7 +10,7 @@
 
 use crate::backend::{Backend, Sequence, TrainableState};
 use crate::checkpoint::{self, CheckpointState, RngState};
-use crate::data::DataCursor;
+use crate::data::{DataCursor, RawMessage, to_messages};
 use crate::optim::{LrSchedule, OptimParams};
 use crate::rollout::ChatMessage;
 use crate::tokenizer::ChatTokenizer;
@@ -34,13 +34,16 @@ pub struct SftParams {
     pub epochs: u64,
     /// Optimizer steps to run instead of the epochs' (TRL's `max_steps`).
     pub max_steps: Option<u64>,
+    /// Peak learning rate.
     pub learning_rate: f64,
     /// Conversations per optimizer step (TRL: `per_device_train_batch_size`; accumulation is
     /// the same thing here, since the loss is averaged over the step's tokens either way).
     pub batch_size: usize,
     /// Steps of linear warm-up from 0.
     pub warmup_steps: u64,
+    /// AdamW's decoupled weight decay.
     pub weight_decay: f64,
+    /// The learning-rate schedule after warm-up.
     pub lr_scheduler_type: LrSchedule,
     /// Conversations (or packed chunks) longer than this keep their first tokens.
     pub max_length: usize,
@@ -97,7 +100,9 @@ impl SftParams {
 /// One training sequence: token ids and, per token, whether it is a loss target.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SftExample {
+    /// Token ids.
     pub tokens: Vec<u32>,
+    /// Per token, whether it is a loss target (an assistant token).
     pub targets: Vec<bool>,
 }
 
@@ -106,13 +111,6 @@ impl SftExample {
         // The first token has nothing before it to predict it from.
         self.targets.iter().skip(1).filter(|&&t| t).count()
     }
-}
-
-#[derive(Deserialize)]
-struct RawMessage {
-    role: String,
-    #[serde(default)]
-    content: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -127,19 +125,6 @@ struct RawRow {
     sql: Option<String>,
     #[serde(default)]
     generation: Option<String>,
-}
-
-fn messages_of(raw: Vec<RawMessage>) -> Vec<ChatMessage> {
-    raw.into_iter()
-        .map(|m| ChatMessage {
-            role: m.role,
-            content: match m.content {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            },
-        })
-        .collect()
 }
 
 /// The seed's `correct_reasoning_format`: the answer re-laid as
@@ -158,7 +143,7 @@ pub fn seed_answer(think: &str, sql: &str) -> String {
 pub fn parse_row(line: &str) -> Result<Vec<ChatMessage>> {
     let row: RawRow = serde_json::from_str(line)?;
     if let Some(messages) = row.messages {
-        let messages = messages_of(messages);
+        let messages = to_messages(messages);
         if !messages.iter().any(|m| m.role == "assistant") {
             bail!("`messages` has no assistant turn to learn");
         }
@@ -169,7 +154,7 @@ pub fn parse_row(line: &str) -> Result<Vec<ChatMessage>> {
             role: "user".into(),
             content: s,
         }],
-        Some(p @ serde_json::Value::Array(_)) => messages_of(serde_json::from_value(p)?),
+        Some(p @ serde_json::Value::Array(_)) => to_messages(serde_json::from_value(p)?),
         _ => bail!(
             "the row has neither `messages` (a conversation with assistant turns) nor `prompt` \
              (a `sqlrft distill` row)"
@@ -312,18 +297,25 @@ fn prompt_len_of(example: &SftExample) -> usize {
 /// One optimizer step's record in `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SftMetrics {
+    /// Optimizer steps taken, this one included.
     pub step: u64,
+    /// Epochs completed.
     pub epoch: u64,
+    /// Learning rate used by this step.
     pub lr: f64,
     /// Mean negative log-likelihood of the step's target tokens.
     pub loss: f64,
+    /// Gradient norm before clipping.
     pub grad_norm: f64,
+    /// Target tokens in the step.
     pub num_tokens: usize,
+    /// Wall time since the run (or resume) started.
     pub elapsed_seconds: f64,
 }
 
 /// What a run needs besides the backend and tokenizer.
 pub struct SftRun<'a> {
+    /// Run directory: checkpoints and `metrics.jsonl`.
     pub output_dir: &'a Path,
     /// The base model, as recorded in checkpoints (for `train export`).
     pub model: &'a str,
@@ -331,9 +323,13 @@ pub struct SftRun<'a> {
     pub config: &'a crate::train::TrainConfig,
     /// Epochs to run.
     pub epochs: u64,
+    /// Gradient-norm clip.
     pub max_grad_norm: f64,
+    /// Continue from the run directory's latest checkpoint.
     pub resume: bool,
+    /// Hide the progress bar.
     pub quiet: bool,
+    /// Set (by Ctrl-C or SIGTERM) to checkpoint and stop.
     pub stop: Arc<AtomicBool>,
 }
 
@@ -341,9 +337,15 @@ pub struct SftRun<'a> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum SftOutcome {
     /// Every step ran (or had run before: the checkpoint was loaded).
-    Finished { steps: u64 },
+    Finished {
+        /// Optimizer steps of the whole run.
+        steps: u64,
+    },
     /// Stopped by a signal after checkpointing.
-    Interrupted { checkpoint: PathBuf },
+    Interrupted {
+        /// Where it checkpointed.
+        checkpoint: PathBuf,
+    },
 }
 
 /// Tokenizes every conversation (packing them when asked).

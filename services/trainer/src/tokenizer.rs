@@ -117,6 +117,7 @@ impl ChatTokenizer {
         })
     }
 
+    /// Tokens in the vocabulary, added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.tokenizer.get_vocab_size(true)
     }

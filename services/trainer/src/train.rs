@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 pub struct RewardSpec {
     /// Name in metrics; also selects a reward function supplied by the caller (`kind = "custom"`).
     pub name: String,
+    /// Multiplier in the weighted sum (TRL's `reward_weights`).
     #[serde(default = "one")]
     pub weight: f64,
     /// `format` (strict `<think>…</think><sql>…</sql>`), `format_soft` (partial credit),
@@ -98,6 +99,7 @@ fn default_timeout() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Seeds data order, sampling and LoRA initialisation.
     pub seed: u64,
     /// Optimizer steps in the run (the lr schedule spans these).
     pub max_steps: u64,
@@ -112,10 +114,15 @@ pub struct TrainConfig {
     pub save_steps: u64,
     /// Train every weight instead of a LoRA adapter.
     pub full_finetune: bool,
+    /// The adapters trained unless `full_finetune`.
     pub lora: LoraConfig,
+    /// GRPO's loss settings (TRL's `GRPOConfig` names).
     pub grpo: GrpoParams,
+    /// AdamW and the learning-rate schedule.
     pub optim: OptimParams,
+    /// How completions are sampled.
     pub sampling: SamplingParams,
+    /// The weighted rewards.
     pub rewards: Vec<RewardSpec>,
     /// The supervised stage `sqlrft train sft` runs, and `sqlrft train` before GRPO when
     /// `sft.epochs` (or `--sft-epochs`) is above 0.
@@ -142,28 +149,52 @@ impl Default for TrainConfig {
     }
 }
 
+/// The top-level keys of the training settings (those an environment variable can set).
+fn top_level_keys() -> Vec<String> {
+    match serde_json::to_value(TrainConfig::default()) {
+        Ok(serde_json::Value::Object(fields)) => fields.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The table of `sqlrft.toml` that holds the training settings, and the middle of their variables'
+/// names (`SQLRFT_TRAIN_MAX_STEPS`).
+pub const TRAIN_SECTION: &str = "train";
+
 impl TrainConfig {
-    /// Defaults, overlaid with a TOML file when given.
-    pub fn load(path: Option<&Path>) -> Result<Self> {
-        use figment::providers::{Format, Serialized, Toml};
-        let mut fig = figment::Figment::from(Serialized::defaults(Self::default()));
-        if let Some(p) = path {
-            if !p.exists() {
-                bail!("training config `{}` does not exist", p.display());
-            }
-            fig = fig.merge(Toml::file(p));
-        }
-        let cfg: Self = fig.extract().with_context(|| {
-            format!(
-                "invalid training config{}",
-                path.map(|p| format!(" `{}`", p.display()))
-                    .unwrap_or_default()
-            )
-        })?;
+    /// The training settings, later layers winning: TRL 1.16's defaults, the `[train]` table of
+    /// `config_file` (else of `./sqlrft.toml`) or, for a file without one, the whole file (a
+    /// standalone training config such as `configs/seed.toml`), then `SQLRFT_TRAIN_<KEY>` for the
+    /// top-level keys. The command's flags are applied over this by the caller.
+    pub fn load(config_file: Option<&Path>) -> Result<Self> {
+        Self::load_with_env(config_file, sqlrft_core::config::process_env())
+    }
+
+    /// [`load`](Self::load) with the environment given (for tests).
+    pub fn load_with_env(
+        config_file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
+        // Only variables naming a top-level setting are ours: docker-compose.yml interpolates
+        // SQLRFT_TRAIN_MODEL into --model itself, and such a variable must not be an unknown key.
+        let keys = top_level_keys();
+        let prefix = format!("SQLRFT_{}_", TRAIN_SECTION.to_ascii_uppercase());
+        let env = env.into_iter().filter(|(name, _)| {
+            name.strip_prefix(&prefix)
+                .is_some_and(|key| keys.contains(&key.to_ascii_lowercase()))
+        });
+        let cfg: Self = sqlrft_core::config::load_table_or_file(TRAIN_SECTION, config_file, env)
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "{err}\n(training settings go in the [train] table of sqlrft.toml, or at the \
+                     top level of a file of their own such as services/trainer/configs/seed.toml)"
+                )
+            })?;
         cfg.validate()?;
         Ok(cfg)
     }
 
+    /// Rejects settings that cannot run, naming the setting.
     pub fn validate(&self) -> Result<()> {
         let completions = self.prompts_per_step * self.grpo.num_generations;
         if self.grpo.num_generations < 2 {
@@ -305,23 +336,45 @@ pub fn build_rewards(
         .collect()
 }
 
-/// Loads a model directory into the CPU backend: base weights, plus fresh LoRA adapters
-/// (seeded) unless the config trains every weight.
-pub fn load_cpu_backend(
-    model_dir: &Path,
-    cfg: &TrainConfig,
-) -> Result<(CpuBackend, ChatTokenizer)> {
+/// A Hugging Face model directory (`config.json`, safetensors weights, `tokenizer.json`: what
+/// `sqlrft train export` and `sqlrft model import-gguf` write) as a CPU model without adapters,
+/// and its tokenizer.
+pub fn load_model_dir(model_dir: &Path) -> Result<(CpuModel, ChatTokenizer)> {
+    if !model_dir.is_dir() {
+        bail!(
+            "`{}` is not a directory; a model is a Hugging Face model directory (config.json, \
+             *.safetensors, tokenizer.json), e.g. from `sqlrft train export` or `sqlrft model \
+             import-gguf`",
+            model_dir.display()
+        );
+    }
     let mc = ModelConfig::load(model_dir)?;
     let layout = ModelLayout::new(&mc);
     let base = load_weights(model_dir, &layout.layout)?;
     let tokenizer = ChatTokenizer::load(model_dir, &mc.eos_token_ids)?;
     if tokenizer.vocab_size() > mc.vocab_size {
         bail!(
-            "tokenizer has {} tokens but config.json's vocab_size is {}",
+            "`{}`: the tokenizer has {} tokens but config.json's vocab_size is {}",
+            model_dir.display(),
             tokenizer.vocab_size(),
             mc.vocab_size
         );
     }
+    Ok((CpuModel::new(mc, base, None), tokenizer))
+}
+
+/// Loads a model directory into the CPU backend: base weights, plus fresh LoRA adapters
+/// (seeded) unless the config trains every weight.
+pub fn load_cpu_backend(
+    model_dir: &Path,
+    cfg: &TrainConfig,
+) -> Result<(CpuBackend, ChatTokenizer)> {
+    let (
+        CpuModel {
+            config: mc, base, ..
+        },
+        tokenizer,
+    ) = load_model_dir(model_dir)?;
     let lora = if cfg.full_finetune {
         None
     } else {
@@ -357,8 +410,11 @@ impl Rollout {
 
 /// A GRPO run over one backend.
 pub struct Trainer<B: Backend> {
+    /// The model being trained.
     pub backend: B,
+    /// The model's chat template and vocabulary.
     pub tokenizer: ChatTokenizer,
+    /// The run's settings.
     pub cfg: TrainConfig,
     rewards: Vec<(Arc<dyn RewardFunction>, f64)>,
     data: PromptStream,
@@ -384,6 +440,7 @@ pub struct RoundTimings {
 }
 
 impl<B: Backend> Trainer<B> {
+    /// A run over `prompts` from step 0, its rewards weighted as given.
     pub fn new(
         backend: B,
         tokenizer: ChatTokenizer,
@@ -965,6 +1022,53 @@ mod tests {
             ),
             (crate::grpo::ScaleRewards::Group, 1, false)
         );
+    }
+
+    #[test]
+    fn the_train_table_of_sqlrft_toml_then_the_environment() {
+        use sqlrft_core::config::env_from;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sqlrft.toml");
+        std::fs::write(
+            &file,
+            "[mcp]\nport = 1\n[train]\nmax_steps = 7\nseed = 5\n[train.grpo]\nbeta = 0.5\n",
+        )
+        .unwrap();
+        let from_file = TrainConfig::load_with_env(Some(&file), env_from(&[])).unwrap();
+        assert_eq!((from_file.max_steps, from_file.seed), (7, 5));
+        assert_eq!(from_file.grpo.beta, 0.5);
+        assert_eq!(
+            from_file.sampling,
+            TrainConfig::default().sampling,
+            "what the table leaves out keeps its default"
+        );
+
+        // compose's own SQLRFT_TRAIN_MODEL is not a setting and must not be refused as one.
+        let env = env_from(&[
+            ("SQLRFT_TRAIN_MAX_STEPS", "9"),
+            ("SQLRFT_TRAIN_MODEL", "Qwen/Qwen2.5-0.5B-Instruct"),
+        ]);
+        let from_env = TrainConfig::load_with_env(Some(&file), env).unwrap();
+        assert_eq!((from_env.max_steps, from_env.seed), (9, 5));
+
+        let bad = env_from(&[("SQLRFT_TRAIN_SEED", "many")]);
+        let err = format!(
+            "{:#}",
+            TrainConfig::load_with_env(Some(&file), bad).unwrap_err()
+        );
+        assert!(
+            err.contains("`train`") && err.contains("SQLRFT_TRAIN_"),
+            "{err}"
+        );
+
+        // A sqlrft.toml without [train] given to --config is read as a settings file of its
+        // own, and its other tables are named as the mistake.
+        std::fs::write(&file, "[mcp]\nport = 1\n").unwrap();
+        let err = format!(
+            "{:#}",
+            TrainConfig::load_with_env(Some(&file), env_from(&[])).unwrap_err()
+        );
+        assert!(err.contains("mcp") && err.contains("[train]"), "{err}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub struct LayerActs {
 
 /// Everything a full forward over one sequence keeps for its backward pass.
 pub struct Activations {
+    /// The sequence's token ids.
     pub tokens: Vec<u32>,
     /// First position whose logits were computed.
     pub logits_from: usize,
@@ -79,6 +80,7 @@ struct GradSink<'a> {
 pub struct KvCache {
     k: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,
+    /// Positions cached so far.
     pub len: usize,
 }
 
@@ -90,6 +92,7 @@ struct DecodeBatch<'c, 'k> {
 }
 
 impl KvCache {
+    /// An empty cache for a model of `layers` layers.
     pub fn new(layers: usize) -> Self {
         Self {
             k: vec![Vec::new(); layers],
@@ -102,14 +105,19 @@ impl KvCache {
 /// A decoder's weights on the CPU: base weights in one buffer, LoRA matrices in another.
 #[derive(Clone)]
 pub struct CpuModel {
+    /// The architecture.
     pub config: ModelConfig,
+    /// Where each base tensor sits in `base`.
     pub layout: ModelLayout,
+    /// Every base weight, in `layout` order.
     pub base: Vec<f32>,
+    /// The LoRA adapters' layout and weights, when training LoRA.
     pub lora: Option<(LoraLayout, Vec<f32>)>,
     inv_freq: Vec<f32>,
 }
 
 impl CpuModel {
+    /// A model over `base` (laid out as `config` says) with optional adapters; panics when `base` has the wrong length.
     pub fn new(config: ModelConfig, base: Vec<f32>, lora: Option<(LoraLayout, Vec<f32>)>) -> Self {
         let layout = ModelLayout::new(&config);
         assert_eq!(
@@ -560,6 +568,7 @@ impl CpuModel {
         }
     }
 
+    /// The weights `target` names (what the optimizer updates).
     pub fn trainable(&self, target: GradTarget) -> &[f32] {
         match target {
             GradTarget::Base => &self.base,
