@@ -49,7 +49,8 @@ enum Command {
     Train(sqlrft_trainer::TrainCommand),
     /// Execution accuracy of models on a test set, with a significance report.
     Eval(Layered<sqlrft_eval::EvalArgs>),
-    /// Model files: `model import-gguf` turns a GGUF file into a Hugging Face model directory.
+    /// Models: `model import-gguf` turns a GGUF file into a Hugging Face model directory;
+    /// `model serve` serves one through the OpenAI-compatible API.
     #[command(subcommand)]
     Model(ModelCommand),
     /// GPU backend tools: probe, compile kernels, checks and benchmarks (needs a CUDA driver).
@@ -129,6 +130,9 @@ impl clap::Args for DistillCli {
 enum ModelCommand {
     // The help text is `ImportGgufArgs`'s own (a doc comment here would replace it).
     ImportGguf(sqlrft_gguf::ImportGgufArgs),
+    /// Serve a model directory through the OpenAI-compatible API vLLM speaks (completions,
+    /// chat, models, LoRA hot reload), batched across requests.
+    Serve(sqlrft_model_server::ModelServeArgs),
 }
 
 #[derive(Subcommand)]
@@ -208,6 +212,7 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("{}", sqlrft_gguf::run_import_gguf(&args)?);
                 Ok(())
             }
+            Command::Model(ModelCommand::Serve(args)) => sqlrft_model_server::serve(args).await,
             Command::Bench(BenchCommand::Mcp(args)) => {
                 sqlrft_mcp::bench::run_bench(args).await.map(drop)
             }

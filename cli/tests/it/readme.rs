@@ -228,6 +228,27 @@ fn cases() -> Vec<Case> {
             .replace("...", &format!("{TRAIN} --sandbox data/sandbox.duckdb"))
             .append("--max-steps 2 --max-completion-length 8 --quiet")
             .check(|f, _| f.metrics_reach_step("runs/qwen-sql/metrics.jsonl", 2)),
+        case("sqlrft model serve models/smollm2 --port 8000")
+            .before(|_, f| {
+                tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
+                Ok(())
+            })
+            .serve(model_answers),
+        case("sqlrft model serve models/smollm2 --enable-lora --lora sql=models/sql-adapter")
+            .before(|_, f| {
+                let config = tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
+                write_adapter(&config, &f.path("models/sql-adapter"))
+            })
+            .serve(adapter_answers),
+        case("sqlrft eval --dataset data/test.jsonl --db data/sandbox.duckdb --model base=vllm:models/smollm2@http://127.0.0.1:8000/v1 --out eval/")
+            .before(|w, f| {
+                f.copy_asset(w, Asset::Data, "data")?;
+                tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
+                f.serve("model", &["model", "serve", "models/smollm2"])
+            })
+            .replace("http://127.0.0.1:8000", "{model}")
+            .append(&format!("{EVAL_SMALL} --llm-max-tokens 16"))
+            .writes(EVAL_REPORT),
         case("sqlrft bench train")
             .before(|_, f| {
                 tiny::write_model(&f.path("tiny-llama"), tiny::Family::Llama, 5);
@@ -335,6 +356,26 @@ fn cases() -> Vec<Case> {
             .append("--sft-epochs 0 --output-dir runs/trl --max-steps 1 --quiet")
             .writes(&["runs/trl/checkpoints/step-000001/state.json"])
             .check(|f, _| f.checkpoint_config_has("runs/trl/checkpoints/step-000001/state.json", &[("/grpo/num_generations", json!(8)), ("/grpo/beta", json!(0.04)), ("/lora/rank", json!(32)), ("/sampling/max_new_tokens", json!(64))])),
+        case("SQLRFT_TRAIN_MAX_STEPS=50 sqlrft train --model Qwen/Qwen2.5-0.5B-Instruct --dataset data/train.reasoning.jsonl --sandbox data/sandbox.duckdb")
+            // Each layer sets something the next leaves alone, and overrides one it does not:
+            // the file's 5 steps lose to the variable, the file's seed to --seed.
+            .before(|w, f| {
+                train_inputs(w, f)?;
+                let table = "[train]\nmax_steps = 5\nseed = 3\nsave_steps = 1\n\
+                             [train.grpo]\nnum_generations = 2\nbeta = 0.25\n\
+                             [train.sampling]\nmax_new_tokens = 8\n";
+                std::fs::write(f.path("sqlrft.toml"), table).map_err(|e| e.to_string())
+            })
+            .replace("=50", "=1")
+            .append("--seed 11 --output-dir runs/layered --quiet")
+            .writes(&["runs/layered/checkpoints/step-000001/state.json"])
+            .check(|f, _| {
+                f.checkpoint_config_has("runs/layered/checkpoints/step-000001/state.json", &[("/max_steps", json!(1)), ("/seed", json!(11)), ("/grpo/beta", json!(0.25)), ("/grpo/num_generations", json!(2)), ("/sampling/max_new_tokens", json!(8))])?;
+                match f.path("runs/layered/checkpoints/step-000002").exists() {
+                    true => Err("ran past SQLRFT_TRAIN_MAX_STEPS=1".into()),
+                    false => Ok(()),
+                }
+            }),
     ]
 }
 
@@ -1370,6 +1411,58 @@ fn reward_scores(folder: &Folder, base: &str) -> Result<(), String> {
     } else {
         Err(format!("right scored {right}, wrong {wrong}: {reply}"))
     }
+}
+
+/// A chat completion from `sqlrft model serve` (the base model under the name DIR).
+fn model_answers(folder: &Folder, base: &str) -> Result<(), String> {
+    let models = folder.get_json(&format!("{base}/v1/models"))?;
+    if models["data"][0]["id"] != "models/smollm2" {
+        return Err(format!("/v1/models lists {models}"));
+    }
+    let (status, body) = folder.post(
+        &format!("{base}/v1/chat/completions"),
+        &json!({"model": "models/smollm2", "max_tokens": 8, "temperature": 0,
+                "messages": [{"role": "user", "content": "How many orders?"}]}),
+        &[],
+    )?;
+    match (status, body["choices"][0]["message"]["content"].as_str()) {
+        (200, Some(_)) if body["usage"]["completion_tokens"].as_u64() > Some(0) => Ok(()),
+        _ => Err(format!("chat completion: {status} {body}")),
+    }
+}
+
+/// The adapter given with --lora is listed and answers under its name.
+fn adapter_answers(folder: &Folder, base: &str) -> Result<(), String> {
+    let models = folder.get_json(&format!("{base}/v1/models"))?;
+    let listed = models["data"]
+        .as_array()
+        .map(|d| d.iter().any(|m| m["id"] == "sql"));
+    if listed != Some(true) {
+        return Err(format!("/v1/models does not list the adapter: {models}"));
+    }
+    let (status, body) = folder.post(
+        &format!("{base}/v1/completions"),
+        &json!({"model": "sql", "prompt": "SELECT", "max_tokens": 4, "temperature": 0}),
+        &[],
+    )?;
+    match status {
+        200 => Ok(()),
+        _ => Err(format!("completion with the adapter: {status} {body}")),
+    }
+}
+
+/// A PEFT adapter for the tiny model, with non-zero B so it changes the answers.
+fn write_adapter(config: &sqlrft_trainer::config::ModelConfig, dir: &Path) -> Result<(), String> {
+    let lora = sqlrft_trainer::lora::LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        target_modules: vec!["q_proj".into(), "v_proj".into()],
+    };
+    let layout = sqlrft_trainer::lora::LoraLayout::new(&lora, config).map_err(|e| e.to_string())?;
+    let weights = tiny::random_weights(config, 3, 0.5)[..layout.layout.len].to_vec();
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    sqlrft_trainer::export::export_adapter_dir(&layout, &weights, &lora, "models/smollm2", dir)
+        .map_err(|e| format!("{e:#}"))
 }
 
 fn stdout_mentions(output: &Output, word: &str) -> Result<(), String> {

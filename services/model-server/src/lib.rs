@@ -1,0 +1,64 @@
+//! sqlrft-model-server: `sqlrft model serve DIR`, a Hugging Face model directory behind the
+//! OpenAI-compatible API that vLLM, SGLang and TGI speak — completions (with token ids and
+//! log-probs), chat completions, `/v1/models`, and vLLM's LoRA hot reload — on sqlrft's own
+//! engine. Requests that arrive together decode as one batch. It lets the whole RL loop run
+//! on a laptop or in CI, and any OpenAI client (and `sqlrft eval`) talk to an exported model.
+
+#![warn(missing_docs)]
+
+mod api;
+mod config;
+mod engine;
+
+pub use api::router;
+pub use config::{ModelServeArgs, ModelServerConfig};
+pub use engine::{Adapter, Engine, EngineError, GenerationRequest, read_adapter_dir};
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+/// A model server running in this process; `state` is its engine.
+pub type RunningServer = sqlrft_serve::Server<Engine>;
+
+/// Loads the model and the startup adapters, binds the socket (port 0 picks a free one) and
+/// serves in the background.
+pub async fn start(config: ModelServerConfig) -> anyhow::Result<RunningServer> {
+    config.validate()?;
+    let dir = config.dir.clone();
+    let (model, tokenizer) =
+        tokio::task::spawn_blocking(move || sqlrft_trainer::train::load_model_dir(&dir))
+            .await
+            .context("the model loader stopped")??;
+    let engine = Engine::start(model, tokenizer, config.max_batch_prompts, config.max_queue)?;
+    for (name, dir) in config.startup_adapters()? {
+        engine
+            .load_adapter(&name, &dir)
+            .await
+            .with_context(|| format!("--lora {name}={}", dir.display()))?;
+    }
+    let listener = sqlrft_serve::bind(&config.host, config.port).await?;
+    let app = router(engine.clone(), &config);
+    Ok(sqlrft_serve::Server::spawn(
+        listener,
+        app,
+        CancellationToken::new(),
+        engine,
+    ))
+}
+
+/// `sqlrft model serve`: runs until Ctrl-C or SIGTERM, then drains and exits.
+pub async fn serve(args: ModelServeArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    let name = config.model_name();
+    let server = start(config).await?;
+    if let Some(file) = &args.serve.print_url_to {
+        sqlrft_serve::write_url_file(file, &server.base_url())?;
+    }
+    tracing::info!(url = %server.base_url(), model = %name, "serving the model");
+    eprintln!(
+        "sqlrft model server on {}/v1 (model `{name}`, CPU)",
+        server.base_url()
+    );
+    server.run_until_signal().await?;
+    Ok(())
+}
