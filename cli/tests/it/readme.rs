@@ -249,6 +249,25 @@ fn cases() -> Vec<Case> {
             .replace("http://127.0.0.1:8000", "{model}")
             .append(&format!("{EVAL_SMALL} --llm-max-tokens 16"))
             .writes(EVAL_REPORT),
+        case("sqlrft model serve models/smollm2 --enable-lora --port 8000")
+            .before(|_, f| {
+                tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
+                Ok(())
+            })
+            .serve(model_answers),
+        case("sqlrft train --model models/smollm2 --dataset data/train.jsonl --sandbox data/sandbox.duckdb --generator http://127.0.0.1:8000/v1 --output-dir runs/served")
+            .before(|w, f| {
+                f.copy_asset(w, Asset::Data, "data")?;
+                tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
+                f.serve("model", &["model", "serve", "models/smollm2", "--enable-lora"])
+            })
+            .replace("http://127.0.0.1:8000", "{model}")
+            .append("--max-steps 2 --save-steps 1 --max-completion-length 8 --quiet")
+            .check(|f, _| {
+                f.metrics_reach_step("runs/served/metrics.jsonl", 2)?;
+                let base = f.vars.borrow()["model"].clone();
+                served_policy_is_the_checkpoint(f, &base)
+            }),
         case("sqlrft bench train")
             .before(|_, f| {
                 tiny::write_model(&f.path("tiny-llama"), tiny::Family::Llama, 5);
@@ -1428,6 +1447,46 @@ fn model_answers(folder: &Folder, base: &str) -> Result<(), String> {
     match (status, body["choices"][0]["message"]["content"].as_str()) {
         (200, Some(_)) if body["usage"]["completion_tokens"].as_u64() > Some(0) => Ok(()),
         _ => Err(format!("chat completion: {status} {body}")),
+    }
+}
+
+/// After `train --generator` ran two steps, the server holds the policy of the last round it
+/// sampled (step 1, the weights of checkpoint step-000001) and nothing older.
+fn served_policy_is_the_checkpoint(folder: &Folder, base: &str) -> Result<(), String> {
+    let policy = "sqlrft-policy-step-000001";
+    let models = folder.get_json(&format!("{base}/v1/models"))?;
+    let adapters: Vec<&str> = models["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| !m["parent"].is_null())
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    if adapters != [policy] {
+        return Err(format!(
+            "the server holds adapters {adapters:?}, not [{policy}]"
+        ));
+    }
+    let read = |path: &str| {
+        sqlrft_trainer::params::read_tensors(&folder.path(path)).map_err(|e| format!("{e:#}"))
+    };
+    let served = read(&format!(
+        "runs/served/policy-adapters/{policy}/adapter_model.safetensors"
+    ))?;
+    let trained = read("runs/served/checkpoints/step-000001/trainable.safetensors")?;
+    if served != trained {
+        return Err("the served adapter is not checkpoint step-000001's".into());
+    }
+    // The adapter must also answer under its name (its weights may still equal the base's:
+    // a tiny random model's rewards need not differ, and then GRPO does not move).
+    let (status, body) = folder.post(
+        &format!("{base}/v1/completions"),
+        &json!({"model": policy, "prompt": [[1, 2, 3]], "max_tokens": 4, "temperature": 0}),
+        &[],
+    )?;
+    match status {
+        200 => Ok(()),
+        _ => Err(format!("completion from `{policy}`: {status} {body}")),
     }
 }
 

@@ -58,9 +58,11 @@ pub enum LlmError {
         /// The transport error and its causes.
         message: String,
     },
-    /// A 2xx body that is not a chat completion.
-    #[error("{url} returned a body that is not a chat completion ({source}): {body}")]
+    /// A 2xx body that is not the JSON the call expects (a chat completion, for `chat`).
+    #[error("{url} returned a body that is not {expected} ({source}): {body}")]
     Decode {
+        /// What the body should have been.
+        expected: &'static str,
         /// Request URL.
         url: String,
         /// Response body (shortened).
@@ -134,7 +136,8 @@ pub struct LlmClient {
 struct Inner {
     http: reqwest::Client,
     config: LlmConfig,
-    url: String,
+    /// Everything before `/chat/completions`, without a trailing slash.
+    base_url: String,
     api_key: Option<String>,
     permits: Semaphore,
     meter: UsageMeter,
@@ -144,7 +147,7 @@ struct Inner {
 impl std::fmt::Debug for LlmClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LlmClient")
-            .field("url", &self.inner.url)
+            .field("base_url", &self.inner.base_url)
             .field("model", &self.inner.config.model)
             .finish_non_exhaustive()
     }
@@ -199,11 +202,10 @@ impl LlmClient {
             .connect_timeout(config.timeout.min(Duration::from_secs(30)))
             .build()
             .map_err(|e| LlmError::Config(format!("could not build the HTTP client: {e}")))?;
-        let url = format!("{base_url}/chat/completions");
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 http,
-                url,
+                base_url: base_url.trim_end_matches('/').to_string(),
                 api_key,
                 permits: Semaphore::new(config.max_concurrency),
                 meter: UsageMeter::default(),
@@ -240,8 +242,68 @@ impl LlmClient {
     /// Sends a chat request, retrying retryable failures with backoff.
     pub async fn chat(&self, request: ChatRequest) -> Result<ChatResponse, LlmError> {
         let body = self.complete_request(request)?;
+        let url = self.url("/chat/completions");
+        let body = serde_json::to_value(&body)
+            .map_err(|e| LlmError::Config(format!("the chat request does not serialise: {e}")))?;
+        let text = self.exchange(&url, Some(&body)).await?;
+        let response: ChatResponse = decode(&url, &text, "a chat completion")?;
+        let usage = response.usage.unwrap_or_default();
+        self.inner
+            .meter
+            .record_success(usage.prompt_tokens, usage.completion_tokens);
+        Ok(response)
+    }
+
+    /// Posts `body` to `path` under the base URL (`/completions`, vLLM's
+    /// `/load_lora_adapter`, ...) with the same key, concurrency limit and retries as
+    /// [`LlmClient::chat`]; answers the reply's text, which need not be JSON.
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<String, LlmError> {
+        let text = self.exchange(&self.url(path), Some(body)).await?;
+        self.inner.meter.record_success(0, 0);
+        Ok(text)
+    }
+
+    /// GETs `path` under the base URL (`/models`) with the key and retries of every call.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, LlmError> {
+        let url = self.url(path);
+        let text = self.exchange(&url, None).await?;
+        decode(&url, &text, std::any::type_name::<T>())
+    }
+
+    /// [`LlmClient::post`] for a JSON reply; its `usage`, when there is one, is counted as a
+    /// chat's is.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, LlmError> {
+        let url = self.url(path);
+        let text = self.exchange(&url, Some(body)).await?;
+        let value: serde_json::Value = decode(&url, &text, "JSON")?;
+        let tokens = |key: &str| value["usage"][key].as_u64().unwrap_or(0);
+        self.inner
+            .meter
+            .record_success(tokens("prompt_tokens"), tokens("completion_tokens"));
+        serde_json::from_value(value).map_err(|source| LlmError::Decode {
+            url,
+            expected: std::any::type_name::<T>(),
+            body: snippet(&text),
+            source,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.inner.base_url, path.trim_start_matches('/'))
+    }
+
+    /// One call with retries (a POST of `body`, or a GET without one): the body of the 2xx
+    /// answer, or the last error.
+    async fn exchange(
+        &self,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, LlmError> {
         let inner = &self.inner;
-        let body = &body;
         let result = sqlrft_retry::retry(&inner.retry, "LLM call", |attempt| {
             if attempt > 0 {
                 inner.meter.record_retry();
@@ -254,30 +316,23 @@ impl LlmClient {
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
-                self.send_once(body).await.map_err(LlmError::into_failure)
+                self.send_once(url, body)
+                    .await
+                    .map_err(LlmError::into_failure)
             }
         })
         .await;
-        match result {
-            Ok(response) => {
-                let usage = response.usage.unwrap_or_default();
-                inner
-                    .meter
-                    .record_success(usage.prompt_tokens, usage.completion_tokens);
-                Ok(response)
+        result.map_err(|GaveUp { attempts, last }| {
+            inner.meter.record_failure();
+            if attempts > 1 {
+                LlmError::Exhausted {
+                    attempts,
+                    last: Box::new(last),
+                }
+            } else {
+                last
             }
-            Err(GaveUp { attempts, last }) => {
-                inner.meter.record_failure();
-                Err(if attempts > 1 {
-                    LlmError::Exhausted {
-                        attempts,
-                        last: Box::new(last),
-                    }
-                } else {
-                    last
-                })
-            }
-        }
+        })
     }
 
     /// Sends `request` constrained to `format` and deserialises the first choice into `T`.
@@ -316,38 +371,46 @@ impl LlmClient {
         Ok(request)
     }
 
-    async fn send_once(&self, body: &ChatRequest) -> Result<ChatResponse, LlmError> {
+    async fn send_once(
+        &self,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, LlmError> {
         let inner = &self.inner;
-        let url = &inner.url;
-        let mut builder = inner.http.post(url).json(body);
+        let mut builder = match body {
+            Some(body) => inner.http.post(url).json(body),
+            None => inner.http.get(url),
+        };
         if let Some(key) = &inner.api_key {
             builder = builder.bearer_auth(key);
         }
-        let response = builder.send().await.map_err(|e| self.transport_error(e))?;
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| self.transport_error(url, e))?;
         let status = response.status();
         let retry_after = response
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let text = response.text().await.map_err(|e| self.transport_error(e))?;
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(url, e))?;
         if !status.is_success() {
             return Err(LlmError::Status {
-                url: url.clone(),
+                url: url.to_string(),
                 status: status.as_u16(),
                 body: snippet(&text),
                 retry_after,
             });
         }
-        serde_json::from_str(&text).map_err(|source| LlmError::Decode {
-            url: url.clone(),
-            body: snippet(&text),
-            source,
-        })
+        Ok(text)
     }
 
-    fn transport_error(&self, err: reqwest::Error) -> LlmError {
-        let url = self.inner.url.clone();
+    fn transport_error(&self, url: &str, err: reqwest::Error) -> LlmError {
+        let url = url.to_string();
         if err.is_timeout() {
             return LlmError::Timeout {
                 url,
@@ -364,6 +427,20 @@ impl LlmClient {
         }
         LlmError::Connection { url, message }
     }
+}
+
+/// `text` as `T`, or a decode error that says what was expected.
+fn decode<T: DeserializeOwned>(
+    url: &str,
+    text: &str,
+    expected: &'static str,
+) -> Result<T, LlmError> {
+    serde_json::from_str(text).map_err(|source| LlmError::Decode {
+        url: url.to_string(),
+        expected,
+        body: snippet(text),
+        source,
+    })
 }
 
 #[cfg(test)]

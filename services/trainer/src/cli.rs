@@ -6,6 +6,7 @@ use crate::card::{CardInputs, write_model_card};
 use crate::checkpoint;
 use crate::config::ModelConfig;
 use crate::export::{ExportOptions, export_adapter_dir, export_model_dir};
+use crate::generator::{GeneratorConfig, RemoteGenerator};
 use crate::hub::{resolve_dataset, resolve_model};
 use crate::metrics;
 use crate::params::SaveDtype;
@@ -56,6 +57,16 @@ pub struct TrainArgs {
     /// the config's `execution` reward calls it (one with weight 1 is added if there is none).
     #[arg(long, env = "SQLRFT_REWARD_URL")]
     pub reward_url: Option<String>,
+    /// Sample completions on this OpenAI-compatible server instead of in this process: its
+    /// `/v1` base URL (vLLM with --enable-lora, or `sqlrft model serve DIR --enable-lora`). Each
+    /// round's policy adapter is written under `<output-dir>/policy-adapters` and loaded into
+    /// the server before the round samples (`[train.generator]` sets more).
+    #[arg(long, value_name = "URL")]
+    pub generator: Option<String>,
+    /// The base model's name on the --generator server (default: the first base model its
+    /// /v1/models lists).
+    #[arg(long, value_name = "NAME", requires = "generator")]
+    pub generator_model: Option<String>,
     /// Reward set: `execution` (result comparison on the sandbox, the default, with --sandbox or
     /// --reward-url) or `seed` (the seed project's match_format_exactly,
     /// match_format_approximately and check_sql_reward, weight 1 each). Replaces the config's
@@ -176,6 +187,15 @@ impl TrainArgs {
             cfg.sft.max_length = v;
         }
         self.trl.apply(&mut cfg);
+        if let Some(url) = &self.generator {
+            let generator = cfg
+                .generator
+                .get_or_insert_with(|| GeneratorConfig::at(url.clone()));
+            generator.url = url.clone();
+        }
+        if let (Some(name), Some(generator)) = (&self.generator_model, cfg.generator.as_mut()) {
+            generator.model = Some(name.clone());
+        }
         match self.rewards {
             Some(RewardPreset::Seed) => cfg.rewards = seed_reward_specs(),
             Some(RewardPreset::Execution) => {
@@ -361,6 +381,10 @@ pub async fn run_train_until(
         )
         .expect("valid progress template"),
     );
+    if let Some(generator) = &cfg.generator {
+        let model = trainer.backend.config().clone();
+        trainer.use_generator(RemoteGenerator::connect(generator, &cfg.lora, &model, out).await?);
+    }
     bar.set_position(trainer.step);
     let mut last_saved = trainer.step;
     while trainer.step < cfg.max_steps {

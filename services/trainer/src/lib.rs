@@ -21,6 +21,7 @@ pub mod data;
 #[cfg(feature = "execution")]
 pub mod execution;
 pub mod export;
+pub mod generator;
 pub mod grpo;
 pub mod hub;
 pub mod lora;

@@ -8,6 +8,7 @@ use crate::cpu::model::CpuModel;
 use crate::data::{DataCursor, PromptStream};
 #[cfg(feature = "execution")]
 use crate::execution::ExecutionReward;
+use crate::generator::{GeneratorConfig, RemoteGenerator};
 use crate::grpo::{self, Aggregation, GrpoParams, TokenInput};
 use crate::lora::{LoraConfig, LoraLayout};
 use crate::metrics::{RewardStats, StepMetrics};
@@ -22,7 +23,7 @@ use crate::seed::{self, CheckSqlReward};
 use crate::sft::SftParams;
 use crate::tokenizer::ChatTokenizer;
 use anyhow::{Context, Result, bail};
-use rand::SeedableRng;
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sqlrft_core::score::ScoreOptions;
@@ -127,6 +128,10 @@ pub struct TrainConfig {
     /// The supervised stage `sqlrft train sft` runs, and `sqlrft train` before GRPO when
     /// `sft.epochs` (or `--sft-epochs`) is above 0.
     pub sft: SftParams,
+    /// Sample on an OpenAI-compatible server (vLLM, `sqlrft model serve`) instead of in this
+    /// process (`[train.generator]`, `--generator URL`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generator: Option<GeneratorConfig>,
 }
 
 impl Default for TrainConfig {
@@ -145,6 +150,7 @@ impl Default for TrainConfig {
             sampling: SamplingParams::default(),
             rewards: vec![RewardSpec::new("format", "format")],
             sft: SftParams::default(),
+            generator: None,
         }
     }
 }
@@ -220,6 +226,12 @@ impl TrainConfig {
         }
         if self.rewards.is_empty() {
             bail!("at least one [[rewards]] entry is needed");
+        }
+        if self.generator.is_some() && self.full_finetune {
+            bail!(
+                "a generator server receives the policy as a LoRA adapter: --generator needs \
+                 full_finetune = false"
+            );
         }
         Ok(())
     }
@@ -417,6 +429,8 @@ pub struct Trainer<B: Backend> {
     /// The run's settings.
     pub cfg: TrainConfig,
     rewards: Vec<(Arc<dyn RewardFunction>, f64)>,
+    /// Where completions are sampled when not by `backend`.
+    generator: Option<RemoteGenerator>,
     data: PromptStream,
     rng: ChaCha8Rng,
     /// Optimizer steps taken.
@@ -455,6 +469,7 @@ impl<B: Backend> Trainer<B> {
             tokenizer,
             cfg,
             rewards,
+            generator: None,
             data,
             rng,
             step: 0,
@@ -462,6 +477,11 @@ impl<B: Backend> Trainer<B> {
             last_rollout: None,
             timings: RoundTimings::default(),
         }
+    }
+
+    /// Samples every later round on `generator` instead of with the backend.
+    pub fn use_generator(&mut self, generator: RemoteGenerator) {
+        self.generator = Some(generator);
     }
 
     /// Checkpoints into `output_dir` (see [`crate::checkpoint`]).
@@ -533,9 +553,20 @@ impl<B: Backend> Trainer<B> {
         let started = Instant::now();
         let id_refs: Vec<&[u32]> = prompt_ids.iter().map(Vec::as_slice).collect();
         let eos = self.tokenizer.eos_ids.clone();
-        let sampled_all =
-            self.backend
-                .generate(&id_refs, g, &self.cfg.sampling, &eos, &mut self.rng)?;
+        let sampled_all = match &mut self.generator {
+            None => self
+                .backend
+                .generate(&id_refs, g, &self.cfg.sampling, &eos, &mut self.rng)?,
+            Some(remote) => {
+                remote
+                    .sync_policy(self.step, &self.backend.trainable_state().params)
+                    .await?;
+                let seed = self.rng.next_u64();
+                remote
+                    .generate(&prompt_ids, g, &self.cfg.sampling, seed)
+                    .await?
+            }
+        };
         self.timings.generation = started.elapsed();
         let started = Instant::now();
         for ((prompt, prompt_ids), sampled) in

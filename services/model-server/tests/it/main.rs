@@ -363,3 +363,71 @@ async fn bad_requests_get_openai_shaped_errors_naming_the_fix() {
     assert_eq!(status, 200);
     server.shutdown().await.unwrap();
 }
+
+/// The trainer's `--generator` client against this server: each policy version it syncs is the
+/// only adapter served, and its completions are that policy's own greedy tokens.
+#[tokio::test]
+async fn the_trainers_remote_generator_samples_the_synced_policy() {
+    use sqlrft_trainer::generator::{GeneratorConfig, RemoteGenerator, adapter_name};
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base");
+    let config = tiny::write_model(&base, tiny::Family::Llama, 9);
+    let server = serve(&base, true).await;
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 4.0,
+        target_modules: vec!["q_proj".into(), "o_proj".into()],
+    };
+    let layout = LoraLayout::new(&lora, &config).unwrap();
+    let mut generator = RemoteGenerator::connect(
+        &GeneratorConfig::at(format!("{}/v1", server.base_url())),
+        &lora,
+        &config,
+        &dir.path().join("run"),
+    )
+    .await
+    .unwrap();
+    let (_, tokenizer) = load_model_dir(&base).unwrap();
+    let prompts = vec![
+        tokenizer.encode("SELECT count(*)").unwrap(),
+        tokenizer.encode("FROM flights").unwrap(),
+    ];
+    let greedy = SamplingParams {
+        temperature: 0.0,
+        top_p: 1.0,
+        top_k: 0,
+        max_new_tokens: 5,
+    };
+    for (step, seed) in [(3, 21), (4, 22)] {
+        let weights = tiny::random_weights(&config, seed, 0.5)[..layout.layout.len].to_vec();
+        generator.sync_policy(step, &weights).await.unwrap();
+        let models = reqwest::get(format!("{}/v1/models", server.base_url()))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let served: Vec<&str> = models["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| !m["parent"].is_null())
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            served,
+            [adapter_name(step)],
+            "only the newest policy is loaded"
+        );
+        let groups = generator.generate(&prompts, 2, &greedy, 1).await.unwrap();
+        assert_eq!(groups.len(), 2);
+        for (prompt, group) in prompts.iter().zip(&groups) {
+            let want = direct_greedy(&base, prompt, 5, Some((layout.clone(), weights.clone())));
+            for sampled in group {
+                assert_eq!(sampled.tokens, want.tokens);
+                assert_eq!(sampled.truncated, want.truncated);
+            }
+        }
+    }
+    server.shutdown().await.unwrap();
+}

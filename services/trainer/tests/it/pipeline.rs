@@ -106,6 +106,8 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
         sft_epochs: None,
         sft_dataset: None,
         sft_max_length: None,
+        generator: None,
+        generator_model: None,
         trl: Default::default(),
         quiet: true,
         hub: Default::default(),

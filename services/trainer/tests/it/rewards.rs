@@ -166,6 +166,8 @@ async fn the_seed_recipe_runs_sft_epochs_then_grpo_with_the_seed_rewards() {
         sft_epochs: Some(2),
         sft_dataset: None,
         sft_max_length: None,
+        generator: None,
+        generator_model: None,
         trl: sqlrft_trainer::cli::TrlFlags {
             num_generations: Some(2),
             ..Default::default()

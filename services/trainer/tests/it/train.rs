@@ -202,6 +202,8 @@ fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> T
         sft_epochs: None,
         sft_dataset: None,
         sft_max_length: None,
+        generator: None,
+        generator_model: None,
         trl: Default::default(),
         quiet: true,
         hub: Default::default(),
