@@ -12,8 +12,11 @@ use serde::Serialize;
 /// The shapes of one benchmarked step.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchConfig {
+    /// Prompts per step (random token ids), each sampled `generations` times.
     pub prompts: usize,
+    /// Completions sampled per prompt (GRPO's group size).
     pub generations: usize,
+    /// Tokens per prompt.
     pub prompt_tokens: usize,
     /// Completion tokens: every row generates this many (no end-of-sequence stop).
     pub completion_tokens: usize,
@@ -23,23 +26,36 @@ pub struct BenchConfig {
     pub steps: usize,
     /// Dense bf16 peak of the GPU in TFLOP/s.
     pub peak_tflops: f64,
+    /// Seed of the prompts, the sampling draws and the synthetic advantages.
     pub seed: u64,
 }
 
 /// Medians over the timed steps.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
+    /// Always `sqlrft`: tells this report from `scripts/gpu/trl_bench.py`'s.
     pub framework: &'static str,
+    /// The GPU's name.
     pub gpu: String,
+    /// Which attention kernels ran.
     pub attention: crate::model::Attention,
+    /// Model parameters (a tied lm head counted once).
     pub parameters: usize,
+    /// Parameters the optimizer updates.
     pub trainable_parameters: usize,
+    /// The shapes benchmarked.
     pub config: BenchConfig,
+    /// `generation_seconds + update_seconds`.
     pub step_seconds: f64,
+    /// Median wall time of batched generation, in seconds.
     pub generation_seconds: f64,
+    /// Median wall time of the update (forward, backward, clip, AdamW), in seconds.
     pub update_seconds: f64,
+    /// `prompts · generations · completion_tokens`.
     pub completion_tokens_per_step: usize,
+    /// Completion tokens generated per second.
     pub generation_tokens_per_second: f64,
+    /// Tokens trained on (prompt and completion) per second.
     pub update_tokens_per_second: f64,
     /// Largest device memory in use seen after a phase (the driver's view, this process and
     /// any other), not a true peak.
@@ -48,6 +64,7 @@ pub struct BenchReport {
     pub mfu_generation: f64,
     /// 6·P FLOPs per trained token over the update time and the peak.
     pub mfu_update: f64,
+    /// Generation and update FLOPs together over the step time and the peak.
     pub mfu_step: f64,
 }
 

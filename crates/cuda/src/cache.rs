@@ -36,7 +36,9 @@ pub fn default_cache_dir() -> PathBuf {
 /// Whether a kernel came from disk or was compiled now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Origin {
+    /// Read from the cache folder.
     Cached,
+    /// Compiled by NVRTC now, then written to the cache.
     Compiled,
 }
 
@@ -54,10 +56,12 @@ impl KernelCache {
         })
     }
 
+    /// The folder holding the CUBINs.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// The architecture kernels are compiled for (`sm_90`).
     pub fn arch(&self) -> &str {
         &self.arch
     }

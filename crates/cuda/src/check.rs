@@ -19,12 +19,17 @@ use serde::Serialize;
 /// The result of holding one kernel (at one shape) to its reference.
 #[derive(Clone, Debug, Serialize)]
 pub struct KernelCheck {
+    /// What was checked: a kernel's entry point, or the group's name when the group failed.
     pub kernel: String,
+    /// The shape checked (`n=19 c=72`); empty when the group failed.
     pub shape: String,
     /// ‖gpu − cpu‖ / ‖cpu‖; infinite when the GPU left NaN anywhere.
     pub rel_err: f64,
+    /// Largest absolute difference from the reference.
     pub max_abs_err: f64,
+    /// Largest `rel_err` that passes: looser for bf16 outputs than for fp32 ones.
     pub tolerance: f64,
+    /// `rel_err <= tolerance`.
     pub passed: bool,
     /// Why the group stopped (a launch or copy failed), when it did.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -13,10 +13,12 @@ use std::path::PathBuf;
 /// Inspect the GPU, compile the kernels, and check them against the CPU reference.
 #[derive(Debug, Args)]
 pub struct CudaArgs {
+    /// The command to run.
     #[command(subcommand)]
     pub command: CudaCommand,
 }
 
+/// The `sqlrft cuda` commands.
 #[derive(Debug, Subcommand)]
 pub enum CudaCommand {
     /// Print the GPU's name, architecture and memory as JSON, or why there is none.
@@ -99,6 +101,7 @@ pub enum CudaCommand {
         /// Output safetensors file: one flat f32 tensor per name, plus `logps`.
         #[arg(long)]
         out: PathBuf,
+        /// Temperature of the log-probs.
         #[arg(long, default_value_t = 1.0)]
         temperature: f32,
         /// Attention kernels: materialised probabilities or flash-style.
@@ -114,8 +117,10 @@ pub enum CudaCommand {
     /// A short GRPO run on a tiny random model (generation, scoring, backward and AdamW on the
     /// GPU); exit 1 unless the reward rises by at least --min-rise.
     GrpoSmoke {
+        /// GRPO steps to run.
         #[arg(long, default_value_t = 40)]
         steps: usize,
+        /// Seed of the model's random weights, the prompts and the sampling.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Required rise of the mean reward (last quarter of steps minus first quarter).
@@ -140,11 +145,13 @@ pub enum CudaCommand {
         /// Model folder.
         #[arg(long)]
         model: PathBuf,
+        /// Prompts per step (random token ids), each sampled --generations times.
         #[arg(long, default_value_t = 16)]
         prompts: usize,
         /// Completions per prompt.
         #[arg(long, default_value_t = 8)]
         generations: usize,
+        /// Tokens per prompt.
         #[arg(long, default_value_t = 64)]
         prompt_tokens: usize,
         /// Completion tokens (no end-of-sequence stop: every row generates this many).
@@ -162,6 +169,7 @@ pub enum CudaCommand {
         /// Attention kernels: materialised probabilities or flash-style.
         #[arg(long, value_enum, default_value_t = Attention::Materialised)]
         attention: Attention,
+        /// Seed of the prompts, the sampling draws and the synthetic advantages.
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Write the results as JSON here.

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 /// A GPU ready to run the trainer's kernels. All work goes to one stream, in order.
 pub struct Gpu {
+    /// What the GPU is: name, architecture, memory, multiprocessors.
     pub info: DeviceInfo,
     pub(crate) ctx: Arc<CudaContext>,
     pub(crate) stream: Arc<CudaStream>,
@@ -66,10 +67,12 @@ impl Gpu {
         })
     }
 
+    /// The stream every launch, copy and GEMM is queued on.
     pub fn stream(&self) -> &Arc<CudaStream> {
         &self.stream
     }
 
+    /// The GPU's CUDA context (memory queries, say).
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx
     }
@@ -91,6 +94,7 @@ impl Gpu {
             .map_err(|e| anyhow!("copy from GPU failed: {e:?}"))
     }
 
+    /// A new device buffer of `n` zeroed elements.
     pub fn zeros<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<CudaSlice<T>> {
         self.stream
             .alloc_zeros(n)

@@ -15,11 +15,17 @@ use half::bf16;
 /// `[n, k]` when `trans_b` (a Hugging Face weight `[out, in]` used as `x · Wᵀ`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GemmShape {
+    /// Rows of `op(A)` and of C.
     pub m: usize,
+    /// Columns of `op(B)` and of C.
     pub n: usize,
+    /// The summed dimension: columns of `op(A)`, rows of `op(B)`.
     pub k: usize,
+    /// A is stored `[k, m]`.
     pub trans_a: bool,
+    /// B is stored `[n, k]`.
     pub trans_b: bool,
+    /// Scale of the product.
     pub alpha: f32,
     /// 0 overwrites C; 1 accumulates into it (LoRA's `y += s · (x Aᵀ) Bᵀ`).
     pub beta: f32,
@@ -66,10 +72,12 @@ impl GemmShape {
         }
     }
 
+    /// The same GEMM with `beta` (1 accumulates into C).
     pub fn with_beta(self, beta: f32) -> Self {
         Self { beta, ..self }
     }
 
+    /// The same GEMM with its product scaled by `alpha`.
     pub fn with_alpha(self, alpha: f32) -> Self {
         Self { alpha, ..self }
     }

@@ -15,6 +15,8 @@
 //! to it on random inputs: the same checks run as GPU tests and as `sqlrft cuda check` on a GPU
 //! machine. `emulator/` runs the kernel sources on the CPU for machines without one.
 
+#![warn(missing_docs)]
+
 pub mod bench;
 pub mod cache;
 pub mod check;

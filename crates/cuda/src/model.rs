@@ -15,16 +15,25 @@ use std::path::Path;
 /// The shapes and constants of a model (what the trainer's `ModelConfig` holds, less parsing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelDims {
+    /// Vocabulary size: rows of the embedding and of the lm head.
     pub vocab: usize,
+    /// Width of the residual stream.
     pub hidden: usize,
+    /// Width of the MLP's gate and up projections.
     pub intermediate: usize,
+    /// Decoder layers.
     pub layers: usize,
+    /// Query heads.
     pub heads: usize,
+    /// Key/value heads; `heads` is a multiple of it (grouped-query attention).
     pub kv_heads: usize,
+    /// Width of one attention head.
     pub head_dim: usize,
+    /// Added to each row's mean square in RMSNorm.
     pub rms_norm_eps: f32,
     /// q/k/v projections have biases (Qwen2).
     pub qkv_bias: bool,
+    /// The lm head is the embedding matrix (no `lm_head.weight`).
     pub tie_word_embeddings: bool,
     /// Rotary inverse frequencies, `head_dim / 2` of them (scaling already applied).
     pub inv_freq: Vec<f32>,
@@ -161,13 +170,16 @@ pub enum Attention {
 /// layout (`A` is `[rank, in]`, `B` is `[out, rank]`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoraSpec {
+    /// Rank: rows of A, columns of B.
     pub rank: usize,
+    /// Numerator of the adapters' scale `alpha / rank`.
     pub alpha: f32,
     /// Projection names (`q_proj`, …, `down_proj`).
     pub targets: Vec<String>,
 }
 
 impl LoraSpec {
+    /// `alpha / rank`, the factor on the adapters' output.
     pub fn scale(&self) -> f32 {
         self.alpha / self.rank as f32
     }
@@ -220,6 +232,7 @@ pub struct KvCache {
 }
 
 impl KvCache {
+    /// Zeroed keys and values of every layer, `[batch, capacity, kv_heads, head_dim]` each.
     pub fn new(gpu: &Gpu, d: &ModelDims, batch: usize, capacity: usize) -> Result<Self> {
         let len = batch * capacity * d.kv_heads * d.head_dim;
         let mut k = vec![];
@@ -240,6 +253,7 @@ impl KvCache {
 /// One sampled completion.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Completion {
+    /// Sampled token ids, the end-of-sequence token included when one ended the row.
     pub tokens: Vec<i32>,
     /// `log softmax(logits / temperature)[token]` per token, before top-k / top-p truncation.
     pub logps: Vec<f32>,
@@ -251,12 +265,15 @@ pub struct Completion {
 /// Per scored position: log-prob of the next token and entropy, `[b, t - 1]` each.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Scores {
+    /// `log softmax(logits / temperature)` at each next token.
     pub logps: Vec<f32>,
+    /// Entropy of each position's next-token distribution at the same temperature.
     pub entropies: Vec<f32>,
 }
 
 /// Model weights on the GPU in bf16, by Hugging Face name.
 pub struct GpuModel {
+    /// The model's shapes.
     pub dims: ModelDims,
     /// Adapters, when the model has them (their weights live in `weights` too).
     pub lora: Option<LoraSpec>,

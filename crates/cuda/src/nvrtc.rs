@@ -167,8 +167,11 @@ fn locate() -> Result<Nvrtc, Unavailable> {
 #[derive(Debug, thiserror::Error)]
 #[error("NVRTC could not compile kernels/{name}.cu for {arch}: {log}")]
 pub struct CompileError {
+    /// The source's file stem.
     pub name: String,
+    /// The architecture it was compiled for (`sm_90`).
     pub arch: String,
+    /// NVRTC's error, then its compile log.
     pub log: String,
 }
 

@@ -53,8 +53,11 @@ pub struct AttnDims {
     pub tq: usize,
     /// Key/value capacity per row (the sequence length when training).
     pub s: usize,
+    /// Query heads.
     pub nh: usize,
+    /// Key/value heads; `nh` is a multiple of it (grouped-query attention).
     pub nkv: usize,
+    /// Head dimension.
     pub hd: usize,
 }
 
@@ -96,8 +99,11 @@ pub struct AdamStep {
     pub step_size: f32,
     /// `1 - lr · weight_decay` (1 for tensors exempt from decay).
     pub decay: f32,
+    /// Decay of the first moment.
     pub beta1: f32,
+    /// Decay of the second moment.
     pub beta2: f32,
+    /// Added to the denominator `sqrt(v) / bc2_sqrt`.
     pub eps: f32,
     /// `sqrt(1 - beta2^t)`.
     pub bc2_sqrt: f32,
@@ -131,63 +137,86 @@ pub struct SampleParams {
 /// `n` rows of `c` values: the shape of a row-wise kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rows {
+    /// Number of rows.
     pub n: usize,
+    /// Values per row.
     pub c: usize,
 }
 
 /// `n` positions of `heads` heads of `hd` values each: what RoPE rotates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeadRows {
+    /// Positions (tokens).
     pub n: usize,
+    /// Heads per position.
     pub heads: usize,
+    /// Values per head; even, as RoPE rotates pairs.
     pub hd: usize,
 }
 
 /// `rows` rows of `vocab` logits, read at temperature `1 / inv_temp`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogitRows {
+    /// Rows of logits.
     pub rows: usize,
+    /// Logits per row.
     pub vocab: usize,
+    /// `1 / temperature`, multiplied into every logit.
     pub inv_temp: f32,
 }
 
 /// The query, key and value tensors of one attention call (layouts in `kernels/attention.cu`).
 pub struct Qkv<'a> {
+    /// Queries, `[b, tq, nh, hd]`.
     pub q: &'a dyn DevicePtr<bf16>,
+    /// Keys, `[b, s, nkv, hd]`.
     pub k: &'a dyn DevicePtr<bf16>,
+    /// Values, `[b, s, nkv, hd]`.
     pub v: &'a dyn DevicePtr<bf16>,
 }
 
 /// Where an attention backward writes the gradients of q, k and v.
 pub struct QkvGrads<'a> {
+    /// Gradient of the queries, laid out like `q`.
     pub dq: &'a mut dyn DevicePtrMut<bf16>,
+    /// Gradient of the keys, laid out like `k`.
     pub dk: &'a mut dyn DevicePtrMut<bf16>,
+    /// Gradient of the values, laid out like `v`.
     pub dv: &'a mut dyn DevicePtrMut<bf16>,
 }
 
 /// What an RMSNorm forward keeps for its backward: its input, its weight and each row's
 /// `1 / rms`.
 pub struct NormSaved<'a> {
+    /// The forward's input, `[n, c]`.
     pub inp: &'a dyn DevicePtr<bf16>,
+    /// The norm's weight, `[c]`.
     pub weight: &'a dyn DevicePtr<bf16>,
+    /// Each row's `1 / rms` from the forward, `[n]`.
     pub rstd: &'a dyn DevicePtr<f32>,
 }
 
 /// What a flash attention forward keeps for its backward: its output and each query row's
 /// log-sum-exp.
 pub struct FlashSaved<'a> {
+    /// The forward's output, laid out like `q`.
     pub out: &'a dyn DevicePtr<bf16>,
+    /// Log-sum-exp of each query row's scaled scores, `[b, nh, tq]`.
     pub lse: &'a dyn DevicePtr<f32>,
 }
 
 /// What AdamW keeps per parameter: the fp32 master weights and both moments.
 pub struct AdamState<'a> {
+    /// fp32 master weights, updated in place.
     pub master: &'a mut dyn DevicePtrMut<f32>,
+    /// First moment: running mean of the gradients.
     pub m: &'a mut dyn DevicePtrMut<f32>,
+    /// Second moment: running mean of the squared gradients.
     pub v: &'a mut dyn DevicePtrMut<f32>,
 }
 
 impl Gpu {
+    /// `out[t, :] = table[tokens[t], :]` for `n` tokens of width `c`.
     pub fn embedding_forward(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
@@ -212,6 +241,8 @@ impl Gpu {
         self.launch("embedding_forward", per_row(n, THREADS), &args)
     }
 
+    /// Accumulates `dtable[tokens[t], :] += dout[t, :]` in fp32. Repeated tokens add
+    /// atomically, so their order of summation varies between runs.
     pub fn embedding_backward(
         &self,
         dtable: &mut impl DevicePtrMut<f32>,
@@ -236,6 +267,8 @@ impl Gpu {
         self.launch("embedding_backward", per_row(n, THREADS), &args)
     }
 
+    /// RMSNorm of `n` rows of `c`: `out = x / sqrt(mean(x²) + eps) · weight`; keeps each
+    /// row's `1 / rms` in `rstd` for the backward.
     pub fn rmsnorm_forward(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
@@ -631,6 +664,7 @@ impl Gpu {
         )
     }
 
+    /// `out = silu(gate) · up` over `n` elements.
     pub fn swiglu_forward(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
@@ -649,6 +683,8 @@ impl Gpu {
         self.launch("swiglu_forward", per_element(n), &args)
     }
 
+    /// Overwrites `dgate` and `dup` (fresh GEMM inputs, nothing to accumulate into) from
+    /// `dout` and the forward's inputs.
     pub fn swiglu_backward(
         &self,
         dgate: &mut impl DevicePtrMut<bf16>,
@@ -864,6 +900,7 @@ impl Gpu {
         self.launch("adamw_step", per_element(n), &args)
     }
 
+    /// `out = bf16(inp)` over `n` elements, rounding to nearest even.
     pub fn cast_f32_to_bf16(
         &self,
         out: &mut impl DevicePtrMut<bf16>,
@@ -882,6 +919,7 @@ impl Gpu {
         )
     }
 
+    /// `out = f32(inp)` over `n` elements (exact).
     pub fn cast_bf16_to_f32(
         &self,
         out: &mut impl DevicePtrMut<f32>,

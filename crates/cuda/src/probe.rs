@@ -7,12 +7,16 @@ use serde::Serialize;
 /// Why the CUDA backend cannot run here. The message says what to do.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unavailable {
+    /// `libcuda.so` cannot be loaded.
     #[error("no CUDA driver (libcuda.so) found: run on a GPU machine or use --device cpu")]
     NoDriver,
+    /// The driver loaded, but GPU `ordinal` is absent or would not open (the driver's error).
     #[error("the CUDA driver is present but no usable GPU was found ({0}): use --device cpu")]
     NoDevice(String),
+    /// NVRTC is missing or would not load; the message says how to install it.
     #[error("{0}")]
     NoNvrtc(String),
+    /// CUDA's headers (`cuda_bf16.h`) were not found; the message says how to install them.
     #[error("{0}")]
     NoHeaders(String),
 }
@@ -20,14 +24,19 @@ pub enum Unavailable {
 /// What the GPU is, as the kernel cache and the benchmarks need it.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceInfo {
+    /// The GPU's index among those CUDA sees.
     pub ordinal: usize,
+    /// The GPU's name (`NVIDIA H200`).
     pub name: String,
     /// Compute capability (major, minor): (9, 0) on H100 / H200.
     pub compute_capability: (i32, i32),
     /// The architecture NVRTC compiles for, `sm_XY`.
     pub arch: String,
+    /// Device memory, in bytes.
     pub total_memory_bytes: usize,
+    /// Streaming multiprocessors: sizes grids that should fill the GPU.
     pub multiprocessors: i32,
+    /// GPUs visible to this process.
     pub device_count: i32,
 }
 

@@ -92,6 +92,7 @@ fn sigmoid(x: f64) -> f64 {
     1.0 / (1.0 + (-x).exp())
 }
 
+/// `silu(gate) · up`, element by element.
 pub fn swiglu_forward(gate: &[f32], up: &[f32]) -> Vec<f32> {
     gate.iter()
         .zip(up)
@@ -115,11 +116,17 @@ pub fn swiglu_backward(dout: &[f32], gate: &[f32], up: &[f32]) -> (Vec<f32>, Vec
 /// Shapes as in `kernels/attention.cu`.
 #[derive(Clone, Copy, Debug)]
 pub struct Attn {
+    /// Batch rows.
     pub b: usize,
+    /// Query positions per row.
     pub tq: usize,
+    /// Key/value positions per row.
     pub s: usize,
+    /// Query heads.
     pub nh: usize,
+    /// Key/value heads; `nh` is a multiple of it.
     pub nkv: usize,
+    /// Head dimension.
     pub hd: usize,
 }
 

@@ -16,13 +16,19 @@ use serde::Serialize;
 /// The run's shape and what came out of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct SmokeRun {
+    /// GRPO steps run.
     pub steps: usize,
+    /// Prompts per step (random token ids), each sampled `generations` times.
     pub prompts: usize,
+    /// Completions per prompt: the group its advantages are normalised within.
     pub generations: usize,
+    /// Tokens generated per completion.
     pub completion_tokens: usize,
+    /// The token id whose share of a completion is its reward.
     pub target_token: i32,
     /// Mean reward of each step's completions.
     pub rewards: Vec<f64>,
+    /// Each step's gradient norm, before clipping.
     pub grad_norms: Vec<f64>,
     /// Mean reward of the last quarter of steps minus that of the first quarter.
     pub rise: f64,

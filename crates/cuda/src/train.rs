@@ -29,8 +29,11 @@ use std::collections::HashMap;
 /// base weights, TRL's reference model).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Scoring {
+    /// Temperature the log-probs are read at.
     pub temperature: f32,
+    /// Rows of logits the lm head materialises at once.
     pub chunk_rows: usize,
+    /// Apply the LoRA adapters; false scores with the frozen base weights.
     pub adapters: bool,
 }
 
@@ -54,24 +57,33 @@ pub struct Saved {
 /// AdamW's settings (torch's names).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamW {
+    /// Learning rate.
     pub lr: f64,
+    /// Decay of the first moment.
     pub beta1: f64,
+    /// Decay of the second moment.
     pub beta2: f64,
+    /// Added to the update's denominator for stability.
     pub eps: f64,
+    /// Decoupled weight decay (multiplied by `lr`); biases and norm weights take none.
     pub weight_decay: f64,
 }
 
 /// One tensor's trainable state, as host buffers (for checkpoints).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorState {
+    /// fp32 master weights.
     pub master: Vec<f32>,
+    /// AdamW's first moment.
     pub m: Vec<f32>,
+    /// AdamW's second moment.
     pub v: Vec<f32>,
 }
 
 /// A model being trained: bf16 weights for the passes; fp32 masters, gradients and AdamW
 /// moments for the trainable tensors (every weight, or only the LoRA adapters).
 pub struct GpuTrainer {
+    /// The model the passes run; the optimizer rewrites its bf16 weights from the masters.
     pub model: GpuModel,
     /// The trainable tensors' names and lengths, in optimizer order.
     trainable: Vec<(String, usize)>,
