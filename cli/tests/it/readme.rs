@@ -265,6 +265,14 @@ fn cases() -> Vec<Case> {
             .append("--max-steps 2 --save-steps 1 --max-completion-length 8 --quiet")
             .check(|f, _| {
                 f.metrics_reach_step("runs/served/metrics.jsonl", 2)?;
+                // The server runs the same CPU code: its log-probs of the sampled tokens must
+                // be the trainer's up to float noise (a token or temperature slip is not).
+                for row in gretel::read_jsonl(&f.path("runs/served/metrics.jsonl")) {
+                    match row["sampling_logp_difference"].as_f64() {
+                        Some(d) if d < 1e-3 => {}
+                        _ => return Err(format!("trainer and server disagree: {row}")),
+                    }
+                }
                 let base = f.vars.borrow()["model"].clone();
                 served_policy_is_the_checkpoint(f, &base)
             }),

@@ -54,6 +54,12 @@ pub struct GrpoParams {
     pub num_iterations: usize,
     /// Drop completions that hit the length limit from the loss.
     pub mask_truncated_completions: bool,
+    /// When a generator server sampled the completions (`--generator`), weight each token's
+    /// surrogate loss by the truncated importance ratio between the trainer's and the server's
+    /// log-probs, correcting for the two engines' numerical mismatch.
+    pub vllm_importance_sampling_correction: bool,
+    /// The ratio's cap.
+    pub vllm_importance_sampling_cap: f64,
 }
 
 impl Default for GrpoParams {
@@ -67,6 +73,8 @@ impl Default for GrpoParams {
             scale_rewards: ScaleRewards::Group,
             num_iterations: 1,
             mask_truncated_completions: false,
+            vllm_importance_sampling_correction: true,
+            vllm_importance_sampling_cap: 2.0,
         }
     }
 }
@@ -144,6 +152,17 @@ pub struct TokenInput {
     pub ref_logp: f64,
     /// The completion's advantage.
     pub advantage: f64,
+    /// Weight of the surrogate term (not the KL term): the truncated importance ratio of
+    /// [`importance_weight`] for completions another engine sampled, else 1.
+    pub sampling_weight: f64,
+}
+
+/// `min(exp(old_logp - sampling_logp), cap)`: how much more likely the trainer finds a token
+/// than the engine that sampled it, capped so a few tokens cannot dominate (TRL's truncated
+/// importance sampling for vLLM).
+pub fn importance_weight(old_logp: f64, sampling_logp: f64, cap: f64) -> f64 {
+    let ratio = (old_logp - sampling_logp).exp();
+    if ratio.is_nan() { 1.0 } else { ratio.min(cap) }
 }
 
 /// One token's loss, its derivative with respect to `logp`, and what the metrics report.
@@ -184,8 +203,8 @@ pub fn token_loss(x: TokenInput, p: &GrpoParams) -> TokenLoss {
         0.5 * (d1 + d2)
     };
     let mut out = TokenLoss {
-        loss: -l1.min(l2),
-        dloss_dlogp: -dmin,
+        loss: -l1.min(l2) * x.sampling_weight,
+        dloss_dlogp: -dmin * x.sampling_weight,
         clipped_low: ratio < lo && x.advantage < 0.0,
         clipped_high: ratio > hi && x.advantage > 0.0,
         ..Default::default()
@@ -267,6 +286,7 @@ mod tests {
                 old_logp: -1.3,
                 ref_logp: 0.0,
                 advantage: 0.7,
+                sampling_weight: 1.0,
             },
             &p,
         );
@@ -282,6 +302,7 @@ mod tests {
                 old_logp: 0.0,
                 ref_logp: 0.0,
                 advantage: 1.0,
+                sampling_weight: 1.0,
             },
             &p,
         );
@@ -299,10 +320,45 @@ mod tests {
             old_logp: -1.0,
             ref_logp: -1.4,
             advantage: -0.4,
+            sampling_weight: 0.6,
         };
         let h = 1e-6;
         let f = |lp: f64| token_loss(TokenInput { logp: lp, ..x }, &p).loss;
         let numeric = (f(x.logp + h) - f(x.logp - h)) / (2.0 * h);
         assert!((numeric - token_loss(x, &p).dloss_dlogp).abs() < 1e-7);
+    }
+
+    #[test]
+    fn the_sampling_weight_scales_the_surrogate_and_not_the_kl() {
+        let p = GrpoParams {
+            beta: 0.3,
+            ..Default::default()
+        };
+        let x = TokenInput {
+            logp: -0.9,
+            old_logp: -0.95,
+            ref_logp: -1.4,
+            advantage: 0.8,
+            sampling_weight: 1.0,
+        };
+        let full = token_loss(x, &p);
+        let half = token_loss(
+            TokenInput {
+                sampling_weight: 0.5,
+                ..x
+            },
+            &p,
+        );
+        let kl_part = p.beta * full.kl;
+        assert!(((full.loss - kl_part) * 0.5 - (half.loss - kl_part)).abs() < 1e-12);
+        assert_eq!(full.kl, half.kl);
+    }
+
+    #[test]
+    fn importance_weights_are_the_ratio_up_to_the_cap() {
+        assert!((importance_weight(-1.0, -1.5, 2.0) - 0.5f64.exp()).abs() < 1e-12);
+        assert!((importance_weight(-2.0, -1.0, 2.0) - (-1.0f64).exp()).abs() < 1e-12);
+        assert_eq!(importance_weight(0.0, -5.0, 2.0), 2.0);
+        assert_eq!(importance_weight(0.0, f64::NAN, 2.0), 1.0);
     }
 }

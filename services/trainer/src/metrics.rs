@@ -62,6 +62,13 @@ pub struct StepMetrics {
     pub tokens_per_second: f64,
     /// Wall time since the run (or resume) started.
     pub elapsed_seconds: f64,
+    /// Mean |trainer − generator| log-prob of the completion tokens, when a generator server
+    /// sampled them with importance correction on (the two engines' mismatch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_logp_difference: Option<f64>,
+    /// Mean truncated importance weight applied to those tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance_sampling_ratio: Option<f64>,
 }
 
 /// Appends one JSON line per step.

@@ -409,6 +409,9 @@ struct Rollout {
     advantage: f64,
     /// Whether the completion's tokens count (false when masked as truncated).
     mask: bool,
+    /// The generator server's log-probs of the completion tokens, when its sampling is to be
+    /// importance-corrected.
+    sampling_logps: Option<Vec<f32>>,
 }
 
 impl Rollout {
@@ -656,6 +659,7 @@ impl<B: Backend> Trainer<B> {
         let g = p.num_generations;
         let epoch = self.data.cursor.epoch;
         let (mut batch, per_reward) = self.rollout().await?;
+        let correct_sampling = self.generator.is_some() && p.vllm_importance_sampling_correction;
         let update_started = Instant::now();
         let weights: Vec<f64> = self.rewards.iter().map(|(_, w)| *w).collect();
         let rewards = grpo::combine_rewards(&per_reward, &weights);
@@ -678,6 +682,7 @@ impl<B: Backend> Trainer<B> {
                     prompt_len: group.prompt_token_ids.len(),
                     advantage: c.advantage,
                     mask: !(p.mask_truncated_completions && c.truncated),
+                    sampling_logps: correct_sampling.then(|| c.sampling_logprobs.clone()),
                 });
             }
         }
@@ -859,6 +864,10 @@ impl<B: Backend> Trainer<B> {
             grad_norm,
             tokens_per_second: generated as f64 / secs.max(1e-9),
             elapsed_seconds: self.started.elapsed().as_secs_f64(),
+            sampling_logp_difference: (t.sampled_tokens > 0)
+                .then(|| t.sampling_logp_difference / t.sampled_tokens as f64),
+            importance_sampling_ratio: (t.sampled_tokens > 0)
+                .then(|| t.importance_weight / t.sampled_tokens as f64),
         }
     }
 
@@ -890,6 +899,10 @@ struct Tally {
     clip_low: usize,
     clip_high: usize,
     tokens: usize,
+    /// Over tokens another engine sampled: |trainer − sampler| log-prob, and the weights used.
+    sampling_logp_difference: f64,
+    importance_weight: f64,
+    sampled_tokens: usize,
 }
 
 impl Tally {
@@ -913,11 +926,27 @@ impl Tally {
             .iter()
             .enumerate()
             .map(|(t, &lp)| {
+                let old_logp = old.map_or(lp as f64, |o| o[t] as f64);
+                let sampling_weight = match r.sampling_logps.as_ref().and_then(|s| s.get(t)) {
+                    Some(&sampled) => {
+                        let weight = grpo::importance_weight(
+                            old_logp,
+                            sampled as f64,
+                            p.vllm_importance_sampling_cap,
+                        );
+                        self.sampling_logp_difference += (old_logp - sampled as f64).abs();
+                        self.importance_weight += weight;
+                        self.sampled_tokens += 1;
+                        weight
+                    }
+                    None => 1.0,
+                };
                 let x = TokenInput {
                     logp: lp as f64,
-                    old_logp: old.map_or(lp as f64, |o| o[t] as f64),
+                    old_logp,
                     ref_logp: reference.map_or(0.0, |o| o[t] as f64),
                     advantage: r.advantage,
+                    sampling_weight,
                 };
                 let tl = grpo::token_loss(x, p);
                 self.loss += w * tl.loss;

@@ -146,6 +146,7 @@ fn losses_logps_and_logit_gradients_match_trl() {
                     old_logp: c.old_logps.as_ref().map_or(lp[t] as f64, |o| o[i][t]),
                     ref_logp: c.ref_logps[i][t],
                     advantage: c.advantages[i],
+                    sampling_weight: 1.0,
                 };
                 let tl = grpo::token_loss(x, &p);
                 loss += w * tl.loss;
