@@ -1,7 +1,7 @@
 //! Tests of the `sqlrft` binary itself, the one users run: every command line of README.md
 //! (`readme`), ARCHITECTURE.md's dependency graph against cargo's (`architecture`), and what
 //! only a real process shows (`distill`: a run killed mid-way resumes; `mcp_stdio`: the MCP
-//! server as a host's child process).
+//! server as a host's child process; `smollm2`: the seed's recipe on the real pip-packaged model).
 //! The only doubles are the OpenAI-compatible LLM stub and the Hugging Face Hub stub, served
 //! over real HTTP from this process; everything else is the binary, real files and real servers.
 
@@ -9,6 +9,7 @@ mod architecture;
 mod distill;
 mod mcp_stdio;
 mod readme;
+mod smollm2;
 
 // The distill service's Gretel-shaped fixture and its teacher, and the trainer's tiny seeded
 // models: included from those crates' tests so both suites use one copy.
