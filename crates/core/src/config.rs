@@ -12,6 +12,24 @@ use serde::de::DeserializeOwned;
 /// The config file read when `--config` is not given (in the working directory).
 pub const DEFAULT_CONFIG_FILE: &str = "sqlrft.toml";
 
+/// [`load`] for a network service: `PORT` (as Cloud Run and Heroku set it) also sets `port`,
+/// and the merged settings must pass `validate`.
+pub fn load_service<T, F, E>(
+    section: &str,
+    config_file: Option<&Path>,
+    flags: &F,
+    validate: impl FnOnce(&T) -> Result<(), E>,
+) -> Result<T, E>
+where
+    T: DeserializeOwned + Serialize + Default,
+    F: Serialize,
+    E: From<ConfigError>,
+{
+    let config = load(section, config_file, &[("PORT", "port")], flags)?;
+    validate(&config)?;
+    Ok(config)
+}
+
 /// Loads section `section` (e.g. `mcp`) of the configuration into `T`.
 ///
 /// Layers, later ones winning: `T::default()`, the `[section]` table of the TOML file

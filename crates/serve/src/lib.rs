@@ -48,6 +48,13 @@ pub struct Server<T> {
 }
 
 impl<T> Server<T> {
+    /// Binds `host:port` (port 0 picks a free one) and serves `app` there in the background
+    /// until [`Server::shutdown`] or a signal.
+    pub async fn start(host: &str, port: u16, app: Router, state: T) -> anyhow::Result<Self> {
+        let listener = bind(host, port).await?;
+        Ok(Self::spawn(listener, app, CancellationToken::new(), state))
+    }
+
     /// Serves `app` on `listener` in the background until `cancel` fires, then lets in-flight
     /// requests finish.
     pub fn spawn(listener: TcpListener, app: Router, cancel: CancellationToken, state: T) -> Self {

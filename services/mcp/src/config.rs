@@ -208,13 +208,12 @@ impl McpServeArgs {
     pub fn resolve(&self) -> anyhow::Result<McpConfig> {
         let mut flags = self.clone();
         flags.db = flags.db.or(flags.db_path.take());
-        let config: McpConfig = sqlrft_core::config::load(
+        let config = sqlrft_core::config::load_service(
             "mcp",
             self.serve.config.as_deref(),
-            &[("PORT", "port")],
             &flags,
+            McpConfig::validate,
         )?;
-        config.validate()?;
         if config.transport == Transport::Stdio {
             self.refuse_http_flags()?;
         }

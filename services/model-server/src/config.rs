@@ -145,14 +145,12 @@ pub struct ModelServeArgs {
 impl ModelServeArgs {
     /// Merges defaults, `[model]` of the config file, `PORT`, `SQLRFT_MODEL_*` and these flags.
     pub fn resolve(&self) -> Result<ModelServerConfig> {
-        let config: ModelServerConfig = sqlrft_core::config::load(
+        sqlrft_core::config::load_service(
             "model",
             self.serve.config.as_deref(),
-            &[("PORT", "port")],
             self,
-        )?;
-        config.validate()?;
-        Ok(config)
+            ModelServerConfig::validate,
+        )
     }
 }
 

@@ -15,7 +15,6 @@ pub use config::{ModelServeArgs, ModelServerConfig};
 pub use engine::{Adapter, Engine, EngineError, GenerationRequest, read_adapter_dir};
 
 use anyhow::Context;
-use tokio_util::sync::CancellationToken;
 
 /// A model server running in this process; `state` is its engine.
 pub type RunningServer = sqlrft_serve::Server<Engine>;
@@ -36,14 +35,8 @@ pub async fn start(config: ModelServerConfig) -> anyhow::Result<RunningServer> {
             .await
             .with_context(|| format!("--lora {name}={}", dir.display()))?;
     }
-    let listener = sqlrft_serve::bind(&config.host, config.port).await?;
     let app = router(engine.clone(), &config);
-    Ok(sqlrft_serve::Server::spawn(
-        listener,
-        app,
-        CancellationToken::new(),
-        engine,
-    ))
+    sqlrft_serve::Server::start(&config.host, config.port, app, engine).await
 }
 
 /// `sqlrft model serve`: runs until Ctrl-C or SIGTERM, then drains and exits.

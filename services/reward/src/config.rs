@@ -150,14 +150,12 @@ pub struct RewardServeArgs {
 impl RewardServeArgs {
     /// Merges defaults, the config file, `PORT`, `SQLRFT_REWARD_*` and these flags.
     pub fn resolve(&self) -> anyhow::Result<RewardConfig> {
-        let config: RewardConfig = sqlrft_core::config::load(
+        sqlrft_core::config::load_service(
             "reward",
             self.serve.config.as_deref(),
-            &[("PORT", "port")],
             self,
-        )?;
-        config.validate()?;
-        Ok(config)
+            RewardConfig::validate,
+        )
     }
 }
 

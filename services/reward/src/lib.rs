@@ -21,7 +21,6 @@ mod request;
 use std::sync::Arc;
 
 use sqlrft_reward::{EngineOptions, ExecutorSpec, RewardEngine};
-use tokio_util::sync::CancellationToken;
 
 pub use bench::{BenchArgs, run_bench};
 pub use config::{RewardConfig, RewardServeArgs};
@@ -63,14 +62,8 @@ pub async fn start_with_engine(
     config: RewardConfig,
     engine: Arc<RewardEngine>,
 ) -> anyhow::Result<RunningServer> {
-    let listener = sqlrft_serve::bind(&config.host, config.port).await?;
     let app = router(engine.clone(), &config);
-    Ok(sqlrft_serve::Server::spawn(
-        listener,
-        app,
-        CancellationToken::new(),
-        engine,
-    ))
+    sqlrft_serve::Server::start(&config.host, config.port, app, engine).await
 }
 
 /// `sqlrft reward serve`: runs until Ctrl-C or SIGTERM, then drains and exits.
