@@ -600,3 +600,32 @@ fn accumulated_micro_batches_equal_one_batch_under_dapo() {
         assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{a} vs {b}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_that_is_down_stops_the_run_naming_its_url() {
+    let (dir, model, data) = setup(Family::Llama);
+    let config = dir.path().join("toy.toml");
+    std::fs::write(&config, TOY_TOML).unwrap();
+    // A port nobody listens on any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/v1");
+    let mut args = args(&model, &data, &dir.path().join("run"), &config, false);
+    args.generator = Some(url.clone());
+    let err = sqlrft_trainer::cli::run_train_until(
+        args,
+        vec![Arc::new(Lowercase::new())],
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains(&format!("--generator {url}")), "{message}");
+    assert!(
+        !dir.path().join("run/metrics.jsonl").exists(),
+        "nothing was trained"
+    );
+}
