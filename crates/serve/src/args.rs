@@ -15,16 +15,18 @@ pub struct ServeArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
-    /// Port to bind [default: $PORT, else 8080 for mcp and 8090 for reward; 0 picks a free port].
+    /// Port to bind [default: $PORT, else 8080 for mcp, 8090 for reward, 8000 for model; 0 picks a
+    /// free port].
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
     /// Require `Authorization: Bearer TOKEN` on the API routes. Prefer the environment variable
-    /// (SQLRFT_MCP_TOKEN, SQLRFT_REWARD_TOKEN): a flag's value is visible to every user in `ps`.
+    /// (SQLRFT_MCP_TOKEN, SQLRFT_REWARD_TOKEN, SQLRFT_MODEL_TOKEN): a flag's value is visible to
+    /// every user in `ps`.
     #[arg(long, value_name = "TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
-    /// Largest request body in bytes [default: 1 MiB for mcp, 16 MiB for reward].
+    /// Largest request body in bytes [default: 1 MiB for mcp, 16 MiB for reward, 4 MiB for model].
     #[arg(long, value_name = "BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_body_bytes: Option<usize>,
@@ -32,8 +34,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub print_url_to: Option<PathBuf>,
-    /// TOML config file; the service reads its table ([mcp], [reward]) [default: ./sqlrft.toml
-    /// if present].
+    /// TOML config file; the service reads its table ([mcp], [reward], [model]) [default:
+    /// ./sqlrft.toml if present].
     #[arg(long, value_name = "FILE")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
