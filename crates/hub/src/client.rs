@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use reqwest::{RequestBuilder, Response, StatusCode};
-use sqlrft_retry::{Backoff, Failure, GaveUp, RetryPolicy, parse_retry_after};
+use sqlrft_retry::{Backoff, Failure, RetryPolicy, parse_retry_after};
 
 /// Model or dataset repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -350,15 +350,11 @@ impl HubClient {
             }
         })
         .await;
-        result.map_err(|GaveUp { attempts, last }| {
-            if attempts > 1 {
-                HubError::Exhausted {
-                    attempts,
-                    last: Box::new(last),
-                }
-            } else {
-                last
-            }
+        result.map_err(|gave_up| {
+            gave_up.into_error(|attempts, last| HubError::Exhausted {
+                attempts,
+                last: Box::new(last),
+            })
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 
-use sqlrft_retry::{Backoff, Failure, GaveUp, RetryPolicy, parse_retry_after};
+use sqlrft_retry::{Backoff, Failure, RetryPolicy, parse_retry_after};
 
 use crate::chat::{ChatRequest, ChatResponse, JsonSchemaFormat, snippet};
 use crate::config::{LlmConfig, TokenLimitField};
@@ -322,16 +322,12 @@ impl LlmClient {
             }
         })
         .await;
-        result.map_err(|GaveUp { attempts, last }| {
+        result.map_err(|gave_up| {
             inner.meter.record_failure();
-            if attempts > 1 {
-                LlmError::Exhausted {
-                    attempts,
-                    last: Box::new(last),
-                }
-            } else {
-                last
-            }
+            gave_up.into_error(|attempts, last| LlmError::Exhausted {
+                attempts,
+                last: Box::new(last),
+            })
         })
     }
 

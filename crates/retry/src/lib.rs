@@ -44,6 +44,18 @@ pub struct GaveUp<E> {
     pub last: E,
 }
 
+impl<E> GaveUp<E> {
+    /// The error to report: the last one alone when there was a single attempt, else what
+    /// `exhausted(attempts, last)` makes of it (each client's "gave up after N attempts").
+    pub fn into_error(self, exhausted: impl FnOnce(u32, E) -> E) -> E {
+        if self.attempts > 1 {
+            exhausted(self.attempts, self.last)
+        } else {
+            self.last
+        }
+    }
+}
+
 /// Runs `attempt` (given the attempt number, 0 for the first) until it succeeds, fails
 /// permanently, or `policy.retries` retries have failed; sleeps with backoff in between and logs
 /// each retry as `"{what} failed; retrying"`.
@@ -111,6 +123,21 @@ mod tests {
         })
         .await;
         (result, calls)
+    }
+
+    #[test]
+    fn one_attempt_reports_its_error_and_more_report_exhaustion() {
+        let exhausted = |attempts, last: String| format!("gave up after {attempts}: {last}");
+        let once = GaveUp {
+            attempts: 1,
+            last: "refused".to_string(),
+        };
+        assert_eq!(once.into_error(exhausted), "refused");
+        let thrice = GaveUp {
+            attempts: 3,
+            last: "503".to_string(),
+        };
+        assert_eq!(thrice.into_error(exhausted), "gave up after 3: 503");
     }
 
     #[tokio::test]
