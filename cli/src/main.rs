@@ -47,6 +47,9 @@ enum Command {
     Publish(PublishCommand),
     /// GRPO training (`train export` writes a merged Hugging Face model).
     Train(sqlrft_trainer::TrainCommand),
+    /// A rollout worker: samples on a generation server, scores, and serves batches to
+    /// `sqlrft train --rollouts`.
+    Rollout(sqlrft_rollout::RolloutArgs),
     /// Execution accuracy of models on a test set, with a significance report.
     Eval(Layered<sqlrft_eval::EvalArgs>),
     /// Models: `model import-gguf` turns a GGUF file into a Hugging Face model directory;
@@ -155,6 +158,9 @@ enum BenchCommand {
     Eval(sqlrft_eval::BenchArgs),
     /// GRPO steps of SmolLM2-135M on the CPU by phase, vs TRL's GRPOTrainer in the same run.
     Train(sqlrft_trainer::bench::TrainBenchArgs),
+    /// The RL loop as services (rollout workers, a stub generator at fixed latency, a trainer):
+    /// trainer waiting time and the queue's share of a step.
+    Rollout(sqlrft_rollout::bench::RolloutBenchArgs),
 }
 
 /// DuckDB allocates heavily in every parse, bind and plan; with mimalloc in place of glibc malloc
@@ -204,6 +210,7 @@ fn main() -> anyhow::Result<()> {
                 sqlrft_trainer::run_publish_model(args).await
             }
             Command::Train(command) => sqlrft_trainer::run_train_command(command, Vec::new()).await,
+            Command::Rollout(args) => sqlrft_rollout::serve(args).await,
             Command::Eval(args) => {
                 let args = args.resolve(args.parsed().config.as_deref())?;
                 sqlrft_eval::run_eval(&args).await.map(drop)
@@ -229,6 +236,9 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Bench(BenchCommand::Train(args)) => {
                 sqlrft_trainer::bench::run_bench(&args).await.map(drop)
+            }
+            Command::Bench(BenchCommand::Rollout(args)) => {
+                sqlrft_rollout::bench::run_bench(&args).await.map(drop)
             }
             Command::Cuda(_) | Command::Healthcheck(_) => {
                 unreachable!("handled before the runtime starts")

@@ -276,6 +276,39 @@ fn cases() -> Vec<Case> {
                 let base = f.vars.borrow()["model"].clone();
                 served_policy_is_the_checkpoint(f, &base)
             }),
+        case("sqlrft rollout --model models/smollm2 --dataset data/train.jsonl --generator http://127.0.0.1:8000/v1 --reward-url http://127.0.0.1:8090 --shard 0/2 --port 50051")
+            .before(|w, f| loop_services(w, f, 0))
+            .replace("http://127.0.0.1:8000", "{model}")
+            .replace("http://127.0.0.1:8090", "{reward}")
+            .serve(worker_waits_for_a_policy),
+        case("sqlrft rollout --model models/smollm2 --dataset data/train.jsonl --generator http://127.0.0.1:8000/v1 --reward-url http://127.0.0.1:8090 --shard 1/2 --port 50052")
+            .before(|w, f| loop_services(w, f, 0))
+            .replace("http://127.0.0.1:8000", "{model}")
+            .replace("http://127.0.0.1:8090", "{reward}")
+            .serve(worker_waits_for_a_policy),
+        case("sqlrft train --model models/smollm2 --generator http://127.0.0.1:8000/v1 --rollouts http://127.0.0.1:50051,http://127.0.0.1:50052 --output-dir runs/scaled")
+            .before(|w, f| loop_services(w, f, 2))
+            .replace("http://127.0.0.1:8000", "{model}")
+            .replace("http://127.0.0.1:50051", "{rollout0}")
+            .replace("http://127.0.0.1:50052", "{rollout1}")
+            .append(&format!("--max-steps 2 {SCALED_ROUNDS} --quiet"))
+            .check(|f, _| {
+                f.metrics_reach_step("runs/scaled/metrics.jsonl", 2)?;
+                for row in gretel::read_jsonl(&f.path("runs/scaled/metrics.jsonl")) {
+                    let worker = row["rollout"]["worker"].as_str().unwrap_or_default();
+                    if !worker.starts_with("worker-") || row["rollout"]["policy_lag"].as_u64() > Some(1) {
+                        return Err(format!("a step not from a fresh worker batch: {row}"));
+                    }
+                }
+                Ok(())
+            }),
+        case("sqlrft bench rollout")
+            .before(|_, f| {
+                tiny::write_model(&f.path("tiny-qwen"), tiny::Family::Qwen2, 7);
+                Ok(())
+            })
+            .append("--model tiny-qwen --steps 2 --latency-ms 50")
+            .check(|_, out| stdout_mentions(out, "queue + serialisation")),
         case("sqlrft bench train")
             .before(|_, f| {
                 tiny::write_model(&f.path("tiny-llama"), tiny::Family::Llama, 5);
@@ -1438,6 +1471,64 @@ fn reward_scores(folder: &Folder, base: &str) -> Result<(), String> {
     } else {
         Err(format!("right scored {right}, wrong {wrong}: {reply}"))
     }
+}
+
+/// Round settings the loop's workers and trainer share in these cases (short completions).
+const SCALED_ROUNDS: &str = "--num-generations 2 --max-completion-length 8";
+
+/// The services around a rollout worker, as the README starts them: the data, the tiny model
+/// behind `sqlrft model serve --enable-lora` and the reward service; then `workers` workers.
+fn loop_services(world: &World, f: &Folder, workers: usize) -> Result<(), String> {
+    f.copy_asset(world, Asset::Data, "data")?;
+    tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
+    f.serve(
+        "model",
+        &["model", "serve", "models/smollm2", "--enable-lora"],
+    )?;
+    f.serve(
+        "reward",
+        &["reward", "serve", "--db", "data/sandbox.duckdb"],
+    )?;
+    let (model, reward) = {
+        let vars = f.vars.borrow();
+        (format!("{}/v1", vars["model"]), vars["reward"].clone())
+    };
+    for w in 0..workers {
+        let (name, shard) = (format!("worker-{w}"), format!("{w}/{workers}"));
+        let mut args = vec![
+            "rollout",
+            "--model",
+            "models/smollm2",
+            "--dataset",
+            "data/train.jsonl",
+            "--generator",
+            &model,
+            "--reward-url",
+            &reward,
+            "--shard",
+            &shard,
+            "--name",
+            &name,
+        ];
+        args.extend(SCALED_ROUNDS.split(' '));
+        f.serve(&format!("rollout{w}"), &args)?;
+    }
+    Ok(())
+}
+
+/// A worker with no trainer yet: it lists no batch and says it waits for a policy adapter.
+fn worker_waits_for_a_policy(folder: &Folder, base: &str) -> Result<(), String> {
+    for _ in 0..100 {
+        let status = folder.get_json(&format!("{base}/v1/rollouts/status"))?;
+        if status["state"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("waiting for a policy adapter"))
+        {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Err("the worker never said it was waiting for a policy adapter".into())
 }
 
 /// A chat completion from `sqlrft model serve` (the base model under the name DIR).

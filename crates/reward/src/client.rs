@@ -102,6 +102,13 @@ impl RewardClient {
         if let Some(token) = &self.token {
             post = post.bearer_auth(token);
         }
+        // One trace from the caller (a rollout worker's round) through the service to MCP.
+        if let Some((traceparent, tracestate)) = sqlrft_serve::trace_context::current() {
+            post = post.header("traceparent", traceparent);
+            if let Some(tracestate) = tracestate {
+                post = post.header("tracestate", tracestate);
+            }
+        }
         let response = post.send().await.map_err(unreachable)?;
         let status = response.status();
         if !status.is_success() {

@@ -8,12 +8,13 @@ use crate::config::ModelConfig;
 use crate::export::{ExportOptions, export_adapter_dir, export_model_dir};
 use crate::generator::{GeneratorConfig, RemoteGenerator};
 use crate::hub::{resolve_dataset, resolve_model};
-use crate::metrics;
+use crate::metrics::{self, RolloutMetrics, StepMetrics};
 use crate::params::SaveDtype;
 use crate::reward::RewardFunction;
 use crate::seed::{CHECK_SQL_REWARD, CheckSqlReward, seed_reward_specs};
 use crate::sft::{SftOutcome, SftRun};
 use crate::train::{RewardSpec, TrainConfig, Trainer, build_rewards, load_cpu_backend};
+use crate::workers::{Pulled, RolloutWorkers};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,9 +26,10 @@ pub struct TrainArgs {
     /// Base model: a Hugging Face model directory or a Hub repo id (downloaded with HF_TOKEN).
     #[arg(long)]
     pub model: String,
-    /// Prompts: a dataset JSONL, or a Hub dataset `owner/name[:file.jsonl]`.
-    #[arg(long)]
-    pub dataset: String,
+    /// Prompts: a dataset JSONL, or a Hub dataset `owner/name[:file.jsonl]` (with --rollouts the
+    /// workers read the prompts, and this only feeds --sft-epochs).
+    #[arg(long, required_unless_present = "rollouts")]
+    pub dataset: Option<String>,
     /// Run directory: checkpoints, metrics.jsonl, training_curve.png.
     #[arg(long, default_value = "runs/train")]
     pub output_dir: PathBuf,
@@ -46,6 +48,42 @@ pub struct TrainArgs {
     /// Override `save_steps`.
     #[arg(long)]
     pub save_steps: Option<u64>,
+    /// Pull scored batches from these rollout workers (`sqlrft rollout`) instead of sampling and
+    /// scoring here: their URLs, comma-separated; a host name that resolves to several
+    /// addresses (a Kubernetes headless service) stands for each. Needs --generator, where each
+    /// policy version is published for the workers.
+    #[arg(long, value_name = "URL,…", value_delimiter = ',')]
+    pub rollouts: Vec<String>,
+    /// With --rollouts: drop batches sampled by a policy more than N optimizer steps behind
+    /// (`max_staleness`, default 1; 0 is on-policy only).
+    #[arg(long, value_name = "N")]
+    pub max_staleness: Option<u64>,
+    /// How rounds are sampled and scored.
+    #[command(flatten)]
+    pub round: RoundArgs,
+    /// Run this many SFT epochs on --sft-dataset first, then GRPO from the tuned weights (the
+    /// seed runs 2); overrides `sft.epochs`.
+    #[arg(long)]
+    pub sft_epochs: Option<u64>,
+    /// Conversations for the SFT stage: a `{messages}` or `sqlrft distill` JSONL, or a Hub
+    /// dataset (default: --dataset, whose rows carry the answers).
+    #[arg(long)]
+    pub sft_dataset: Option<String>,
+    /// Token limit per SFT sequence; overrides `sft.max_length` (TRL's SFTConfig `max_length`).
+    #[arg(long)]
+    pub sft_max_length: Option<usize>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Where base models and Hub datasets are downloaded from.
+    #[command(flatten)]
+    pub hub: sqlrft_hub::HubArgs,
+}
+
+/// How a generation round is sampled and scored: the flags `sqlrft train` and `sqlrft
+/// rollout` share, over the training settings file.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RoundArgs {
     /// Override `seed`.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -58,9 +96,10 @@ pub struct TrainArgs {
     #[arg(long, env = "SQLRFT_REWARD_URL")]
     pub reward_url: Option<String>,
     /// Sample completions on this OpenAI-compatible server instead of in this process: its
-    /// `/v1` base URL (vLLM with --enable-lora, or `sqlrft model serve DIR --enable-lora`). Each
-    /// round's policy adapter is written under `<output-dir>/policy-adapters` and loaded into
-    /// the server before the round samples (`[train.generator]` sets more).
+    /// `/v1` base URL (vLLM with --enable-lora, or `sqlrft model serve DIR --enable-lora`). The
+    /// trainer writes each policy adapter under `<output-dir>/policy-adapters` and loads it there
+    /// before sampling with it; rollout workers sample with the newest one it lists
+    /// (`[train.generator]` sets more).
     #[arg(long, value_name = "URL")]
     pub generator: Option<String>,
     /// The base model's name on the --generator server (default: the first base model its
@@ -73,26 +112,9 @@ pub struct TrainArgs {
     /// [[rewards]].
     #[arg(long, value_enum)]
     pub rewards: Option<RewardPreset>,
-    /// Run this many SFT epochs on --sft-dataset first, then GRPO from the tuned weights (the
-    /// seed runs 2); overrides `sft.epochs`.
-    #[arg(long)]
-    pub sft_epochs: Option<u64>,
-    /// Conversations for the SFT stage: a `{messages}` or `sqlrft distill` JSONL, or a Hub
-    /// dataset (default: --dataset, whose rows carry the answers).
-    #[arg(long)]
-    pub sft_dataset: Option<String>,
-    /// Token limit per SFT sequence; overrides `sft.max_length` (TRL's SFTConfig `max_length`).
-    #[arg(long)]
-    pub sft_max_length: Option<usize>,
     /// TRL's most-set GRPOConfig options; each wins over the config file.
     #[command(flatten)]
     pub trl: TrlFlags,
-    /// Hide the progress bar.
-    #[arg(long)]
-    pub quiet: bool,
-    /// Where base models and Hub datasets are downloaded from.
-    #[command(flatten)]
-    pub hub: sqlrft_hub::HubArgs,
 }
 
 /// A named set of rewards (`--rewards`).
@@ -177,16 +199,31 @@ impl TrainArgs {
         if let Some(v) = self.save_steps {
             cfg.save_steps = v;
         }
-        if let Some(v) = self.seed {
-            cfg.seed = v;
-        }
         if let Some(v) = self.sft_epochs {
             cfg.sft.epochs = v;
         }
         if let Some(v) = self.sft_max_length {
             cfg.sft.max_length = v;
         }
-        self.trl.apply(&mut cfg);
+        if !self.rollouts.is_empty() {
+            cfg.rollouts = self.rollouts.clone();
+        }
+        if let Some(v) = self.max_staleness {
+            cfg.max_staleness = v;
+        }
+        self.round.apply(&mut cfg)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+impl RoundArgs {
+    /// Writes the given flags over `cfg` (the caller validates the result).
+    pub fn apply(&self, cfg: &mut TrainConfig) -> Result<()> {
+        if let Some(v) = self.seed {
+            cfg.seed = v;
+        }
+        self.trl.apply(cfg);
         if let Some(url) = &self.generator {
             let generator = cfg
                 .generator
@@ -246,8 +283,7 @@ impl TrainArgs {
                 None => cfg.rewards.push(executor),
             }
         }
-        cfg.validate()?;
-        Ok(cfg)
+        Ok(())
     }
 }
 
@@ -307,12 +343,23 @@ pub async fn run_train_until(
     let cfg = args.config()?;
     let hub = args.hub.client(None)?;
     let model_dir = resolve_model(&args.model, &hub).await?;
-    let dataset = resolve_dataset(&args.dataset, &hub).await?;
-    let prompts = crate::data::load_jsonl(&dataset)?;
-    for spec in cfg.rewards.iter().filter(|r| r.kind == CHECK_SQL_REWARD) {
-        CheckSqlReward::new(spec.name.clone(), spec.database.clone())?.check_prompts(&prompts)?;
-    }
-    let rewards = build_rewards(&cfg.rewards, &custom)?;
+    let dataset = match &args.dataset {
+        Some(dataset) => Some(resolve_dataset(dataset, &hub).await?),
+        None => None,
+    };
+    // With rollout workers the prompts and the scoring are theirs.
+    let pulls_rollouts = !cfg.rollouts.is_empty();
+    let (prompts, rewards) = match &dataset {
+        Some(dataset) if !pulls_rollouts => {
+            let prompts = crate::data::load_jsonl(dataset)?;
+            for spec in cfg.rewards.iter().filter(|r| r.kind == CHECK_SQL_REWARD) {
+                CheckSqlReward::new(spec.name.clone(), spec.database.clone())?
+                    .check_prompts(&prompts)?;
+            }
+            (prompts, build_rewards(&cfg.rewards, &custom)?)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
     let (mut backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
     let out = &args.output_dir;
     std::fs::create_dir_all(out)
@@ -321,9 +368,10 @@ pub async fn run_train_until(
     // The seed's recipe: SFT epochs first (in `<run>/sft`, resumable), then GRPO from there.
     // A GRPO checkpoint holds everything, so once one exists the SFT stage is over.
     if cfg.sft.epochs > 0 && existing.is_none() {
-        let sft_data = match &args.sft_dataset {
-            Some(d) => resolve_dataset(d, &hub).await?,
-            None => dataset.clone(),
+        let sft_data = match (&args.sft_dataset, &dataset) {
+            (Some(d), _) => resolve_dataset(d, &hub).await?,
+            (None, Some(dataset)) => dataset.clone(),
+            (None, None) => bail!("--sft-epochs needs --sft-dataset (or --dataset) to train on"),
         };
         let rows = crate::sft::load_rows(&sft_data)?;
         let examples = crate::sft::prepare(&tokenizer, &rows, &cfg.sft)?;
@@ -383,8 +431,20 @@ pub async fn run_train_until(
     );
     if let Some(generator) = &cfg.generator {
         let model = trainer.backend.config().clone();
-        trainer.use_generator(RemoteGenerator::connect(generator, &cfg.lora, &model, out).await?);
+        let mut remote = RemoteGenerator::connect(generator, &cfg.lora, &model, out).await?;
+        // Rollout workers may still sample with any version the trainer would accept a batch of;
+        // in process, only the trainer samples, with the newest.
+        if pulls_rollouts {
+            remote.retain_versions(cfg.max_staleness as usize + 1);
+        }
+        trainer.use_generator(remote);
     }
+    let mut workers = if pulls_rollouts {
+        let token = std::env::var(crate::workers::TOKEN_VARIABLE).ok();
+        Some(RolloutWorkers::new(&cfg.rollouts)?.with_token(token.as_deref())?)
+    } else {
+        None
+    };
     bar.set_position(trainer.step);
     let mut last_saved = trainer.step;
     while trainer.step < cfg.max_steps {
@@ -398,7 +458,18 @@ pub async fn run_train_until(
             return Ok(());
         }
         let before = trainer.step;
-        let steps = trainer.train_round().await?;
+        let steps = match &mut workers {
+            None => trainer.train_round().await?,
+            Some(workers) => {
+                trainer.publish_policy().await?;
+                let min = trainer.step.saturating_sub(cfg.max_staleness);
+                let waiting = |line: &str| bar.set_message(line.to_string());
+                let Some(pulled) = workers.pull(min, trainer.step, &stop, waiting).await? else {
+                    continue;
+                };
+                train_on_pulled(&mut trainer, pulled)?
+            }
+        };
         for m in &steps {
             metrics::append_jsonl(&metrics_path, m)?;
             bar.set_position(m.step);
@@ -426,6 +497,36 @@ pub async fn run_train_until(
         out.display()
     ));
     Ok(())
+}
+
+/// One update on a batch a rollout worker made, with where it came from in the metrics.
+fn train_on_pulled<B: Backend>(
+    trainer: &mut Trainer<B>,
+    pulled: Pulled,
+) -> Result<Vec<StepMetrics>> {
+    let Pulled {
+        batch,
+        status,
+        waited,
+    } = pulled;
+    let rollout = RolloutMetrics {
+        batch: batch.id.clone(),
+        worker: batch.worker.clone(),
+        policy_lag: trainer.step.saturating_sub(batch.policy_version),
+        buffer_depth: status.buffered,
+        wait_seconds: waited.as_secs_f64(),
+        generation_tokens_per_second: batch.generated_tokens as f64
+            / batch.generation_seconds.max(1e-9),
+        dropped_invalid_groups: batch.dropped_invalid_groups,
+        dropped_stale_batches: status.batches_dropped_stale,
+    };
+    let mut steps = trainer.update_from(batch, std::time::Instant::now(), true)?;
+    for step in &mut steps {
+        // The round's sampling happened on the worker: its rate is the one to report.
+        step.tokens_per_second = rollout.generation_tokens_per_second;
+        step.rollout = Some(rollout.clone());
+    }
+    Ok(steps)
 }
 
 fn plot(out: &Path) -> Result<()> {

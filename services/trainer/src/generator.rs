@@ -11,6 +11,7 @@
 //! (`return_tokens_as_token_ids`), so nothing is lost to detokenising and the trainer scores
 //! exactly the tokens that were sampled.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -70,27 +71,23 @@ pub fn adapter_name(step: u64) -> String {
     format!("sqlrft-policy-step-{step:06}")
 }
 
-/// A connection to the generation server, and which policy version it holds.
-pub struct RemoteGenerator {
-    client: LlmClient,
-    url: String,
-    base_model: String,
-    adapter_dir: PathBuf,
-    lora: LoraConfig,
-    layout: LoraLayout,
-    /// The version loaded on the server, if any.
-    loaded: Option<u64>,
+/// The policy version an adapter name carries, if it is one of ours.
+pub fn policy_version(adapter: &str) -> Option<u64> {
+    adapter.strip_prefix("sqlrft-policy-step-")?.parse().ok()
 }
 
-impl RemoteGenerator {
-    /// Connects to `config.url` and finds the base model's name there. `lora` is the run's
-    /// adapter configuration on a model of shape `model`; `output_dir` is the run's folder.
-    pub async fn connect(
-        config: &GeneratorConfig,
-        lora: &LoraConfig,
-        model: &ModelConfig,
-        output_dir: &Path,
-    ) -> Result<Self> {
+/// A connection to an OpenAI-compatible generation server: what rollout workers sample with.
+pub struct GeneratorClient {
+    client: LlmClient,
+    /// The server's `/v1` base URL, as configured.
+    pub url: String,
+    /// The base model's name on the server.
+    pub base_model: String,
+}
+
+impl GeneratorClient {
+    /// Connects to `config.url` and finds the base model's name there.
+    pub async fn connect(config: &GeneratorConfig) -> Result<Self> {
         let mut llm = LlmConfig::new(Provider::Vllm, config.model.clone().unwrap_or_default());
         llm.base_url = Some(config.url.clone());
         llm.api_key_env = config.api_key_env.clone();
@@ -100,86 +97,40 @@ impl RemoteGenerator {
             Some(name) => name.clone(),
             None => base_model_of(&client, &config.url).await?,
         };
-        let adapter_dir = match &config.adapter_dir {
-            Some(dir) => dir.clone(),
-            None => output_dir.join("policy-adapters"),
-        };
-        // The server opens adapter paths itself; a relative path would be read from its folder.
-        std::fs::create_dir_all(&adapter_dir)
-            .with_context(|| format!("could not create `{}`", adapter_dir.display()))?;
-        let adapter_dir = adapter_dir
-            .canonicalize()
-            .with_context(|| format!("`{}`", adapter_dir.display()))?;
-        Ok(RemoteGenerator {
+        Ok(GeneratorClient {
             client,
             url: config.url.clone(),
             base_model,
-            adapter_dir,
-            lora: lora.clone(),
-            layout: LoraLayout::new(lora, model)?,
-            loaded: None,
         })
     }
 
-    /// Puts policy version `step` (the adapter weights `weights`, laid out as the run's LoRA
-    /// layout) on the server unless it is there already, and drops the version before it.
-    pub async fn sync_policy(&mut self, step: u64, weights: &[f32]) -> Result<()> {
-        if self.loaded == Some(step) {
-            return Ok(());
-        }
-        if weights.len() != self.layout.layout.len {
-            bail!(
-                "--generator needs a LoRA run: the trainable weights are not the adapter \
-                 (set full_finetune = false)"
-            );
-        }
-        let name = adapter_name(step);
-        let dir = self.adapter_dir.join(&name);
-        export_adapter_dir(&self.layout, weights, &self.lora, &self.base_model, &dir)?;
-        self.client
-            .post(
-                "/load_lora_adapter",
-                &json!({"lora_name": name, "lora_path": dir.display().to_string()}),
-            )
+    /// The policy versions whose adapters the server holds, oldest first.
+    pub async fn policies(&self) -> Result<Vec<u64>> {
+        let list: Value = self
+            .client
+            .get_json("/models")
             .await
-            .with_context(|| {
-                format!(
-                    "the generator at {} did not load the policy adapter `{}`; vLLM needs \
-                     --enable-lora, --max-lora-rank {} or more and \
-                     VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, and must read `{}` at that path",
-                    self.url,
-                    name,
-                    self.lora.rank,
-                    dir.display()
-                )
-            })?;
-        if let Some(old) = self.loaded.replace(step) {
-            let old = adapter_name(old);
-            // A server that kept the old version only costs it memory; the run goes on.
-            if let Err(err) = self
-                .client
-                .post("/unload_lora_adapter", &json!({"lora_name": old}))
-                .await
-            {
-                tracing::warn!(adapter = %old, error = %err, "could not unload the previous policy adapter");
-            }
-            let _ = std::fs::remove_dir_all(self.adapter_dir.join(&old));
-        }
-        Ok(())
+            .with_context(|| format!("--generator {}: could not list its models", self.url))?;
+        let mut versions: Vec<u64> = list["data"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["id"].as_str().and_then(policy_version))
+            .collect();
+        versions.sort_unstable();
+        Ok(versions)
     }
 
-    /// Samples `n` completions of each prompt with the loaded policy: `[prompt][completion]`.
+    /// Samples `n` completions of each prompt from `model` (the base model's or an adapter's
+    /// name): `[prompt][completion]`.
     pub async fn generate(
         &self,
+        model: &str,
         prompts: &[Vec<u32>],
         n: usize,
         params: &SamplingParams,
         seed: u64,
     ) -> Result<Vec<Vec<Sampled>>> {
-        let model = match self.loaded {
-            Some(step) => adapter_name(step),
-            None => self.base_model.clone(),
-        };
         let request = json!({
             "model": model,
             "prompt": prompts,
@@ -205,6 +156,138 @@ impl RemoteGenerator {
                 self.url
             )
         })
+    }
+
+    async fn unload(&self, version: u64) {
+        let name = adapter_name(version);
+        // A server that kept an old version only costs it memory; the run goes on.
+        if let Err(err) = self
+            .client
+            .post("/unload_lora_adapter", &json!({"lora_name": name}))
+            .await
+        {
+            tracing::warn!(adapter = %name, error = %err, "could not unload a policy adapter");
+        }
+    }
+}
+
+/// The trainer's side of a generation server: publishes each policy version as an adapter and
+/// samples with it.
+pub struct RemoteGenerator {
+    server: GeneratorClient,
+    adapter_dir: PathBuf,
+    lora: LoraConfig,
+    layout: LoraLayout,
+    /// The versions loaded on the server by this run, oldest first.
+    loaded: VecDeque<u64>,
+    /// How many versions stay loaded: rollout workers may still be sampling with older ones.
+    retain: usize,
+}
+
+impl RemoteGenerator {
+    /// Connects to `config.url`, finds the base model's name there and unloads the policy
+    /// adapters an earlier run left (workers would otherwise sample with them). `lora` is the
+    /// run's adapter configuration on a model of shape `model`; `output_dir` is the run's
+    /// folder.
+    pub async fn connect(
+        config: &GeneratorConfig,
+        lora: &LoraConfig,
+        model: &ModelConfig,
+        output_dir: &Path,
+    ) -> Result<Self> {
+        let server = GeneratorClient::connect(config).await?;
+        let adapter_dir = match &config.adapter_dir {
+            Some(dir) => dir.clone(),
+            None => output_dir.join("policy-adapters"),
+        };
+        // The server opens adapter paths itself; a relative path would be read from its folder.
+        std::fs::create_dir_all(&adapter_dir)
+            .with_context(|| format!("could not create `{}`", adapter_dir.display()))?;
+        let adapter_dir = adapter_dir
+            .canonicalize()
+            .with_context(|| format!("`{}`", adapter_dir.display()))?;
+        for version in server.policies().await? {
+            server.unload(version).await;
+        }
+        Ok(RemoteGenerator {
+            server,
+            adapter_dir,
+            lora: lora.clone(),
+            layout: LoraLayout::new(lora, model)?,
+            loaded: VecDeque::new(),
+            retain: 1,
+        })
+    }
+
+    /// Keeps the newest `versions` policy versions loaded instead of only the newest (at least
+    /// one).
+    pub fn retain_versions(&mut self, versions: usize) {
+        self.retain = versions.max(1);
+    }
+
+    /// Puts policy version `step` (the adapter weights `weights`, laid out as the run's LoRA
+    /// layout) on the server unless it is there already, and drops versions beyond those
+    /// retained.
+    pub async fn sync_policy(&mut self, step: u64, weights: &[f32]) -> Result<()> {
+        if self.loaded.back() == Some(&step) {
+            return Ok(());
+        }
+        if weights.len() != self.layout.layout.len {
+            bail!(
+                "--generator needs a LoRA run: the trainable weights are not the adapter \
+                 (set full_finetune = false)"
+            );
+        }
+        let name = adapter_name(step);
+        let dir = self.adapter_dir.join(&name);
+        export_adapter_dir(
+            &self.layout,
+            weights,
+            &self.lora,
+            &self.server.base_model,
+            &dir,
+        )?;
+        self.server
+            .client
+            .post(
+                "/load_lora_adapter",
+                &json!({"lora_name": name, "lora_path": dir.display().to_string()}),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "the generator at {} did not load the policy adapter `{}`; vLLM needs \
+                     --enable-lora, --max-lora-rank {} or more and \
+                     VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, and must read `{}` at that path",
+                    self.server.url,
+                    name,
+                    self.lora.rank,
+                    dir.display()
+                )
+            })?;
+        self.loaded.push_back(step);
+        while self.loaded.len() > self.retain {
+            let old = self.loaded.pop_front().expect("more than one loaded");
+            self.server.unload(old).await;
+            let _ = std::fs::remove_dir_all(self.adapter_dir.join(adapter_name(old)));
+        }
+        Ok(())
+    }
+
+    /// Samples `n` completions of each prompt with the newest loaded policy (the base model
+    /// before any): `[prompt][completion]`.
+    pub async fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        n: usize,
+        params: &SamplingParams,
+        seed: u64,
+    ) -> Result<Vec<Vec<Sampled>>> {
+        let model = match self.loaded.back() {
+            Some(&step) => adapter_name(step),
+            None => self.server.base_model.clone(),
+        };
+        self.server.generate(&model, prompts, n, params, seed).await
     }
 }
 

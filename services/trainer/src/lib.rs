@@ -31,12 +31,15 @@ pub mod params;
 pub mod reward;
 pub mod rollout;
 pub mod sampling;
+pub mod scoring;
 pub mod seed;
 pub mod sft;
 pub mod tokenizer;
 pub mod train;
+pub mod workers;
 
 pub use cli::{
-    ExportArgs, PublishModelArgs, TrainAction, TrainArgs, TrainCommand, publish_model_dir,
-    run_export, run_publish_model, run_train, run_train_command, run_train_with_rewards, stop_flag,
+    ExportArgs, PublishModelArgs, RoundArgs, TrainAction, TrainArgs, TrainCommand,
+    publish_model_dir, run_export, run_publish_model, run_train, run_train_command,
+    run_train_with_rewards, stop_flag,
 };

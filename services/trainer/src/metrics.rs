@@ -69,6 +69,30 @@ pub struct StepMetrics {
     /// Mean truncated importance weight applied to those tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importance_sampling_ratio: Option<f64>,
+    /// Where the batch came from, when a rollout worker made it (`--rollouts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutMetrics>,
+}
+
+/// How a batch pulled from a rollout worker reached the update.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RolloutMetrics {
+    /// The batch's id (`<worker>/<sequence>`): each is trained on once.
+    pub batch: String,
+    /// The worker that made the batch.
+    pub worker: String,
+    /// Optimizer steps between the policy that sampled the batch and the one it trained.
+    pub policy_lag: u64,
+    /// Batches left in that worker's buffer after this one was taken.
+    pub buffer_depth: u32,
+    /// Seconds the trainer waited for a batch before this step.
+    pub wait_seconds: f64,
+    /// Completion tokens per second of the worker's generation round.
+    pub generation_tokens_per_second: f64,
+    /// Groups of the round left out because a reward could not be computed.
+    pub dropped_invalid_groups: u32,
+    /// Stale batches that worker has dropped since it started.
+    pub dropped_stale_batches: u64,
 }
 
 /// Appends one JSON line per step.

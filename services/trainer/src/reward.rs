@@ -71,6 +71,16 @@ impl RewardScore {
             reason: String::new(),
         }
     }
+
+    /// A score that could not be computed, and why.
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Self {
+            score: f64::NAN,
+            is_score_valid: false,
+            metrics: BTreeMap::new(),
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A named scorer of completions, batched per group.

@@ -14,11 +14,10 @@ use crate::lora::{LoraConfig, LoraLayout};
 use crate::metrics::{RewardStats, StepMetrics};
 use crate::optim::OptimParams;
 use crate::params::{ModelLayout, load_weights};
-use crate::reward::{FormatReward, HttpReward, HttpTarget, RewardFunction, RewardGroup};
-use crate::rollout::{
-    Completion, Prompt, RewardScore as ProtoRewardScore, RolloutBatch, ScoredGroup,
-};
+use crate::reward::{FormatReward, HttpReward, HttpTarget, RewardFunction};
+use crate::rollout::{Prompt, RolloutBatch};
 use crate::sampling::SamplingParams;
+use crate::scoring::{encode_prompt, per_reward, score_groups};
 use crate::seed::{self, CheckSqlReward};
 use crate::sft::SftParams;
 use crate::tokenizer::ChatTokenizer;
@@ -132,6 +131,15 @@ pub struct TrainConfig {
     /// process (`[train.generator]`, `--generator URL`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generator: Option<GeneratorConfig>,
+    /// Pull scored batches from these rollout workers (`sqlrft rollout`) instead of sampling and
+    /// scoring in this process (`--rollouts URL,…`); a name that resolves to several addresses
+    /// (a Kubernetes headless service) stands for all of them. Needs `generator`: the trainer
+    /// publishes each policy version there for the workers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rollouts: Vec<String>,
+    /// Batches sampled by a policy more than this many optimizer steps older than the trainer's
+    /// are dropped (`--max-staleness`); 0 trains on-policy only.
+    pub max_staleness: u64,
 }
 
 impl Default for TrainConfig {
@@ -151,6 +159,8 @@ impl Default for TrainConfig {
             rewards: vec![RewardSpec::new("format", "format")],
             sft: SftParams::default(),
             generator: None,
+            rollouts: Vec::new(),
+            max_staleness: 1,
         }
     }
 }
@@ -231,6 +241,12 @@ impl TrainConfig {
             bail!(
                 "a generator server receives the policy as a LoRA adapter: --generator needs \
                  full_finetune = false"
+            );
+        }
+        if !self.rollouts.is_empty() && self.generator.is_none() {
+            bail!(
+                "--rollouts needs --generator URL: the trainer publishes each policy version on \
+                 the generation server the rollout workers sample from"
             );
         }
         Ok(())
@@ -528,35 +544,20 @@ impl<B: Backend> Trainer<B> {
         Ok(())
     }
 
-    fn encode_prompt(&self, prompt: &Prompt) -> Result<Vec<u32>> {
-        let text = self.tokenizer.render(&prompt.messages, true)?;
-        let mut ids = self.tokenizer.encode(&text)?;
-        if ids.len() > self.cfg.max_prompt_length {
-            ids.drain(..ids.len() - self.cfg.max_prompt_length);
-        }
-        if ids.is_empty() {
-            bail!("prompt `{}` renders to no tokens", prompt.id);
-        }
-        Ok(ids)
-    }
-
-    /// Samples and scores one generation round.
-    async fn rollout(&mut self) -> Result<(RolloutBatch, Vec<Vec<f64>>)> {
+    /// Samples and scores one generation round of this process's own prompts.
+    async fn rollout(&mut self) -> Result<RolloutBatch> {
         let g = self.cfg.grpo.num_generations;
         let batch = self.data.next_batch(self.cfg.prompts_per_step);
-        let mut groups = Vec::with_capacity(batch.prompts.len());
-        // per_reward[k][i] over all completions of the round.
-        let mut per_reward: Vec<Vec<f64>> = vec![Vec::new(); self.rewards.len()];
         let prompt_ids: Vec<Vec<u32>> = batch
             .prompts
             .iter()
-            .map(|p| self.encode_prompt(p))
+            .map(|p| encode_prompt(&self.tokenizer, p, self.cfg.max_prompt_length))
             .collect::<Result<_>>()?;
         // Every completion of the round decodes together.
         let started = Instant::now();
         let id_refs: Vec<&[u32]> = prompt_ids.iter().map(Vec::as_slice).collect();
         let eos = self.tokenizer.eos_ids.clone();
-        let sampled_all = match &mut self.generator {
+        let sampled = match &mut self.generator {
             None => self
                 .backend
                 .generate(&id_refs, g, &self.cfg.sampling, &eos, &mut self.rng)?,
@@ -571,108 +572,78 @@ impl<B: Backend> Trainer<B> {
             }
         };
         self.timings.generation = started.elapsed();
+        let generated_tokens = sampled
+            .iter()
+            .flatten()
+            .map(|s| s.tokens.len() as u64)
+            .sum();
         let started = Instant::now();
-        for ((prompt, prompt_ids), sampled) in
-            batch.prompts.into_iter().zip(prompt_ids).zip(sampled_all)
-        {
-            let texts: Vec<String> = sampled
-                .iter()
-                .map(|s| self.tokenizer.decode(&s.tokens))
-                .collect::<Result<_>>()?;
-            let ground_truth: serde_json::Value =
-                serde_json::from_str(&prompt.ground_truth_json).unwrap_or(serde_json::Value::Null);
-            let group = RewardGroup {
-                prompt: &prompt,
-                ground_truth: &ground_truth,
-                completions: &texts,
-            };
-            let mut scores: Vec<Vec<ProtoRewardScore>> = vec![Vec::new(); g];
-            for (k, (f, _)) in self.rewards.iter().enumerate() {
-                let result = f.score_group(&group).await;
-                let per_completion = match result {
-                    Ok(v) if v.len() == g => v,
-                    Ok(v) => bail!(
-                        "reward `{}` returned {} scores for {g} completions",
-                        f.name(),
-                        v.len()
-                    ),
-                    Err(e) => {
-                        tracing::warn!(reward = f.name(), error = %format!("{e:#}"), "reward scoring failed; scores count as missing");
-                        vec![
-                            crate::reward::RewardScore {
-                                score: f64::NAN,
-                                is_score_valid: false,
-                                metrics: Default::default(),
-                                reason: format!("{e:#}")
-                            };
-                            g
-                        ]
-                    }
-                };
-                for (i, s) in per_completion.into_iter().enumerate() {
-                    let valid = s.is_score_valid && s.score.is_finite();
-                    per_reward[k].push(if valid { s.score } else { f64::NAN });
-                    scores[i].push(ProtoRewardScore {
-                        name: f.name().to_string(),
-                        score: s.score,
-                        valid,
-                        reason: s.reason,
-                        metrics: s.metrics.into_iter().collect(),
-                    });
-                }
-            }
-            let completions = sampled
-                .into_iter()
-                .zip(texts)
-                .zip(scores)
-                .map(|((s, text), rewards)| Completion {
-                    text,
-                    token_ids: s.tokens,
-                    sampling_logprobs: s.logprobs,
-                    truncated: s.truncated,
-                    rewards,
-                    reward: 0.0,
-                    advantage: 0.0,
-                })
-                .collect();
-            groups.push(ScoredGroup {
-                prompt: Some(prompt),
-                prompt_token_ids: prompt_ids,
-                completions,
-            });
-        }
+        let prompts = batch.prompts.into_iter().zip(prompt_ids).collect();
+        let groups = score_groups(
+            &self.rewards,
+            &self.tokenizer,
+            prompts,
+            sampled,
+            self.cfg.grpo.scale_rewards,
+        )
+        .await?;
         self.timings.rewards = started.elapsed();
-        Ok((
-            RolloutBatch {
-                step: self.step,
-                groups,
-            },
-            per_reward,
-        ))
+        Ok(RolloutBatch {
+            policy_version: self.step,
+            groups,
+            temperature: self.cfg.sampling.temperature,
+            generated_tokens,
+            generation_seconds: self.timings.generation.as_secs_f64(),
+            epoch: batch.epoch,
+            ..Default::default()
+        })
     }
 
     /// One generation round followed by `num_iterations` optimizer steps; returns each step's
     /// metrics. Stops with an error, before updating, on a non-finite loss or gradient.
     pub async fn train_round(&mut self) -> Result<Vec<StepMetrics>> {
-        let round_start = Instant::now();
+        let started = Instant::now();
+        let batch = self.rollout().await?;
+        let sampled_elsewhere = self.generator.is_some();
+        self.update_from(batch, started, sampled_elsewhere)
+    }
+
+    /// `num_iterations` optimizer steps on one scored batch, made here or by a rollout worker
+    /// (`sampled_elsewhere`: by another engine, whose log-probs are then importance-corrected
+    /// when `vllm_importance_sampling_correction` is on). `started` is when the round began,
+    /// for its throughput. Stops with an error, before updating, on a non-finite loss or
+    /// gradient.
+    pub fn update_from(
+        &mut self,
+        batch: RolloutBatch,
+        started: Instant,
+        sampled_elsewhere: bool,
+    ) -> Result<Vec<StepMetrics>> {
+        let round_start = started;
         let p: GrpoParams = self.cfg.grpo.clone();
-        let g = p.num_generations;
-        let epoch = self.data.cursor.epoch;
-        let (mut batch, per_reward) = self.rollout().await?;
-        let correct_sampling = self.generator.is_some() && p.vllm_importance_sampling_correction;
-        let update_started = Instant::now();
-        let weights: Vec<f64> = self.rewards.iter().map(|(_, w)| *w).collect();
-        let rewards = grpo::combine_rewards(&per_reward, &weights);
-        let advantages = grpo::advantages(&rewards, g, p.scale_rewards);
-        let mut rollouts = Vec::new();
-        for (c, (r, a)) in batch
-            .groups
-            .iter_mut()
-            .flat_map(|gr| gr.completions.iter_mut())
-            .zip(rewards.iter().zip(&advantages))
-        {
-            (c.reward, c.advantage) = (*r, *a);
+        if batch.groups.is_empty() {
+            bail!("rollout batch `{}` has no groups to train on", batch.id);
         }
+        if (batch.temperature - self.cfg.sampling.temperature).abs() > 1e-6 {
+            bail!(
+                "rollout batch `{}` of worker `{}` was sampled at temperature {}, but this \
+                 trainer scores at {}: give the workers and the trainer the same [train] settings",
+                batch.id,
+                batch.worker,
+                batch.temperature,
+                self.cfg.sampling.temperature
+            );
+        }
+        let epoch = batch.epoch;
+        let (reward_names, per_reward) = per_reward(&batch.groups);
+        let correct_sampling = sampled_elsewhere && p.vllm_importance_sampling_correction;
+        let update_started = Instant::now();
+        let rewards: Vec<f64> = batch
+            .groups
+            .iter()
+            .flat_map(|gr| gr.completions.iter().map(|c| c.reward))
+            .collect();
+        let mut rollouts = Vec::new();
         for group in &batch.groups {
             for c in &group.completions {
                 let mut tokens = group.prompt_token_ids.clone();
@@ -713,8 +684,13 @@ impl<B: Backend> Trainer<B> {
         };
         let num_items: usize = rollouts.iter().map(Rollout::counted).sum();
         let generated: usize = rollouts.iter().map(Rollout::completion_len).sum();
-        let accum = self.cfg.gradient_accumulation_steps;
-        let micro = rollouts.len() / accum;
+        // A worker's batch may be short of groups it could not score: the micro-batches then
+        // shrink, and the last may be smaller.
+        let micro = rollouts
+            .len()
+            .div_ceil(self.cfg.gradient_accumulation_steps)
+            .max(1);
+        let accum = rollouts.len().div_ceil(micro);
         let mut out = Vec::new();
         for _ in 0..p.num_iterations {
             if self.step >= self.cfg.max_steps {
@@ -764,6 +740,7 @@ impl<B: Backend> Trainer<B> {
                 epoch,
                 ScoredRound {
                     batch: &batch,
+                    reward_names: &reward_names,
                     per_reward: &per_reward,
                     rewards: &rewards,
                     generated,
@@ -786,23 +763,23 @@ impl<B: Backend> Trainer<B> {
     ) -> StepMetrics {
         let ScoredRound {
             batch,
+            reward_names,
             per_reward,
             rewards,
             generated,
             started: round_start,
         } = round;
-        let g = self.cfg.grpo.num_generations;
+        let g = batch.groups[0].completions.len().max(1);
         let (reward, reward_std) = grpo::nan_mean_std(rewards);
-        let named: BTreeMap<String, RewardStats> = self
-            .rewards
+        let named: BTreeMap<String, RewardStats> = reward_names
             .iter()
             .zip(per_reward)
-            .map(|((f, _), vals)| {
+            .map(|(name, vals)| {
                 let (mean, std) = grpo::nan_mean_std(vals);
                 let invalid =
                     vals.iter().filter(|v| v.is_nan()).count() as f64 / vals.len().max(1) as f64;
                 (
-                    f.name().to_string(),
+                    name.clone(),
                     RewardStats {
                         mean,
                         std: if std.is_nan() { 0.0 } else { std },
@@ -868,7 +845,19 @@ impl<B: Backend> Trainer<B> {
                 .then(|| t.sampling_logp_difference / t.sampled_tokens as f64),
             importance_sampling_ratio: (t.sampled_tokens > 0)
                 .then(|| t.importance_weight / t.sampled_tokens as f64),
+            rollout: None,
         }
+    }
+
+    /// Publishes the current policy on the generator server, if sampling happens there (with
+    /// rollout workers, before each pull: they sample with the newest version they find).
+    pub async fn publish_policy(&mut self) -> Result<()> {
+        if let Some(remote) = &mut self.generator {
+            remote
+                .sync_policy(self.step, &self.backend.trainable_state().params)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Where the prompt stream stands.
@@ -881,6 +870,8 @@ impl<B: Backend> Trainer<B> {
 #[derive(Clone, Copy)]
 struct ScoredRound<'a> {
     batch: &'a RolloutBatch,
+    /// The rewards' names, in the order of `per_reward`.
+    reward_names: &'a [String],
     /// Each reward function's value per completion (NaN where it could not score).
     per_reward: &'a [Vec<f64>],
     /// The combined reward of every completion, group after group.

@@ -93,22 +93,21 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
     let out = dir.path().join("run");
     let args = TrainArgs {
         model: model.display().to_string(),
-        dataset: built.train.display().to_string(),
+        dataset: Some(built.train.display().to_string()),
         output_dir: out.clone(),
         config: Some(config),
         resume: false,
         max_steps: None,
         save_steps: None,
-        seed: None,
-        sandbox: Some(built.sandbox.clone()),
-        reward_url: None,
-        rewards: None,
         sft_epochs: None,
         sft_dataset: None,
         sft_max_length: None,
-        generator: None,
-        generator_model: None,
-        trl: Default::default(),
+        rollouts: vec![],
+        max_staleness: None,
+        round: sqlrft_trainer::RoundArgs {
+            sandbox: Some(built.sandbox.clone()),
+            ..Default::default()
+        },
         quiet: true,
         hub: Default::default(),
     };

@@ -153,23 +153,23 @@ async fn the_seed_recipe_runs_sft_epochs_then_grpo_with_the_seed_rewards() {
     let out = dir.path().join("run");
     let args = TrainArgs {
         model: model.display().to_string(),
-        dataset: data.display().to_string(),
+        dataset: Some(data.display().to_string()),
         output_dir: out.clone(),
         config: Some(config),
         resume: false,
         max_steps: Some(2),
         save_steps: None,
-        seed: None,
-        sandbox: None,
-        reward_url: None,
-        rewards: Some(RewardPreset::Seed),
         sft_epochs: Some(2),
         sft_dataset: None,
         sft_max_length: None,
-        generator: None,
-        generator_model: None,
-        trl: sqlrft_trainer::cli::TrlFlags {
-            num_generations: Some(2),
+        rollouts: vec![],
+        max_staleness: None,
+        round: sqlrft_trainer::RoundArgs {
+            rewards: Some(RewardPreset::Seed),
+            trl: sqlrft_trainer::cli::TrlFlags {
+                num_generations: Some(2),
+                ..Default::default()
+            },
             ..Default::default()
         },
         quiet: true,

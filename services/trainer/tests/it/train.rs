@@ -189,22 +189,18 @@ fn resumed_run_continues_exactly() {
 fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> TrainArgs {
     TrainArgs {
         model: model.display().to_string(),
-        dataset: data.display().to_string(),
+        dataset: Some(data.display().to_string()),
         output_dir: out.to_path_buf(),
         config: Some(config.to_path_buf()),
         resume,
         max_steps: None,
         save_steps: None,
-        seed: None,
-        sandbox: None,
-        reward_url: None,
-        rewards: None,
         sft_epochs: None,
         sft_dataset: None,
         sft_max_length: None,
-        generator: None,
-        generator_model: None,
-        trl: Default::default(),
+        rollouts: vec![],
+        max_staleness: None,
+        round: Default::default(),
         quiet: true,
         hub: Default::default(),
     }
@@ -614,7 +610,7 @@ async fn a_generator_that_is_down_stops_the_run_naming_its_url() {
         .port();
     let url = format!("http://127.0.0.1:{port}/v1");
     let mut args = args(&model, &data, &dir.path().join("run"), &config, false);
-    args.generator = Some(url.clone());
+    args.round.generator = Some(url.clone());
     let err = sqlrft_trainer::cli::run_train_until(
         args,
         vec![Arc::new(Lowercase::new())],
