@@ -62,7 +62,7 @@ trap 'exit 143' TERM INT
 # outer bound too. A timed-out step fails the test and the trap still cleans up.
 started=$SECONDS
 echo "== docker compose config (all profiles)"
-"${compose[@]}" --profile cpu --profile gpu --profile observability config -q
+"${compose[@]}" --profile cpu --profile loop --profile gpu --profile observability config -q
 echo "compose file valid (${compose[*]})"
 
 echo "== images from a local base (binary $binary)"

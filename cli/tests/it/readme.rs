@@ -234,6 +234,8 @@ fn cases() -> Vec<Case> {
                 Ok(())
             })
             .serve(model_answers),
+        // The Hub stub serves the tiny model under this id.
+        case("sqlrft model serve Qwen/Qwen2.5-0.5B-Instruct --port 8000").serve(hub_model_answers),
         case("sqlrft model serve models/smollm2 --enable-lora --lora sql=models/sql-adapter")
             .before(|_, f| {
                 let config = tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
@@ -1267,6 +1269,17 @@ impl Folder {
     }
 
     /// GETs `url`; its JSON body when the answer is 200.
+    /// The status of `GET url`.
+    fn get_status(&self, url: &str) -> Result<u16, String> {
+        let request = async {
+            reqwest::get(url)
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| format!("GET {url}: {e}"))
+        };
+        self.runtime.block_on(request)
+    }
+
     fn get_json(&self, url: &str) -> Result<Value, String> {
         let request = async {
             let response = reqwest::get(url)
@@ -1547,6 +1560,19 @@ fn model_answers(folder: &Folder, base: &str) -> Result<(), String> {
         (200, Some(_)) if body["usage"]["completion_tokens"].as_u64() > Some(0) => Ok(()),
         _ => Err(format!("chat completion: {status} {body}")),
     }
+}
+
+/// The model downloaded from the Hub answers under its repo id, and says it is healthy.
+fn hub_model_answers(folder: &Folder, base: &str) -> Result<(), String> {
+    match folder.get_status(&format!("{base}/healthz"))? {
+        200 => {}
+        other => return Err(format!("/healthz answered {other}")),
+    }
+    let models = folder.get_json(&format!("{base}/v1/models"))?;
+    if models["data"][0]["id"] != "Qwen/Qwen2.5-0.5B-Instruct" {
+        return Err(format!("/v1/models lists {models}"));
+    }
+    Ok(())
 }
 
 /// After `train --generator` ran two steps, the server holds the policy of the last round it

@@ -51,6 +51,8 @@ pub fn router(engine: Engine, config: &ModelServerConfig) -> Router {
             "sqlrft-model",
         ))
         .route("/health", get(|| async { StatusCode::OK }))
+        // What every sqlrft service answers (the containers' `sqlrft healthcheck`).
+        .route("/healthz", get(|| async { StatusCode::OK }))
         .layer(sqlrft_serve::trace_context::http_trace_layer())
 }
 

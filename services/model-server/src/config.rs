@@ -107,7 +107,8 @@ Endpoints: /v1/completions, /v1/chat/completions, /v1/models, /v1/load_lora_adap
 /v1/unload_lora_adapter, /health. Requests that arrive together decode as one batch.")]
 pub struct ModelServeArgs {
     /// A Hugging Face model directory (config.json, *.safetensors, tokenizer.json), e.g. from
-    /// `sqlrft train export` or `sqlrft model import-gguf`.
+    /// `sqlrft train export` or `sqlrft model import-gguf`, or a Hub repo id (downloaded with
+    /// HF_TOKEN; HF_ENDPOINT and [hub] of sqlrft.toml say from where).
     #[arg(value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,

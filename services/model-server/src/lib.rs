@@ -23,7 +23,9 @@ pub type RunningServer = sqlrft_serve::Server<Engine>;
 /// serves in the background.
 pub async fn start(config: ModelServerConfig) -> anyhow::Result<RunningServer> {
     config.validate()?;
-    let dir = config.dir.clone();
+    // A Hub repo id is downloaded (HF_TOKEN, HF_ENDPOINT and [hub] say from where).
+    let hub = sqlrft_hub::HubArgs::default().client(None)?;
+    let dir = sqlrft_trainer::hub::resolve_model(&config.dir.display().to_string(), &hub).await?;
     let (model, tokenizer) =
         tokio::task::spawn_blocking(move || sqlrft_trainer::train::load_model_dir(&dir))
             .await
