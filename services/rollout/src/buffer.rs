@@ -77,6 +77,16 @@ impl RolloutBuffer {
         self.lock().status.groups_dropped_invalid += u64::from(groups);
     }
 
+    /// Whether one more batch fits; when not, the state says the buffer is full.
+    pub fn has_room(&self) -> bool {
+        let mut inner = self.lock();
+        let room = inner.batches.len() < inner.status.capacity as usize;
+        if !room {
+            inner.status.state = "buffer full: waiting for a trainer to pull".into();
+        }
+        room
+    }
+
     /// Waits until there is room for one more batch.
     pub async fn wait_for_room(&self) {
         loop {
@@ -108,6 +118,22 @@ impl RolloutBuffer {
         inner.status.buffered = inner.batches.len() as u32;
         drop(inner);
         self.changed.notify_waiters();
+    }
+
+    /// Drops the batches sampled by a policy older than `min`: no trainer that has published a
+    /// newer one than `min + max_staleness` takes them, and their room is better used for fresh
+    /// batches.
+    pub fn drop_older_than(&self, min: u64) {
+        let mut inner = self.lock();
+        let before = inner.batches.len();
+        inner.batches.retain(|b| b.policy_version >= min);
+        let dropped = before - inner.batches.len();
+        if dropped > 0 {
+            inner.status.batches_dropped_stale += dropped as u64;
+            inner.status.buffered = inner.batches.len() as u32;
+            drop(inner);
+            self.changed.notify_waiters();
+        }
     }
 
     /// Answers a trainer's pull: the oldest batch within the request's policy window, waiting up
@@ -224,6 +250,21 @@ mod tests {
         assert_eq!(
             buffer.pull(&pull(3, 4)).await.unwrap().batch.unwrap().id,
             "ok2"
+        );
+    }
+
+    #[tokio::test]
+    async fn batches_a_newer_policy_makes_stale_are_dropped_before_anyone_asks() {
+        let buffer = RolloutBuffer::new("w", 4);
+        for (version, id) in [(3, "old"), (4, "ok"), (5, "new")] {
+            buffer.push(batch(version, id), 1.0);
+        }
+        buffer.drop_older_than(4);
+        let status = buffer.status();
+        assert_eq!((status.buffered, status.batches_dropped_stale), (2, 1));
+        assert_eq!(
+            buffer.pull(&pull(0, 0)).await.unwrap().batch.unwrap().id,
+            "ok"
         );
     }
 

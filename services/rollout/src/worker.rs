@@ -28,6 +28,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How often a worker looks for the trainer's first policy adapter.
 const POLICY_POLL: Duration = Duration::from_millis(200);
+/// How often a worker with a full buffer looks for a newer policy (which makes some stale).
+const STALE_CHECK: Duration = Duration::from_millis(500);
 
 /// Everything one worker needs to make batches.
 pub struct Worker {
@@ -97,57 +99,74 @@ impl Worker {
     /// Makes batches until `cancel` fires; returns an error only for what retrying cannot fix.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<()> {
         let mut backoff = FIRST_BACKOFF;
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return Ok(()),
-                _ = self.buffer.wait_for_room() => {}
+        // `back_off` returns early when cancelled, so every pass checks first.
+        while !cancel.is_cancelled() {
+            let versions = match self.generator.policies().await {
+                Ok(versions) => versions,
+                Err(err) => {
+                    self.back_off(
+                        &format!("generator unavailable: {err:#}"),
+                        &mut backoff,
+                        &cancel,
+                    )
+                    .await;
+                    continue;
+                }
+            };
+            let Some(&version) = versions.last() else {
+                self.buffer.set_state(
+                    "waiting for a policy adapter (sqlrft-policy-step-N) on the generator",
+                    None,
+                );
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(POLICY_POLL) => {}
+                }
+                continue;
+            };
+            // A newer policy may have made buffered batches stale: their room is for fresh ones.
+            self.buffer
+                .drop_older_than(version.saturating_sub(self.cfg.max_staleness));
+            if !self.buffer.has_room() {
+                // Full: look again for a newer policy now and then, while a trainer pulls.
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = self.buffer.wait_for_room() => {}
+                    _ = tokio::time::sleep(STALE_CHECK) => {}
+                }
+                continue;
             }
-            let failure = match self.generator.policies().await {
-                Err(err) => Some(format!("generator unavailable: {err:#}")),
-                Ok(versions) => match versions.last() {
-                    None => {
-                        self.buffer.set_state(
-                            "waiting for a policy adapter (sqlrft-policy-step-N) on the generator",
-                            None,
-                        );
-                        tokio::select! {
-                            _ = cancel.cancelled() => return Ok(()),
-                            _ = tokio::time::sleep(POLICY_POLL) => {}
-                        }
-                        continue;
-                    }
-                    Some(&version) => {
-                        self.buffer.set_state("generating", Some(version));
-                        let span = tracing::info_span!("rollout.round", worker = %self.name, policy_version = version);
-                        match self.round(version).instrument(span).await {
-                            Ok(()) => None,
-                            Err(RoundError::Generator(err)) => {
-                                Some(format!("generator failed: {err:#}"))
-                            }
-                            Err(RoundError::AllInvalid(reason)) => {
-                                Some(format!("no group could be scored: {reason}"))
-                            }
-                            Err(RoundError::Fatal(err)) => {
-                                self.buffer.set_state(format!("stopped: {err:#}"), None);
-                                return Err(err);
-                            }
-                        }
-                    }
-                },
+            self.buffer.set_state("generating", Some(version));
+            let span =
+                tracing::info_span!("rollout.round", worker = %self.name, policy_version = version);
+            let failure = match self.round(version).instrument(span).await {
+                Ok(()) => None,
+                Err(RoundError::Generator(err)) => Some(format!("generator failed: {err:#}")),
+                Err(RoundError::AllInvalid(reason)) => {
+                    Some(format!("no group could be scored: {reason}"))
+                }
+                Err(RoundError::Fatal(err)) => {
+                    self.buffer.set_state(format!("stopped: {err:#}"), None);
+                    return Err(err);
+                }
             };
             match failure {
                 None => backoff = FIRST_BACKOFF,
-                Some(error) => {
-                    tracing::warn!(worker = %self.name, %error, backoff_s = backoff.as_secs_f64(), "rollout round failed");
-                    self.buffer.record_failure(&error, backoff);
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
+                Some(error) => self.back_off(&error, &mut backoff, &cancel).await,
             }
         }
+        Ok(())
+    }
+
+    /// Shows `error` in the status and waits `backoff` (or until cancelled), doubling it.
+    async fn back_off(&self, error: &str, backoff: &mut Duration, cancel: &CancellationToken) {
+        tracing::warn!(worker = %self.name, %error, backoff_s = backoff.as_secs_f64(), "rollout round failed");
+        self.buffer.record_failure(error, *backoff);
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep(*backoff) => {}
+        }
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
     }
 
     /// Samples and scores one round with policy `version` and buffers it.

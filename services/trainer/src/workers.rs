@@ -144,11 +144,17 @@ impl RolloutWorkers {
         mut waiting: impl FnMut(&str),
     ) -> Result<Option<Pulled>> {
         let started = Instant::now();
+        // First every worker is asked for a batch it has ready, so that one worker's empty
+        // buffer does not hold up another's full one; then each may hold the request a while.
+        let mut quick = true;
         loop {
             let endpoints = self.endpoints().await;
             // One worker is asked to hold the request up to a second; among many, each waits
             // less so that a full round stays about a second.
-            let wait_ms = (1000 / endpoints.len() as u32).clamp(50, 1000);
+            let wait_ms = match quick {
+                true => 0,
+                false => (1000 / endpoints.len() as u32).clamp(50, 1000),
+            };
             let mut answered = false;
             for k in 0..endpoints.len() {
                 if stop.load(Ordering::SeqCst) {
@@ -213,6 +219,8 @@ impl RolloutWorkers {
             // Every worker failed at once (none listening, say): pause instead of spinning.
             if !answered {
                 tokio::time::sleep(Duration::from_millis(500)).await;
+            } else if std::mem::take(&mut quick) {
+                continue;
             }
             let states: Vec<&str> = endpoints
                 .iter()
