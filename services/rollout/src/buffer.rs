@@ -93,12 +93,8 @@ impl RolloutBuffer {
             let notified = self.changed.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            {
-                let mut inner = self.lock();
-                if inner.batches.len() < inner.status.capacity as usize {
-                    return;
-                }
-                inner.status.state = "buffer full: waiting for a trainer to pull".into();
+            if self.has_room() {
+                return;
             }
             notified.await;
         }
