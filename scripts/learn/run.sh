@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The seed's whole story on this machine, measured (not run by CI: about an hour on two cores):
+# The seed's whole story on this machine, measured (not run by CI: about 1.5 h on two cores at the default sizes):
 # quickstart dataset -> SmolLM2-135M-Instruct from pip -> greedy evaluation of the base model ->
 # chain-of-thought distilled from a teacher (a local stub that answers with the gold SQL) ->
 # SFT -> GRPO on the execution reward -> the same evaluation of both tuned models.

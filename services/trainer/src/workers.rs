@@ -151,9 +151,10 @@ impl RolloutWorkers {
             let endpoints = self.endpoints().await;
             // One worker is asked to hold the request up to a second; among many, each waits
             // less so that a full round stays about a second.
-            let wait_ms = match quick {
-                true => 0,
-                false => (1000 / endpoints.len() as u32).clamp(50, 1000),
+            let wait_ms = if quick {
+                0
+            } else {
+                (1000 / endpoints.len() as u32).clamp(50, 1000)
             };
             let mut answered = false;
             for k in 0..endpoints.len() {
