@@ -3,6 +3,8 @@
 //! flag group it is all `Option`, serialized only when given, so it overrides `sqlrft.toml` and
 //! `SQLRFT_<SECTION>_*` without resetting them; each command's config holds its own defaults.
 
+use std::path::PathBuf;
+
 use clap::Args;
 use serde::Serialize;
 
@@ -28,4 +30,19 @@ pub struct QueryLimitArgs {
     #[arg(long, value_name = "ROWS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_rows: Option<usize>,
+}
+
+/// Where a benchmark finds the official DuckDB wheel for its engine-ceiling row
+/// ([`crate::measure_official`]).
+#[derive(Debug, Clone, Args)]
+pub struct OfficialDuckdbArgs {
+    /// Python whose `duckdb` module is the official wheel of the DuckDB version sqlrft links;
+    /// without one the row is skipped with the reason.
+    #[arg(
+        long = "duckdb-python",
+        env = "SQLRFT_DUCKDB_PYTHON",
+        value_name = "PYTHON",
+        default_value = "python3"
+    )]
+    pub python: PathBuf,
 }

@@ -3,101 +3,19 @@
 use std::sync::mpsc;
 use std::thread;
 
-use duckdb::core::{LogicalTypeHandle, LogicalTypeId};
+use duckdb::core::LogicalTypeId;
 use duckdb::types::{TimeUnit, Value};
 use serde_json::{Map, Value as Json};
 use sqlrft_core::ResultSet;
 
+use crate::types::{TypeView, type_name};
 use crate::{Limits, QueryError};
 
 /// Largest integer a JSON number (an f64 in most readers) holds exactly.
 const MAX_EXACT_JSON_INT: i128 = 1 << 53;
 
-/// DuckDB's name for a logical type, as `DESCRIBE` prints it (`DECIMAL(3,2)`, `VARCHAR[]`, …).
-pub(crate) fn type_name(ty: &LogicalTypeHandle) -> String {
-    if let Some(alias) = ty.get_alias() {
-        return alias;
-    }
-    match ty.id() {
-        LogicalTypeId::Boolean => "BOOLEAN".into(),
-        LogicalTypeId::Tinyint => "TINYINT".into(),
-        LogicalTypeId::Smallint => "SMALLINT".into(),
-        LogicalTypeId::Integer => "INTEGER".into(),
-        LogicalTypeId::Bigint => "BIGINT".into(),
-        LogicalTypeId::UTinyint => "UTINYINT".into(),
-        LogicalTypeId::USmallint => "USMALLINT".into(),
-        LogicalTypeId::UInteger => "UINTEGER".into(),
-        LogicalTypeId::UBigint => "UBIGINT".into(),
-        LogicalTypeId::Hugeint => "HUGEINT".into(),
-        LogicalTypeId::UHugeint => "UHUGEINT".into(),
-        LogicalTypeId::Float => "FLOAT".into(),
-        LogicalTypeId::Double => "DOUBLE".into(),
-        LogicalTypeId::Decimal => format!("DECIMAL({},{})", ty.decimal_width(), ty.decimal_scale()),
-        LogicalTypeId::Varchar => "VARCHAR".into(),
-        LogicalTypeId::Blob => "BLOB".into(),
-        LogicalTypeId::Date => "DATE".into(),
-        LogicalTypeId::Time => "TIME".into(),
-        LogicalTypeId::TimeNs => "TIME_NS".into(),
-        LogicalTypeId::TimeTZ => "TIME WITH TIME ZONE".into(),
-        LogicalTypeId::Timestamp => "TIMESTAMP".into(),
-        LogicalTypeId::TimestampS => "TIMESTAMP_S".into(),
-        LogicalTypeId::TimestampMs => "TIMESTAMP_MS".into(),
-        LogicalTypeId::TimestampNs => "TIMESTAMP_NS".into(),
-        LogicalTypeId::TimestampTZ => "TIMESTAMP WITH TIME ZONE".into(),
-        LogicalTypeId::Interval => "INTERVAL".into(),
-        LogicalTypeId::Uuid => "UUID".into(),
-        LogicalTypeId::Enum => "ENUM".into(),
-        LogicalTypeId::Bit => "BIT".into(),
-        LogicalTypeId::Bignum => "BIGNUM".into(),
-        // DuckDB clients see a bare NULL literal as INTEGER (as mcp-server-motherduck prints it).
-        LogicalTypeId::SqlNull => "INTEGER".into(),
-        LogicalTypeId::List => format!("{}[]", type_name(&ty.child(0))),
-        LogicalTypeId::Array => format!("{}[]", type_name(&ty.child(0))),
-        LogicalTypeId::Map => format!(
-            "MAP({}, {})",
-            type_name(&ty.child(0)),
-            type_name(&ty.child(1))
-        ),
-        LogicalTypeId::Struct | LogicalTypeId::Union => {
-            let head = if ty.id() == LogicalTypeId::Struct {
-                "STRUCT"
-            } else {
-                "UNION"
-            };
-            let fields: Vec<String> = (0..ty.num_children())
-                .map(|i| {
-                    format!(
-                        "{} {}",
-                        quote_field(&ty.child_name(i)),
-                        type_name(&ty.child(i))
-                    )
-                })
-                .collect();
-            format!("{head}({})", fields.join(", "))
-        }
-        other => format!("{other:?}").to_uppercase(),
-    }
-}
-
-/// DuckDB quotes struct field names that are not plain lower-case identifiers.
-fn quote_field(name: &str) -> String {
-    let plain = !name.is_empty()
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if plain {
-        name.to_string()
-    } else {
-        format!("\"{}\"", name.replace('"', "\"\""))
-    }
-}
-
 /// One DuckDB value as a typed JSON cell (see [`sqlrft_core::result`] for the encoding).
-pub(crate) fn to_cell(value: Value, ty: &LogicalTypeHandle) -> Json {
+pub(crate) fn to_cell<T: TypeView>(value: Value, ty: &T) -> Json {
     let id = ty.id();
     match value {
         Value::Null => Json::Null,
@@ -139,8 +57,12 @@ pub(crate) fn to_cell(value: Value, ty: &LogicalTypeHandle) -> Json {
         Value::Struct(fields) => {
             let mut object = Map::new();
             for (i, (name, v)) in fields.iter().enumerate() {
-                let child = struct_child(ty, i);
-                object.insert(name.clone(), to_cell(v.clone(), &child));
+                let cell = match i < ty.num_children() {
+                    true => to_cell(v.clone(), &ty.child(i)),
+                    // A field the type does not describe: its text, as for unknown types.
+                    false => Json::String(format!("{v:?}")),
+                };
+                object.insert(name.clone(), cell);
             }
             Json::Object(object)
         }
@@ -160,14 +82,6 @@ pub(crate) fn to_cell(value: Value, ty: &LogicalTypeHandle) -> Json {
         }
         Value::Union(inner) => Json::String(format!("{inner:?}")),
         other => Json::String(format!("{other:?}")),
-    }
-}
-
-fn struct_child(ty: &LogicalTypeHandle, i: usize) -> LogicalTypeHandle {
-    if i < ty.num_children() {
-        ty.child(i)
-    } else {
-        LogicalTypeHandle::from(LogicalTypeId::Varchar)
     }
 }
 
@@ -312,16 +226,14 @@ pub(crate) fn run_query(
         .as_ref()
         .ok_or_else(|| QueryError::Internal("statement produced no result".into()))?;
     let columns: Vec<String> = executed.column_names();
-    let logical: Vec<LogicalTypeHandle> = (0..columns.len())
+    let logical: Vec<_> = (0..columns.len())
         .map(|i| executed.column_logical_type(i))
         .collect();
     let types: Vec<String> = logical.iter().map(type_name).collect();
 
-    let mut kept = Vec::new();
-    let (mut row_count, mut bytes) = (0usize, 0usize);
+    let mut collected = RowCollector::new(limits);
     while let Some(row) = rows.next()? {
-        row_count += 1;
-        if kept.len() >= limits.max_rows {
+        if !collected.wants_row() {
             continue;
         }
         let mut cells = Vec::with_capacity(columns.len());
@@ -329,28 +241,61 @@ pub(crate) fn run_query(
             // An untyped `NULL` column has no Rust value type (duckdb-rs panics reading it).
             if ty.id() == LogicalTypeId::SqlNull {
                 cells.push(Json::Null);
-                bytes += 4;
                 continue;
             }
             let value: Value = row.get(i)?;
-            let cell = to_cell(value, ty);
-            bytes += approximate_size(&cell);
-            cells.push(cell);
+            cells.push(to_cell(value, ty));
         }
-        if bytes > limits.max_bytes {
+        collected.push(cells)?;
+    }
+    Ok(collected.finish(columns, types))
+}
+
+/// Keeps a result's rows within [`Limits`]: counts every row, keeps the first `max_rows`, and
+/// stops with [`QueryError::TooLarge`] once the kept cells pass `max_bytes`.
+pub(crate) struct RowCollector<'a> {
+    limits: &'a Limits,
+    kept: Vec<Vec<Json>>,
+    row_count: usize,
+    bytes: usize,
+}
+
+impl<'a> RowCollector<'a> {
+    pub(crate) fn new(limits: &'a Limits) -> Self {
+        RowCollector {
+            limits,
+            kept: Vec::new(),
+            row_count: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Counts one more row; true when it is to be kept (then convert it and [`Self::push`] it).
+    pub(crate) fn wants_row(&mut self) -> bool {
+        self.row_count += 1;
+        self.kept.len() < self.limits.max_rows
+    }
+
+    pub(crate) fn push(&mut self, cells: Vec<Json>) -> Result<(), QueryError> {
+        self.bytes += cells.iter().map(approximate_size).sum::<usize>();
+        if self.bytes > self.limits.max_bytes {
             return Err(QueryError::TooLarge {
-                limit: limits.max_bytes,
+                limit: self.limits.max_bytes,
             });
         }
-        kept.push(cells);
+        self.kept.push(cells);
+        Ok(())
     }
-    Ok(ResultSet {
-        columns,
-        types,
-        truncated: row_count > kept.len(),
-        rows: kept,
-        row_count,
-    })
+
+    pub(crate) fn finish(self, columns: Vec<String>, types: Vec<String>) -> ResultSet {
+        ResultSet {
+            columns,
+            types,
+            truncated: self.row_count > self.kept.len(),
+            rows: self.kept,
+            row_count: self.row_count,
+        }
+    }
 }
 
 fn approximate_size(cell: &Json) -> usize {

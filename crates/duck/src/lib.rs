@@ -12,20 +12,24 @@
 mod args;
 mod catalog;
 mod cells;
+mod direct;
 mod error;
 mod gate;
 mod limits;
+mod official;
 mod pool;
 mod scratch;
+mod types;
 
 pub use duckdb;
 
 #[cfg(feature = "clap")]
-pub use args::QueryLimitArgs;
+pub use args::{OfficialDuckdbArgs, QueryLimitArgs};
 pub use catalog::{ColumnDescription, TableDescription, TableInfo, quote_identifier};
 pub use cells::collect_result_set;
 pub use error::{OpenError, QueryError, QueryErrorKind};
 pub use gate::{outermost_order_by, parse_select};
 pub use limits::Limits;
+pub use official::{OfficialRun, engine_version, measure_official};
 pub use pool::{PoolOptions, ReadOnlyPool};
 pub use scratch::{open_read_only, scratch_database};

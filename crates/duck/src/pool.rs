@@ -9,7 +9,8 @@ use sqlrft_core::ResultSet;
 use tokio::sync::Semaphore;
 
 use crate::catalog::{self, TableDescription, TableInfo};
-use crate::{Limits, OpenError, QueryError, gate, open_read_only};
+use crate::direct::{Direct, DirectConnection, RawDatabase};
+use crate::{Limits, OpenError, QueryError, gate};
 
 /// How many connections to keep open, how many callers may wait for one, and the default
 /// limits each query runs under.
@@ -35,8 +36,10 @@ impl Default for PoolOptions {
 
 /// Hardened read-only connections to one database file, opened once and reused.
 ///
-/// Every connection is opened read-only with external access, extension loading and
-/// configuration changes disabled; every statement passes [`gate::parse_select`] first.
+/// The database is opened read-only with external access, extension loading and configuration
+/// changes disabled. A query runs on the direct path when DuckDB prepares it as a single
+/// SELECT ([`crate::direct`]); anything else passes [`gate::parse_select`] first, which refuses
+/// all but single SELECT statements.
 #[derive(Clone)]
 pub struct ReadOnlyPool {
     inner: Arc<Inner>,
@@ -44,25 +47,44 @@ pub struct ReadOnlyPool {
 
 struct Inner {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Slot>>,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     options: PoolOptions,
 }
 
+/// Two connections to the database for one query at a time: the direct one, and duckdb-rs's
+/// for the checked path and the catalog.
+struct Slot {
+    // Declared first, so it is dropped while `direct` still holds the database open.
+    checked: Connection,
+    direct: Arc<DirectConnection>,
+}
+
 impl ReadOnlyPool {
     /// Opens `options.connections` connections to the database at `path`.
     pub fn open(path: &Path, options: PoolOptions) -> Result<Self, OpenError> {
-        let first = open_read_only(path)?;
+        if !path.is_file() {
+            return Err(OpenError::NotFound {
+                path: path.to_path_buf(),
+            });
+        }
+        let failed = |message: String| OpenError::DuckDb {
+            path: path.to_path_buf(),
+            message,
+        };
+        let database = Arc::new(
+            RawDatabase::open(path, &crate::scratch::lockdown(crate::scratch::READ_ONLY))
+                .map_err(failed)?,
+        );
         let size = options.connections.max(1);
         let mut idle = Vec::with_capacity(size);
-        for _ in 1..size {
-            idle.push(first.try_clone().map_err(|err| OpenError::DuckDb {
-                path: path.to_path_buf(),
-                message: crate::error::duckdb_message(&err),
-            })?);
+        for _ in 0..size {
+            idle.push(Slot {
+                checked: database.rust_connection().map_err(failed)?,
+                direct: Arc::new(DirectConnection::connect(&database).map_err(failed)?),
+            });
         }
-        idle.push(first);
         Ok(ReadOnlyPool {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
@@ -94,9 +116,14 @@ impl ReadOnlyPool {
     pub async fn query_with(&self, sql: &str, limits: &Limits) -> Result<ResultSet, QueryError> {
         let sql = sql.to_string();
         let run_limits = limits.clone();
-        self.with_connection(limits, move |conn| {
-            gate::parse_select(conn, &sql)?;
-            crate::cells::run_query(conn, &sql, &run_limits)
+        self.with_connection(limits, move |slot| {
+            match slot.direct.select(&sql, &run_limits) {
+                Direct::Answered(answer) => answer,
+                Direct::NotHere => {
+                    gate::parse_select(&slot.checked, &sql)?;
+                    crate::cells::run_query(&slot.checked, &sql, &run_limits)
+                }
+            }
         })
         .await
     }
@@ -105,22 +132,25 @@ impl ReadOnlyPool {
     pub async fn parse_select(&self, sql: &str) -> Result<serde_json::Value, QueryError> {
         let sql = sql.to_string();
         let limits = self.inner.options.limits.clone();
-        self.with_connection(&limits, move |conn| gate::parse_select(conn, &sql))
+        self.with_connection(&limits, move |slot| gate::parse_select(&slot.checked, &sql))
             .await
     }
 
     /// The user tables of the database, with column counts and estimated sizes.
     pub async fn list_tables(&self) -> Result<Vec<TableInfo>, QueryError> {
         let limits = self.inner.options.limits.clone();
-        self.with_connection(&limits, catalog::list_tables).await
+        self.with_connection(&limits, |slot| catalog::list_tables(&slot.checked))
+            .await
     }
 
     /// Columns, types, nullability and row count of one table.
     pub async fn describe_table(&self, table: &str) -> Result<TableDescription, QueryError> {
         let table = table.to_string();
         let limits = self.inner.options.limits.clone();
-        self.with_connection(&limits, move |conn| catalog::describe_table(conn, &table))
-            .await
+        self.with_connection(&limits, move |slot| {
+            catalog::describe_table(&slot.checked, &table)
+        })
+        .await
     }
 
     /// Borrows a connection for blocking work, interrupting it when `limits.timeout` passes or
@@ -128,7 +158,7 @@ impl ReadOnlyPool {
     async fn with_connection<T, F>(&self, limits: &Limits, work: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, QueryError> + Send + 'static,
+        F: FnOnce(&Slot) -> Result<T, QueryError> + Send + 'static,
     {
         let inner = &self.inner;
         let permit = match inner.permits.clone().try_acquire_owned() {
@@ -144,20 +174,21 @@ impl ReadOnlyPool {
                 permit.map_err(|_| QueryError::Internal("connection pool closed".into()))?
             }
         };
-        let conn = inner
+        let slot = inner
             .idle
             .lock()
             .map_err(|_| QueryError::Internal("connection pool poisoned".into()))?
             .pop()
             .ok_or_else(|| QueryError::Internal("no idle connection under a permit".into()))?;
-        let mut interrupt = InterruptOnDrop(Some(conn.interrupt_handle()));
+        let mut interrupt =
+            InterruptOnDrop(Some((slot.checked.interrupt_handle(), slot.direct.clone())));
         let returned_to = self.inner.clone();
         let mut task = tokio::task::spawn_blocking(move || {
-            let result = work(&conn);
-            // The connection goes back from this thread, so it is returned even if nobody
+            let result = work(&slot);
+            // The connections go back from this thread, so they are returned even if nobody
             // is waiting for the result any more.
             if let Ok(mut idle) = returned_to.idle.lock() {
-                idle.push(conn);
+                idle.push(slot);
             }
             drop(permit);
             result
@@ -177,13 +208,15 @@ impl ReadOnlyPool {
     }
 }
 
-/// Interrupts a running query when dropped before it is disarmed.
-struct InterruptOnDrop(Option<Arc<duckdb::InterruptHandle>>);
+/// Interrupts a running query (on either of a slot's connections) when dropped before it is
+/// disarmed.
+struct InterruptOnDrop(Option<(Arc<duckdb::InterruptHandle>, Arc<DirectConnection>)>);
 
 impl InterruptOnDrop {
     fn fire(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.interrupt();
+        if let Some((checked, direct)) = self.0.take() {
+            checked.interrupt();
+            direct.interrupt();
         }
     }
 

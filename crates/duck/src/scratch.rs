@@ -1,21 +1,35 @@
 use std::path::Path;
 
-use duckdb::{AccessMode, Config, Connection};
+use duckdb::{Config, Connection};
 
 use crate::OpenError;
 
+/// DuckDB's `access_mode` for a user's data.
+pub(crate) const READ_ONLY: &str = "READ_ONLY";
+
 /// The lockdown every sqlrft connection to a user's data starts from: no file, network or
-/// extension access, and settings that cannot be changed back by SQL.
-fn locked_config(access: AccessMode) -> Result<Config, duckdb::Error> {
-    Config::default()
-        .access_mode(access)?
-        .enable_external_access(false)?
-        .enable_autoload_extension(false)?
-        .with("autoinstall_known_extensions", "false")?
+/// extension access, and settings that cannot be changed back by SQL. `access` is DuckDB's
+/// `access_mode` (`READ_ONLY`, `AUTOMATIC`).
+pub(crate) fn lockdown(access: &'static str) -> [(&'static str, &'static str); 6] {
+    [
+        ("access_mode", access),
+        ("enable_external_access", "false"),
+        ("autoload_known_extensions", "false"),
+        ("autoinstall_known_extensions", "false"),
         // One thread per query: a pool runs its connections' queries in parallel already, and
         // handing a small query to DuckDB's worker threads costs more than it runs.
-        .threads(1)?
-        .with("lock_configuration", "true")
+        ("threads", "1"),
+        // Last: once locked, the configuration takes no more changes.
+        ("lock_configuration", "true"),
+    ]
+}
+
+fn locked_config(access: &'static str) -> Result<Config, duckdb::Error> {
+    lockdown(access)
+        .into_iter()
+        .try_fold(Config::default(), |config, (name, value)| {
+            config.with(name, value)
+        })
 }
 
 /// Opens one read-only, locked-down connection to a DuckDB file.
@@ -25,7 +39,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
             path: path.to_path_buf(),
         });
     }
-    locked_config(AccessMode::ReadOnly)
+    locked_config(READ_ONLY)
         .and_then(|config| Connection::open_with_flags(path, config))
         .map_err(|err| OpenError::DuckDb {
             path: path.to_path_buf(),
@@ -36,7 +50,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
 /// A fresh in-memory database for untrusted DDL and INSERTs (e.g. a dataset's `sql_context`):
 /// writable, but with no file, network or extension access.
 pub fn scratch_database() -> Result<Connection, OpenError> {
-    locked_config(AccessMode::Automatic)
+    locked_config("AUTOMATIC")
         .and_then(Connection::open_in_memory_with_flags)
         .map_err(|err| OpenError::DuckDb {
             path: ":memory:".into(),

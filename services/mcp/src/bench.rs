@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use sqlrft_duck::{PoolOptions, ReadOnlyPool};
+use sqlrft_duck::{OfficialDuckdbArgs, OfficialRun, PoolOptions, ReadOnlyPool};
 
 use crate::{McpConfig, start};
 
@@ -31,6 +31,9 @@ pub struct McpBenchArgs {
     /// Concurrent clients in the concurrent workload.
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
+    /// The official DuckDB wheel's row: the engine's ceiling on the same queries.
+    #[command(flatten)]
+    pub official: OfficialDuckdbArgs,
 }
 
 /// What a workload is sent to: a server over HTTP, or DuckDB through the pool directly.
@@ -57,6 +60,9 @@ impl Target {
 pub struct WorkloadResult {
     /// The workload's name (`point`, `mixed`, …).
     pub workload: &'static str,
+    /// The same queries on the official DuckDB wheel (same version, lockdown and threads), or
+    /// why that row was skipped.
+    pub official: Result<Measurement, String>,
     /// The same queries on an in-process pool, with no server in the way: the floor.
     pub duckdb_alone: Measurement,
     /// Through sqlrft's MCP server over HTTP.
@@ -128,6 +134,11 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
         ("point, concurrent", args.concurrency, &point),
         ("mixed analytical, sequential", 1, &mixed),
     ] {
+        let official = measure_official(&args, concurrency, queries).await;
+        match &official {
+            Ok(measured) => print_row(workload, "duckdb wheel", measured),
+            Err(why) => println!("{workload:<28} duckdb wheel: skipped, {why}"),
+        }
         let duckdb_alone = measure(&engine, args.requests, concurrency, queries).await?;
         print_row(workload, "duckdb alone", &duckdb_alone);
         let sqlrft = measure(&ours, args.requests, concurrency, queries).await?;
@@ -142,6 +153,7 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
         };
         results.push(WorkloadResult {
             workload,
+            official,
             duckdb_alone,
             sqlrft,
             peer,
@@ -149,6 +161,13 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
     }
     for result in &results {
         let (ours, alone) = (result.sqlrft.per_second, result.duckdb_alone.per_second);
+        if let Ok(official) = &result.official {
+            println!(
+                "{}: DuckDB alone (our pool) runs at {:.0}% of the official DuckDB wheel",
+                result.workload,
+                alone / official.per_second * 100.0
+            );
+        }
         println!(
             "{}: sqlrft runs at {:.0}% of DuckDB alone",
             result.workload,
@@ -226,6 +245,44 @@ async fn airport_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec
     Ok(ids)
 }
 
+/// The workload's queries on the official DuckDB wheel, as many and as concurrent as ours.
+async fn measure_official(
+    args: &McpBenchArgs,
+    concurrency: usize,
+    query: &(dyn Fn(usize) -> String + Sync),
+) -> Result<Measurement, String> {
+    let queries: Vec<String> = (0..args.requests).map(query).collect();
+    let (python, db) = (args.official.python.clone(), args.db.clone());
+    let run = tokio::task::spawn_blocking(move || {
+        sqlrft_duck::measure_official(&python, &db, &queries, concurrency, concurrency)
+    })
+    .await
+    .map_err(|e| format!("the official wheel's task failed: {e}"))??;
+    Ok(summarize(run))
+}
+
+fn summarize(run: OfficialRun) -> Measurement {
+    let requests = run.latencies.len();
+    let per_second = requests as f64 / run.wall.as_secs_f64().max(f64::MIN_POSITIVE);
+    let (p50, p99) = percentiles(run.latencies);
+    Measurement {
+        requests,
+        per_second,
+        p50,
+        p99,
+    }
+}
+
+/// The median and 99th percentile of `latencies` (zero when there are none).
+fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
+    if latencies.is_empty() {
+        return (Duration::ZERO, Duration::ZERO);
+    }
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    (at(0.50), at(0.99))
+}
+
 async fn measure(
     target: &Target,
     requests: usize,
@@ -261,12 +318,12 @@ async fn measure(
         latencies.extend(worker.await??);
     }
     let elapsed = started.elapsed();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    let requests = latencies.len();
+    let (p50, p99) = percentiles(latencies);
     Ok(Measurement {
-        requests: latencies.len(),
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
+        requests,
+        per_second: requests as f64 / elapsed.as_secs_f64(),
+        p50,
+        p99,
     })
 }

@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Concurrent clients (the tutorial's evaluator gets as many Python threads).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// The official DuckDB wheel's rows: the candidates' SQL alone on the engine, its ceiling.
+    #[command(flatten)]
+    pub official: sqlrft_duck::OfficialDuckdbArgs,
 }
 
 /// The built-in cases fit the OpenFlights database (the tutorial's acceptance cases).
@@ -278,6 +281,36 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         n,
         embedded,
     );
+
+    // The official wheel on the same candidates' SQL (an evaluation runs exactly that query).
+    for (label, total, concurrency, ours) in [
+        ("1 at a time", n / 4, 1, sequential),
+        ("concurrent", n, c, embedded),
+    ] {
+        let queries: Vec<String> = (0..total)
+            .map(|i| cases[i % cases.len()].candidate.clone())
+            .collect();
+        let (python, db) = (args.official.python.clone(), args.db.clone());
+        let run = tokio::task::spawn_blocking(move || {
+            sqlrft_duck::measure_official(&python, &db, &queries, concurrency, concurrency)
+        })
+        .await?;
+        match run {
+            Ok(run) => {
+                let per_second = run.latencies.len() as f64 / run.wall.as_secs_f64();
+                record(
+                    &format!("official DuckDB wheel, SQL only, {concurrency} thr."),
+                    total,
+                    per_second,
+                );
+                println!(
+                    "  embedded ({label}) runs at {:.0}% of the official wheel running its SQL alone",
+                    ours / per_second * 100.0
+                );
+            }
+            Err(why) => println!("official DuckDB wheel ({label}): skipped, {why}"),
+        }
+    }
 
     // HTTP, one evaluation per request, tutorial-shaped bodies.
     let bodies: Arc<Vec<Value>> = Arc::new(

@@ -38,6 +38,13 @@ async fn refuses_writes_ddl_and_session_statements() {
         "COPY (SELECT 42) TO '/tmp/sqlrft-escape.csv'",
         "CREATE MACRO m(x) AS x",
         "CREATE SECRET s (TYPE s3)",
+        // Statements DuckDB rewrites into queries while preparing them: refused as written.
+        "PRAGMA show_tables",
+        "pragma table_info('people')",
+        "PRAGMA database_size",
+        "IMPORT DATABASE '/tmp/sqlrft-import'",
+        "COPY FROM DATABASE people TO memory",
+        "  /* leading comment */ ; PRAGMA version",
     ] {
         let err = refusal(sql).await;
         assert!(

@@ -1,6 +1,7 @@
 //! Integration tests of the DuckDB layer on real database files.
 
 mod hardening;
+mod official;
 mod results;
 
 use std::path::PathBuf;

@@ -23,6 +23,9 @@ async fn bench_measures_every_workload_on_duckdb_ours_and_the_peer() {
         requests: 12,
         peer_requests: 5,
         concurrency: 3,
+        official: sqlrft_duck::OfficialDuckdbArgs {
+            python: official_python(),
+        },
     })
     .await
     .unwrap();
@@ -37,6 +40,17 @@ async fn bench_measures_every_workload_on_duckdb_ours_and_the_peer() {
         ]
     );
     for result in &results {
+        match (&result.official, std::env::var_os("SQLRFT_DUCKDB_PYTHON")) {
+            (Ok(official), _) => assert_eq!(official.requests, 12, "{}", result.workload),
+            // CI installs the wheel and names it: there the row must be measured.
+            (Err(why), Some(_)) => {
+                panic!("{}: the official row was skipped: {why}", result.workload)
+            }
+            (Err(why), None) => eprintln!(
+                "SKIPPED the official-wheel row of {}: {why}",
+                result.workload
+            ),
+        }
         let peer = result.peer.as_ref().expect("the peer was measured");
         for (measured, requests) in [(&result.duckdb_alone, 12), (&result.sqlrft, 12), (peer, 5)] {
             assert_eq!(measured.requests, requests, "{}", result.workload);
@@ -45,4 +59,9 @@ async fn bench_measures_every_workload_on_duckdb_ours_and_the_peer() {
         }
     }
     peer.shutdown().await.unwrap();
+}
+
+/// The official wheel's Python: `$SQLRFT_DUCKDB_PYTHON`, else whatever `python3` has.
+fn official_python() -> std::path::PathBuf {
+    std::env::var_os("SQLRFT_DUCKDB_PYTHON").map_or_else(|| "python3".into(), Into::into)
 }

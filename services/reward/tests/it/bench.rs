@@ -34,6 +34,10 @@ async fn bench_reward_throughput() {
         evaluations: 4000,
         peer_evaluations: 300,
         concurrency: 16,
+        official: sqlrft_duck::OfficialDuckdbArgs {
+            python: std::env::var_os("SQLRFT_DUCKDB_PYTHON")
+                .map_or_else(|| "python3".into(), Into::into),
+        },
     })
     .await
     .unwrap();

@@ -1,0 +1,761 @@
+//! The pool's direct path through DuckDB's C API: one parse, one bind and one execution per
+//! query, results read straight from DuckDB's vectors.
+//!
+//! The checked path ([`crate::gate::parse_select`] then duckdb-rs) parses a query three times,
+//! runs `json_serialize_sql` as a query of its own and converts every result through Arrow; on
+//! a point query that is most of the time. Here the engine's own prepared statement says what
+//! the statement is: a single statement whose prepared type is SELECT runs, everything else
+//! goes back to the checked path, which refuses it with its usual message. So this path only
+//! ever answers a query the checked path would also have run, and it answers the same.
+//!
+//! Preparing binds the statement, and binding is free of side effects for every statement
+//! type but those DuckDB rewrites first (a PRAGMA runs its query function, IMPORT/COPY FROM
+//! DATABASE become PRAGMAs, ALTER expands): text holding one of their keywords anywhere takes
+//! the checked path, which refuses them before anything runs.
+
+use std::ffi::{CStr, CString, c_char, c_void};
+use std::path::Path;
+use std::ptr;
+use std::sync::Arc;
+
+use duckdb::core::LogicalTypeId;
+use duckdb::ffi;
+use duckdb::types::{OrderedMap, TimeUnit, Value};
+use sqlrft_core::ResultSet;
+
+use crate::cells::{RowCollector, to_cell};
+use crate::types::{TypeView, type_name};
+use crate::{Limits, QueryError};
+
+/// Keywords of the statements DuckDB rewrites while preparing (see the module docs).
+const REWRITTEN_WHEN_PREPARED: [&str; 4] = ["PRAGMA", "IMPORT", "COPY", "ALTER"];
+
+/// A database opened through the C API, so that both duckdb-rs connections and this module's
+/// raw connections can share it.
+pub(crate) struct RawDatabase {
+    ptr: ffi::duckdb_database,
+}
+
+// SAFETY: a duckdb_database is a handle to a thread-safe DatabaseInstance.
+unsafe impl Send for RawDatabase {}
+unsafe impl Sync for RawDatabase {}
+
+impl RawDatabase {
+    /// Opens `path` with `settings` (name, value) applied before the database starts.
+    pub(crate) fn open(path: &Path, settings: &[(&str, &str)]) -> Result<Self, String> {
+        let c_path = CString::new(path.to_string_lossy().as_bytes())
+            .map_err(|_| "the path contains a NUL byte".to_string())?;
+        // SAFETY: every pointer passed is valid for the call; config is destroyed on all paths.
+        unsafe {
+            let mut config: ffi::duckdb_config = ptr::null_mut();
+            if ffi::duckdb_create_config(&mut config) != ffi::DuckDBSuccess {
+                return Err("DuckDB could not create a configuration".into());
+            }
+            for (name, value) in settings {
+                let (name, value) = (c_string(name), c_string(value));
+                if ffi::duckdb_set_config(config, name.as_ptr(), value.as_ptr())
+                    != ffi::DuckDBSuccess
+                {
+                    ffi::duckdb_destroy_config(&mut config);
+                    return Err(format!("DuckDB rejected the setting {name:?} = {value:?}"));
+                }
+            }
+            let mut db: ffi::duckdb_database = ptr::null_mut();
+            let mut error: *mut c_char = ptr::null_mut();
+            let state = ffi::duckdb_open_ext(c_path.as_ptr(), &mut db, config, &mut error);
+            ffi::duckdb_destroy_config(&mut config);
+            if state != ffi::DuckDBSuccess {
+                let message = owned_text(error).unwrap_or_else(|| "unknown error".into());
+                return Err(message);
+            }
+            Ok(RawDatabase { ptr: db })
+        }
+    }
+
+    /// A duckdb-rs connection to this database (for the catalog calls and the checked path).
+    ///
+    /// The connection must be dropped before this database; [`DirectConnection`] keeps the
+    /// database alive, so pair each one with it.
+    pub(crate) fn rust_connection(&self) -> Result<duckdb::Connection, String> {
+        // SAFETY: self.ptr is an open database; duckdb-rs does not close it (not its owner).
+        unsafe { duckdb::Connection::open_from_raw(self.ptr) }
+            .map_err(|e| crate::error::duckdb_message(&e))
+    }
+}
+
+impl Drop for RawDatabase {
+    fn drop(&mut self) {
+        // SAFETY: opened by duckdb_open_ext and closed once, here.
+        unsafe { ffi::duckdb_close(&mut self.ptr) }
+    }
+}
+
+/// One C-API connection, used by one query at a time; any thread may interrupt it.
+pub(crate) struct DirectConnection {
+    ptr: ffi::duckdb_connection,
+    _database: Arc<RawDatabase>,
+}
+
+// SAFETY: the pool hands a connection to one worker at a time; the only call made from other
+// threads is duckdb_interrupt, which DuckDB provides for exactly that.
+unsafe impl Send for DirectConnection {}
+unsafe impl Sync for DirectConnection {}
+
+/// What the direct path did with a query.
+pub(crate) enum Direct {
+    /// It ran (or DuckDB failed while running it): this is the answer.
+    Answered(Result<ResultSet, QueryError>),
+    /// Not for this path (not a single SELECT, an error before running, a column type this
+    /// reader does not decode): ask the checked path, which decides and words the answer.
+    NotHere,
+}
+
+impl DirectConnection {
+    pub(crate) fn connect(database: &Arc<RawDatabase>) -> Result<Self, String> {
+        let mut ptr: ffi::duckdb_connection = ptr::null_mut();
+        // SAFETY: the database is open while `database` lives, and this connection holds it.
+        if unsafe { ffi::duckdb_connect(database.ptr, &mut ptr) } != ffi::DuckDBSuccess {
+            return Err("DuckDB could not open a connection".into());
+        }
+        Ok(DirectConnection {
+            ptr,
+            _database: database.clone(),
+        })
+    }
+
+    /// Cancels the query running on this connection, if any.
+    pub(crate) fn interrupt(&self) {
+        // SAFETY: the connection is open while self lives; interrupting is thread-safe.
+        unsafe { ffi::duckdb_interrupt(self.ptr) }
+    }
+
+    /// Runs `sql` if DuckDB prepares it as exactly one SELECT.
+    pub(crate) fn select(&self, sql: &str, limits: &Limits) -> Direct {
+        if mentions_rewritten_statement(sql) {
+            return Direct::NotHere;
+        }
+        let Ok(text) = CString::new(sql) else {
+            return Direct::NotHere;
+        };
+        let Some(prepared) = Prepared::single(self.ptr, &text) else {
+            return Direct::NotHere;
+        };
+        // SAFETY: the statement was prepared successfully.
+        let kind = unsafe { ffi::duckdb_prepared_statement_type(prepared.statement) };
+        if kind != ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT {
+            return Direct::NotHere;
+        }
+        let mut result = Executed::new();
+        // SAFETY: a prepared statement without parameters; `result` is destroyed by Executed.
+        let state = unsafe { ffi::duckdb_execute_prepared(prepared.statement, &mut result.0) };
+        if state != ffi::DuckDBSuccess {
+            // SAFETY: a failed execution carries its error in the result.
+            let message = unsafe { borrowed_text(ffi::duckdb_result_error(&mut result.0)) };
+            return Direct::Answered(Err(QueryError::Sql(
+                message.unwrap_or_else(|| "query failed".into()),
+            )));
+        }
+        match result.read(limits) {
+            Some(answer) => Direct::Answered(answer),
+            None => Direct::NotHere,
+        }
+    }
+}
+
+impl Drop for DirectConnection {
+    fn drop(&mut self) {
+        // SAFETY: connected in `connect` and disconnected once, here.
+        unsafe { ffi::duckdb_disconnect(&mut self.ptr) }
+    }
+}
+
+/// True when `sql` holds, as a word in any case, a keyword of a statement DuckDB rewrites
+/// while preparing. Literals and identifiers count too: a false alarm only costs speed.
+fn mentions_rewritten_statement(sql: &str) -> bool {
+    sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|word| {
+            REWRITTEN_WHEN_PREPARED
+                .iter()
+                .any(|keyword| word.eq_ignore_ascii_case(keyword))
+        })
+}
+
+/// The extracted statements and the prepared last one, destroyed together.
+struct Prepared {
+    extracted: ffi::duckdb_extracted_statements,
+    statement: ffi::duckdb_prepared_statement,
+}
+
+impl Prepared {
+    /// Parses `text`; prepares it when it is exactly one statement and binds without error.
+    fn single(connection: ffi::duckdb_connection, text: &CStr) -> Option<Prepared> {
+        let mut prepared = Prepared {
+            extracted: ptr::null_mut(),
+            statement: ptr::null_mut(),
+        };
+        // SAFETY: valid connection and NUL-terminated text; both handles are destroyed on drop.
+        unsafe {
+            let count =
+                ffi::duckdb_extract_statements(connection, text.as_ptr(), &mut prepared.extracted);
+            if count != 1 {
+                return None;
+            }
+            let state = ffi::duckdb_prepare_extracted_statement(
+                connection,
+                prepared.extracted,
+                0,
+                &mut prepared.statement,
+            );
+            (state == ffi::DuckDBSuccess).then_some(prepared)
+        }
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // SAFETY: each handle was made by DuckDB (or is null, which both calls accept).
+        unsafe {
+            ffi::duckdb_destroy_prepare(&mut self.statement);
+            ffi::duckdb_destroy_extracted(&mut self.extracted);
+        }
+    }
+}
+
+/// A materialised result, destroyed on drop.
+struct Executed(ffi::duckdb_result);
+
+impl Executed {
+    fn new() -> Self {
+        // SAFETY: duckdb_result is a plain C struct; all-zero is its documented empty state.
+        Executed(unsafe { std::mem::zeroed() })
+    }
+
+    /// The result set within `limits`; `None` when a column has a type this reader leaves to
+    /// duckdb-rs.
+    fn read(&mut self, limits: &Limits) -> Option<Result<ResultSet, QueryError>> {
+        // SAFETY: a successfully executed result; column indexes are below its column count.
+        let count = unsafe { ffi::duckdb_column_count(&mut self.0) } as usize;
+        let mut columns = Vec::with_capacity(count);
+        let mut types = Vec::with_capacity(count);
+        for i in 0..count {
+            // SAFETY: as above; the logical type is owned by RawType.
+            let ty = unsafe { RawType(ffi::duckdb_column_logical_type(&mut self.0, i as u64)) };
+            if !decodable(&ty) {
+                return None;
+            }
+            columns.push(
+                unsafe { borrowed_text(ffi::duckdb_column_name(&mut self.0, i as u64)) }
+                    .unwrap_or_default(),
+            );
+            types.push(ty);
+        }
+        let names = types.iter().map(type_name).collect();
+        let mut collected = RowCollector::new(limits);
+        loop {
+            // SAFETY: fetching from a materialised result; each chunk is destroyed by Chunk.
+            let chunk = Chunk(unsafe { ffi::duckdb_fetch_chunk(self.0) });
+            if chunk.0.is_null() {
+                break;
+            }
+            let rows = unsafe { ffi::duckdb_data_chunk_get_size(chunk.0) } as usize;
+            let vectors: Vec<ffi::duckdb_vector> = (0..count)
+                .map(|i| unsafe { ffi::duckdb_data_chunk_get_vector(chunk.0, i as u64) })
+                .collect();
+            for row in 0..rows {
+                if !collected.wants_row() {
+                    continue;
+                }
+                let cells = vectors
+                    .iter()
+                    .zip(&types)
+                    .map(|(&vector, ty)| to_cell(unsafe { value_at(vector, ty, row) }, ty))
+                    .collect();
+                if let Err(too_large) = collected.push(cells) {
+                    return Some(Err(too_large));
+                }
+            }
+        }
+        Some(Ok(collected.finish(columns, names)))
+    }
+}
+
+impl Drop for Executed {
+    fn drop(&mut self) {
+        // SAFETY: zeroed or filled by DuckDB; destroying either is allowed.
+        unsafe { ffi::duckdb_destroy_result(&mut self.0) }
+    }
+}
+
+struct Chunk(ffi::duckdb_data_chunk);
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            // SAFETY: a chunk from duckdb_fetch_chunk, destroyed once.
+            unsafe { ffi::duckdb_destroy_data_chunk(&mut self.0) }
+        }
+    }
+}
+
+/// An owned C-API logical type.
+struct RawType(ffi::duckdb_logical_type);
+
+impl Drop for RawType {
+    fn drop(&mut self) {
+        // SAFETY: every RawType owns its handle.
+        unsafe { ffi::duckdb_destroy_logical_type(&mut self.0) }
+    }
+}
+
+impl TypeView for RawType {
+    fn id(&self) -> LogicalTypeId {
+        // SAFETY: a valid logical type.
+        LogicalTypeId::from(unsafe { ffi::duckdb_get_type_id(self.0) })
+    }
+    fn alias(&self) -> Option<String> {
+        // SAFETY: the alias, if any, is ours to free.
+        unsafe { owned_text(ffi::duckdb_logical_type_get_alias(self.0)) }
+    }
+    fn decimal_width(&self) -> u8 {
+        unsafe { ffi::duckdb_decimal_width(self.0) }
+    }
+    fn decimal_scale(&self) -> u8 {
+        unsafe { ffi::duckdb_decimal_scale(self.0) }
+    }
+    fn num_children(&self) -> usize {
+        // SAFETY: each call matches the type's id.
+        unsafe {
+            match self.id() {
+                LogicalTypeId::List | LogicalTypeId::Array => 1,
+                LogicalTypeId::Map => 2,
+                LogicalTypeId::Struct => ffi::duckdb_struct_type_child_count(self.0) as usize,
+                LogicalTypeId::Union => ffi::duckdb_union_type_member_count(self.0) as usize,
+                _ => 0,
+            }
+        }
+    }
+    fn child(&self, i: usize) -> Self {
+        // SAFETY: each call matches the type's id; the child is owned by the new RawType.
+        RawType(unsafe {
+            match self.id() {
+                LogicalTypeId::List => ffi::duckdb_list_type_child_type(self.0),
+                LogicalTypeId::Array => ffi::duckdb_array_type_child_type(self.0),
+                LogicalTypeId::Map if i == 0 => ffi::duckdb_map_type_key_type(self.0),
+                LogicalTypeId::Map => ffi::duckdb_map_type_value_type(self.0),
+                LogicalTypeId::Union => ffi::duckdb_union_type_member_type(self.0, i as u64),
+                _ => ffi::duckdb_struct_type_child_type(self.0, i as u64),
+            }
+        })
+    }
+    fn child_name(&self, i: usize) -> String {
+        // SAFETY: the name is ours to free.
+        unsafe {
+            owned_text(match self.id() {
+                LogicalTypeId::Union => ffi::duckdb_union_type_member_name(self.0, i as u64),
+                _ => ffi::duckdb_struct_type_child_name(self.0, i as u64),
+            })
+        }
+        .unwrap_or_default()
+    }
+}
+
+/// Whether [`value_at`] decodes every value of this type (nested types included); the rest
+/// (UNION, BIT, BIGNUM, TIME WITH TIME ZONE, …) go through duckdb-rs.
+fn decodable(ty: &RawType) -> bool {
+    use LogicalTypeId as Id;
+    match ty.id() {
+        Id::Boolean
+        | Id::Tinyint
+        | Id::Smallint
+        | Id::Integer
+        | Id::Bigint
+        | Id::UTinyint
+        | Id::USmallint
+        | Id::UInteger
+        | Id::UBigint
+        | Id::Hugeint
+        | Id::UHugeint
+        | Id::Uuid
+        | Id::Float
+        | Id::Double
+        | Id::Varchar
+        | Id::Blob
+        | Id::Date
+        | Id::Time
+        | Id::Timestamp
+        | Id::TimestampS
+        | Id::TimestampMs
+        | Id::TimestampNs
+        | Id::TimestampTZ
+        | Id::Interval
+        | Id::SqlNull => true,
+        Id::Decimal => matches!(
+            unsafe { ffi::duckdb_decimal_internal_type(ty.0) },
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT
+                | ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER
+                | ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT
+                | ffi::DUCKDB_TYPE_DUCKDB_TYPE_HUGEINT
+        ),
+        Id::Enum => matches!(
+            unsafe { ffi::duckdb_enum_internal_type(ty.0) },
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT
+                | ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT
+                | ffi::DUCKDB_TYPE_DUCKDB_TYPE_UINTEGER
+        ),
+        Id::List | Id::Array | Id::Map | Id::Struct => {
+            (0..ty.num_children()).all(|i| decodable(&ty.child(i)))
+        }
+        _ => false,
+    }
+}
+
+/// Reads element `row` of `vector`, whose type is `ty` (one [`decodable`] accepted).
+///
+/// # Safety
+/// `vector` must be a valid vector of type `ty` with more than `row` entries.
+unsafe fn value_at(vector: ffi::duckdb_vector, ty: &RawType, row: usize) -> Value {
+    use LogicalTypeId as Id;
+    unsafe {
+        let validity = ffi::duckdb_vector_get_validity(vector);
+        if !validity.is_null() && !ffi::duckdb_validity_row_is_valid(validity, row as u64) {
+            return Value::Null;
+        }
+        let data = ffi::duckdb_vector_get_data(vector);
+        let at = |size: usize| data.cast::<u8>().add(row * size).cast::<c_void>();
+        match ty.id() {
+            Id::Boolean => Value::Boolean(read::<bool>(at(1))),
+            Id::Tinyint => Value::TinyInt(read(at(1))),
+            Id::Smallint => Value::SmallInt(read(at(2))),
+            Id::Integer => Value::Int(read(at(4))),
+            Id::Bigint => Value::BigInt(read(at(8))),
+            Id::UTinyint => Value::UTinyInt(read(at(1))),
+            Id::USmallint => Value::USmallInt(read(at(2))),
+            Id::UInteger => Value::UInt(read(at(4))),
+            Id::UBigint => Value::UBigInt(read(at(8))),
+            Id::Hugeint | Id::Uuid => Value::HugeInt(hugeint(at(16))),
+            Id::UHugeint => {
+                let parts: ffi::duckdb_uhugeint = read(at(16));
+                Value::UHugeInt((u128::from(parts.upper) << 64) | u128::from(parts.lower))
+            }
+            Id::Float => Value::Float(read(at(4))),
+            Id::Double => Value::Double(read(at(8))),
+            Id::Varchar => Value::Text(String::from_utf8_lossy(string_bytes(at(16))).into_owned()),
+            Id::Blob => Value::Blob(string_bytes(at(16)).to_vec()),
+            Id::Date => Value::Date32(read(at(4))),
+            Id::Time => Value::Time64(TimeUnit::Microsecond, read(at(8))),
+            Id::Timestamp | Id::TimestampTZ => Value::Timestamp(TimeUnit::Microsecond, read(at(8))),
+            Id::TimestampS => Value::Timestamp(TimeUnit::Second, read(at(8))),
+            Id::TimestampMs => Value::Timestamp(TimeUnit::Millisecond, read(at(8))),
+            Id::TimestampNs => Value::Timestamp(TimeUnit::Nanosecond, read(at(8))),
+            Id::Interval => {
+                let interval: ffi::duckdb_interval = read(at(16));
+                Value::Interval {
+                    months: interval.months,
+                    days: interval.days,
+                    nanos: interval.micros.saturating_mul(1_000),
+                }
+            }
+            Id::Decimal => decimal(ty, data, row),
+            Id::Enum => enum_label(ty, data, row),
+            Id::List | Id::Map => {
+                let entry: ffi::duckdb_list_entry = read(at(16));
+                let child_vector = ffi::duckdb_list_vector_get_child(vector);
+                let range = entry.offset as usize..(entry.offset + entry.length) as usize;
+                if ty.id() == Id::Map {
+                    // A map is a list of {key, value} structs.
+                    let (key_type, value_type) = (ty.child(0), ty.child(1));
+                    let keys = ffi::duckdb_struct_vector_get_child(child_vector, 0);
+                    let values = ffi::duckdb_struct_vector_get_child(child_vector, 1);
+                    let pairs: Vec<(Value, Value)> = range
+                        .map(|i| {
+                            (
+                                value_at(keys, &key_type, i),
+                                value_at(values, &value_type, i),
+                            )
+                        })
+                        .collect();
+                    Value::Map(OrderedMap::from(pairs))
+                } else {
+                    let child = ty.child(0);
+                    Value::List(range.map(|i| value_at(child_vector, &child, i)).collect())
+                }
+            }
+            Id::Array => {
+                let size = ffi::duckdb_array_type_array_size(ty.0) as usize;
+                let child_vector = ffi::duckdb_array_vector_get_child(vector);
+                let child = ty.child(0);
+                Value::Array(
+                    (row * size..(row + 1) * size)
+                        .map(|i| value_at(child_vector, &child, i))
+                        .collect(),
+                )
+            }
+            Id::Struct => {
+                let fields: Vec<(String, Value)> = (0..ty.num_children())
+                    .map(|i| {
+                        let field = ffi::duckdb_struct_vector_get_child(vector, i as u64);
+                        (ty.child_name(i), value_at(field, &ty.child(i), row))
+                    })
+                    .collect();
+                Value::Struct(OrderedMap::from(fields))
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+/// # Safety
+/// `at` points to a readable `T`.
+unsafe fn read<T: Copy>(at: *const c_void) -> T {
+    unsafe { at.cast::<T>().read_unaligned() }
+}
+
+/// # Safety
+/// `at` points to a readable duckdb_hugeint.
+unsafe fn hugeint(at: *const c_void) -> i128 {
+    let parts: ffi::duckdb_hugeint = unsafe { read(at) };
+    (i128::from(parts.upper) << 64) | i128::from(parts.lower)
+}
+
+/// The bytes of the duckdb_string_t at `at`, valid while its chunk lives.
+///
+/// # Safety
+/// `at` points to a duckdb_string_t in a live vector.
+unsafe fn string_bytes<'a>(at: *const c_void) -> &'a [u8] {
+    unsafe {
+        let string = at.cast::<ffi::duckdb_string_t>().cast_mut();
+        let length = ffi::duckdb_string_t_length(*string) as usize;
+        let data = ffi::duckdb_string_t_data(string);
+        std::slice::from_raw_parts(data.cast::<u8>(), length)
+    }
+}
+
+/// # Safety
+/// `data` is a DECIMAL vector's data with more than `row` entries.
+unsafe fn decimal(ty: &RawType, data: *mut c_void, row: usize) -> Value {
+    unsafe {
+        let payload: i128 = match ffi::duckdb_decimal_internal_type(ty.0) {
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT => {
+                read::<i16>(data.cast::<i16>().add(row).cast()).into()
+            }
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER => {
+                read::<i32>(data.cast::<i32>().add(row).cast()).into()
+            }
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => {
+                read::<i64>(data.cast::<i64>().add(row).cast()).into()
+            }
+            _ => hugeint(data.cast::<u8>().add(row * 16).cast()),
+        };
+        match duckdb::types::Decimal::new(ty.decimal_width(), ty.decimal_scale(), payload) {
+            Ok(decimal) => Value::Decimal(decimal),
+            Err(_) => Value::HugeInt(payload),
+        }
+    }
+}
+
+/// # Safety
+/// `data` is an ENUM vector's data with more than `row` entries.
+unsafe fn enum_label(ty: &RawType, data: *mut c_void, row: usize) -> Value {
+    unsafe {
+        let index: u64 = match ffi::duckdb_enum_internal_type(ty.0) {
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT => {
+                read::<u8>(data.cast::<u8>().add(row).cast()).into()
+            }
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT => {
+                read::<u16>(data.cast::<u16>().add(row).cast()).into()
+            }
+            _ => read::<u32>(data.cast::<u32>().add(row).cast()).into(),
+        };
+        Value::Enum(owned_text(ffi::duckdb_enum_dictionary_value(ty.0, index)).unwrap_or_default())
+    }
+}
+
+fn c_string(text: &str) -> CString {
+    CString::new(text.replace('\0', "")).expect("NUL bytes removed")
+}
+
+/// Text DuckDB allocated for us: copied, then freed.
+///
+/// # Safety
+/// `text` is null or a NUL-terminated string from DuckDB's allocator.
+unsafe fn owned_text(text: *mut c_char) -> Option<String> {
+    if text.is_null() {
+        return None;
+    }
+    unsafe {
+        let owned = CStr::from_ptr(text).to_string_lossy().into_owned();
+        ffi::duckdb_free(text.cast());
+        Some(owned)
+    }
+}
+
+/// Text DuckDB keeps (freed with its owner): copied.
+///
+/// # Safety
+/// `text` is null or a NUL-terminated string that lives for this call.
+unsafe fn borrowed_text(text: *const c_char) -> Option<String> {
+    (!text.is_null()).then(|| {
+        unsafe { CStr::from_ptr(text) }
+            .to_string_lossy()
+            .into_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database file with `setup` run on it, and both paths open on it.
+    struct Paths {
+        _dir: tempfile::TempDir,
+        direct: DirectConnection,
+        checked: duckdb::Connection,
+    }
+
+    fn open(setup: &str) -> Paths {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.duckdb");
+        duckdb::Connection::open(&path)
+            .unwrap()
+            .execute_batch(setup)
+            .unwrap();
+        let database = Arc::new(
+            RawDatabase::open(&path, &crate::scratch::lockdown(crate::scratch::READ_ONLY)).unwrap(),
+        );
+        let direct = DirectConnection::connect(&database).unwrap();
+        let checked = crate::open_read_only(&path).unwrap();
+        Paths {
+            _dir: dir,
+            direct,
+            checked,
+        }
+    }
+
+    fn checked(paths: &Paths, sql: &str, limits: &Limits) -> Result<ResultSet, QueryError> {
+        crate::gate::parse_select(&paths.checked, sql)?;
+        crate::cells::run_query(&paths.checked, sql, limits)
+    }
+
+    const SETUP: &str = "
+        CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+        CREATE TABLE t AS SELECT
+            range AS i,
+            (range % 7)::TINYINT AS ti, (range * 3)::SMALLINT AS si, (range * 1000)::BIGINT AS bi,
+            (range % 256)::UTINYINT AS ut, range::USMALLINT AS us, range::UINTEGER AS ui, range::UBIGINT AS ub,
+            range::HUGEINT * 12345678901234567890 AS hi, range::UHUGEINT AS uh,
+            (range / 3)::FLOAT AS fl, (range / 7)::DOUBLE AS db,
+            (range / 10)::DECIMAL(4,1) AS d4, (range / 100)::DECIMAL(9,2) AS d9,
+            (range / 1000)::DECIMAL(18,3) AS d18, (range / 3)::DECIMAL(38,10) AS d38,
+            'short' || range AS short_text, repeat('long text that is not inlined ', 2) || range AS long_text,
+            ('\\x00\\xff' || range)::BLOB AS bl,
+            DATE '2024-01-01' + range::INTEGER AS dt, TIME '01:02:03.456789' AS tm,
+            TIMESTAMP '2024-01-02 03:04:05.123456' + to_seconds(range) AS ts,
+            TIMESTAMP_S '2024-01-02 03:04:05' AS ts_s, TIMESTAMP_MS '2024-01-02 03:04:05.123' AS ts_ms,
+            TIMESTAMP_NS '2024-01-02 03:04:05.123456789' AS ts_ns,
+            TIMESTAMPTZ '2024-01-02 03:04:05+00' AS tz,
+            INTERVAL (range) MINUTE + INTERVAL 2 MONTH AS iv,
+            '123e4567-e89b-12d3-a456-426614174000'::UUID AS u,
+            (['sad', 'ok', 'happy'])[range % 3 + 1]::mood AS md,
+            CASE WHEN range % 5 = 0 THEN NULL ELSE range END AS sometimes_null,
+            [range, NULL, range + 1] AS li,
+            [{'k': range, 'v': [1.5::DECIMAL(3,1)]}] AS nested,
+            {'a': range, 'b': 'x' || range, 'c': [true, NULL]} AS st,
+            MAP {'one': range, 'two': NULL} AS mp,
+            [range, range + 1, range + 2]::INTEGER[3] AS ar
+        FROM range(3000);
+    ";
+
+    #[test]
+    fn answers_every_decodable_type_exactly_as_the_checked_path() {
+        let paths = open(SETUP);
+        let limits = Limits::default();
+        for sql in [
+            "SELECT * FROM t ORDER BY i",
+            "SELECT * FROM t WHERE i = 1234",
+            "SELECT * FROM t WHERE false",
+            "SELECT NULL AS n, 1 AS one",
+            "SELECT list(i) AS all_of_them FROM t",
+            "DESCRIBE t",
+        ] {
+            let Direct::Answered(direct) = paths.direct.select(sql, &limits) else {
+                panic!("`{sql}` was not answered on the direct path");
+            };
+            assert_eq!(direct, checked(&paths, sql, &limits), "{sql}");
+        }
+    }
+
+    #[test]
+    fn keeps_the_limits_of_the_checked_path() {
+        let paths = open(SETUP);
+        let few_rows = Limits {
+            max_rows: 7,
+            ..Limits::default()
+        };
+        let few_bytes = Limits {
+            max_bytes: 10_000,
+            ..Limits::default()
+        };
+        for limits in [few_rows, few_bytes] {
+            let sql = "SELECT i, long_text FROM t ORDER BY i";
+            let Direct::Answered(direct) = paths.direct.select(sql, &limits) else {
+                panic!("not answered on the direct path");
+            };
+            assert_eq!(direct, checked(&paths, sql, &limits));
+        }
+    }
+
+    #[test]
+    fn leaves_everything_but_a_single_prepared_select_to_the_checked_path() {
+        let paths = open("CREATE TABLE t AS SELECT 1 AS x");
+        let limits = Limits::default();
+        for sql in [
+            "SELECT 1; SELECT 2",
+            "",
+            "SELEC 1",
+            "SELECT missing FROM t",
+            "INSERT INTO t VALUES (2)",
+            "SET threads = 2",
+            "EXPLAIN SELECT 1",
+            "CALL pragma_version()",
+            "ATTACH ':memory:' AS m",
+            "PRAGMA show_tables",
+            "SELECT 'copy' AS word",
+            "SELECT 1::UNION(a INT, b VARCHAR) AS u",
+            "SELECT '101'::BIT AS b",
+        ] {
+            assert!(
+                matches!(paths.direct.select(sql, &limits), Direct::NotHere),
+                "`{sql}` was answered on the direct path"
+            );
+        }
+    }
+
+    #[test]
+    fn runtime_errors_are_answered_with_duckdbs_message() {
+        let paths = open("CREATE TABLE t AS SELECT 'x' AS s");
+        let sql = "SELECT s::INTEGER FROM t";
+        let Direct::Answered(direct) = paths.direct.select(sql, &Limits::default()) else {
+            panic!("not answered on the direct path");
+        };
+        assert_eq!(direct, checked(&paths, sql, &Limits::default()));
+        assert!(
+            matches!(direct, Err(QueryError::Sql(message)) if message.contains("Conversion Error"))
+        );
+    }
+
+    #[test]
+    fn any_mention_of_a_rewritten_statement_keyword_is_noticed() {
+        for sql in [
+            "PRAGMA version",
+            "pragma version",
+            "/* x */ Import Database 'd'",
+            "SELECT 1;copy t TO 'f'",
+            "ALTER TABLE t ADD c INT",
+        ] {
+            assert!(mentions_rewritten_statement(sql), "{sql}");
+        }
+        for sql in ["SELECT copying, pragmatic FROM altered", "SELECT 1"] {
+            assert!(!mentions_rewritten_statement(sql), "{sql}");
+        }
+    }
+}
