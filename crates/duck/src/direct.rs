@@ -1,17 +1,19 @@
 //! The pool's direct path through DuckDB's C API: one parse, one bind and one execution per
-//! query, results read straight from DuckDB's vectors.
+//! query, as DuckDB's own clients run a query, with results read straight from DuckDB's vectors.
 //!
 //! The checked path ([`crate::gate::parse_select`] then duckdb-rs) parses a query three times,
-//! runs `json_serialize_sql` as a query of its own and converts every result through Arrow; on
-//! a point query that is most of the time. Here the engine's own prepared statement says what
-//! the statement is: a single statement whose prepared type is SELECT runs, everything else
-//! goes back to the checked path, which refuses it with its usual message. So this path only
-//! ever answers a query the checked path would also have run, and it answers the same.
+//! runs `json_serialize_sql` as a query of its own and converts every result through Arrow; and
+//! preparing a statement through the C API costs DuckDB 2.0 a second statement lifecycle
+//! (`PREPARE`, then `EXECUTE`). So this path takes only text that is, by DuckDB's grammar, one
+//! query: no `;` but a trailing one (statements are split at `;` tokens only), and a first word
+//! (after spaces and opening parentheses) of SELECT, FROM or WITH, which start nothing but
+//! queries, or, for WITH, writes that the read-only database refuses. The result's statement
+//! type, from DuckDB, must then be SELECT. Everything else goes to the checked path, which
+//! refuses it with its usual message; a query that fails here is classified by the gate too, so
+//! answers and errors read as they always did.
 //!
-//! Preparing binds the statement, and binding is free of side effects for every statement
-//! type but those DuckDB rewrites first (a PRAGMA runs its query function, IMPORT/COPY FROM
-//! DATABASE become PRAGMAs, ALTER expands): text holding one of their keywords anywhere takes
-//! the checked path, which refuses them before anything runs.
+//! Text naming PRAGMA, IMPORT, COPY or ALTER anywhere also goes to the checked path: those are
+//! the statements DuckDB rewrites into others before running them, and none may ever run.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::Path;
@@ -103,10 +105,13 @@ unsafe impl Sync for DirectConnection {}
 
 /// What the direct path did with a query.
 pub(crate) enum Direct {
-    /// It ran (or DuckDB failed while running it): this is the answer.
+    /// It ran: this is the answer (or the result outgrew the limits).
     Answered(Result<ResultSet, QueryError>),
-    /// Not for this path (not a single SELECT, an error before running, a column type this
-    /// reader does not decode): ask the checked path, which decides and words the answer.
+    /// DuckDB refused or failed it with this message. Whether it was a query at all is the
+    /// gate's to say (a WITH … INSERT fails on the read-only database, and must read as refused).
+    Failed(String),
+    /// Not for this path (not plainly one query, or a column type this reader does not
+    /// decode): ask the checked path, which decides and words the answer.
     NotHere,
 }
 
@@ -129,31 +134,26 @@ impl DirectConnection {
         unsafe { ffi::duckdb_interrupt(self.ptr) }
     }
 
-    /// Runs `sql` if DuckDB prepares it as exactly one SELECT.
+    /// Runs `sql` when it is plainly one query (see the module docs).
     pub(crate) fn select(&self, sql: &str, limits: &Limits) -> Direct {
-        if mentions_rewritten_statement(sql) {
+        if mentions_rewritten_statement(sql) || !reads_as_one_query(sql) {
             return Direct::NotHere;
         }
         let Ok(text) = CString::new(sql) else {
             return Direct::NotHere;
         };
-        let Some(prepared) = Prepared::single(self.ptr, &text) else {
-            return Direct::NotHere;
-        };
-        // SAFETY: the statement was prepared successfully.
-        let kind = unsafe { ffi::duckdb_prepared_statement_type(prepared.statement) };
+        let mut result = Executed::new();
+        // SAFETY: an open connection and NUL-terminated text; `result` is destroyed by Executed.
+        let state = unsafe { ffi::duckdb_query(self.ptr, text.as_ptr(), &mut result.0) };
+        if state != ffi::DuckDBSuccess {
+            // SAFETY: a failed query carries its error in the result.
+            let message = unsafe { borrowed_text(ffi::duckdb_result_error(&mut result.0)) };
+            return Direct::Failed(message.unwrap_or_else(|| "query failed".into()));
+        }
+        // SAFETY: a successful result.
+        let kind = unsafe { ffi::duckdb_result_statement_type(result.0) };
         if kind != ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT {
             return Direct::NotHere;
-        }
-        let mut result = Executed::new();
-        // SAFETY: a prepared statement without parameters; `result` is destroyed by Executed.
-        let state = unsafe { ffi::duckdb_execute_prepared(prepared.statement, &mut result.0) };
-        if state != ffi::DuckDBSuccess {
-            // SAFETY: a failed execution carries its error in the result.
-            let message = unsafe { borrowed_text(ffi::duckdb_result_error(&mut result.0)) };
-            return Direct::Answered(Err(QueryError::Sql(
-                message.unwrap_or_else(|| "query failed".into()),
-            )));
         }
         match result.read(limits) {
             Some(answer) => Direct::Answered(answer),
@@ -180,45 +180,30 @@ fn mentions_rewritten_statement(sql: &str) -> bool {
         })
 }
 
-/// The extracted statements and the prepared last one, destroyed together.
-struct Prepared {
-    extracted: ffi::duckdb_extracted_statements,
-    statement: ffi::duckdb_prepared_statement,
-}
+/// Words a statement that is, in DuckDB's grammar, a query (WITH also prefixes writes, which
+/// the read-only database refuses).
+const QUERY_FIRST_WORDS: [&str; 3] = ["SELECT", "FROM", "WITH"];
 
-impl Prepared {
-    /// Parses `text`; prepares it when it is exactly one statement and binds without error.
-    fn single(connection: ffi::duckdb_connection, text: &CStr) -> Option<Prepared> {
-        let mut prepared = Prepared {
-            extracted: ptr::null_mut(),
-            statement: ptr::null_mut(),
-        };
-        // SAFETY: valid connection and NUL-terminated text; both handles are destroyed on drop.
-        unsafe {
-            let count =
-                ffi::duckdb_extract_statements(connection, text.as_ptr(), &mut prepared.extracted);
-            if count != 1 {
-                return None;
-            }
-            let state = ffi::duckdb_prepare_extracted_statement(
-                connection,
-                prepared.extracted,
-                0,
-                &mut prepared.statement,
-            );
-            (state == ffi::DuckDBSuccess).then_some(prepared)
-        }
+/// True when `sql` is one statement (no `;` but a trailing one) whose first word, after spaces
+/// and opening parentheses, is one of [`QUERY_FIRST_WORDS`]. Comments before it, or anything
+/// unusual, make it false: the checked path takes those.
+fn reads_as_one_query(sql: &str) -> bool {
+    let body = sql.trim_end();
+    let body = body.strip_suffix(';').unwrap_or(body);
+    if body.contains(';') {
+        return false;
     }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        // SAFETY: each handle was made by DuckDB (or is null, which both calls accept).
-        unsafe {
-            ffi::duckdb_destroy_prepare(&mut self.statement);
-            ffi::duckdb_destroy_extracted(&mut self.extracted);
-        }
-    }
+    let start = body.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    let word: String = start
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
+    let after = start[word.len()..].chars().next();
+    let word_ends = after.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+    word_ends
+        && QUERY_FIRST_WORDS
+            .iter()
+            .any(|first| word.eq_ignore_ascii_case(first))
 }
 
 /// A materialised result, destroyed on drop.
@@ -631,6 +616,18 @@ mod tests {
         }
     }
 
+    /// The direct path's answer as the pool gives it (a failure classified by the gate).
+    fn direct(paths: &Paths, sql: &str, limits: &Limits) -> Result<ResultSet, QueryError> {
+        match paths.direct.select(sql, limits) {
+            Direct::Answered(answer) => answer,
+            Direct::Failed(message) => {
+                crate::gate::parse_select(&paths.checked, sql)?;
+                Err(QueryError::Sql(message))
+            }
+            Direct::NotHere => panic!("`{sql}` was not answered on the direct path"),
+        }
+    }
+
     fn checked(paths: &Paths, sql: &str, limits: &Limits) -> Result<ResultSet, QueryError> {
         crate::gate::parse_select(&paths.checked, sql)?;
         crate::cells::run_query(&paths.checked, sql, limits)
@@ -675,12 +672,21 @@ mod tests {
             "SELECT * FROM t WHERE false",
             "SELECT NULL AS n, 1 AS one",
             "SELECT list(i) AS all_of_them FROM t",
-            "DESCRIBE t",
+            "  (SELECT i FROM t WHERE i < 3) ORDER BY i;  ",
+            "FROM t SELECT i, st WHERE i = 7",
+            "WITH x AS (SELECT * FROM t WHERE i > 2990) SELECT * FROM x ORDER BY i",
+            // Failures read as they do on the checked path, whatever failed.
+            "SELECT missing FROM t",
+            "SELECT short_text::INTEGER FROM t",
+            "SELECT 1 FROM FROM t",
+            "SELECT * FROM read_csv('/etc/hostname')",
+            "WITH x AS (SELECT 1 AS i) INSERT INTO t (i) SELECT i FROM x",
         ] {
-            let Direct::Answered(direct) = paths.direct.select(sql, &limits) else {
-                panic!("`{sql}` was not answered on the direct path");
-            };
-            assert_eq!(direct, checked(&paths, sql, &limits), "{sql}");
+            assert_eq!(
+                direct(&paths, sql, &limits),
+                checked(&paths, sql, &limits),
+                "{sql}"
+            );
         }
     }
 
@@ -697,22 +703,23 @@ mod tests {
         };
         for limits in [few_rows, few_bytes] {
             let sql = "SELECT i, long_text FROM t ORDER BY i";
-            let Direct::Answered(direct) = paths.direct.select(sql, &limits) else {
-                panic!("not answered on the direct path");
-            };
-            assert_eq!(direct, checked(&paths, sql, &limits));
+            assert_eq!(direct(&paths, sql, &limits), checked(&paths, sql, &limits));
         }
     }
 
     #[test]
-    fn leaves_everything_but_a_single_prepared_select_to_the_checked_path() {
+    fn leaves_everything_but_plainly_one_query_to_the_checked_path() {
         let paths = open("CREATE TABLE t AS SELECT 1 AS x");
         let limits = Limits::default();
         for sql in [
             "SELECT 1; SELECT 2",
+            "SELECT 1; ATTACH ':memory:' AS m",
+            "SELECT ';' AS semicolon",
             "",
             "SELEC 1",
-            "SELECT missing FROM t",
+            "/* a comment */ SELECT 1",
+            "SELECTED 1",
+            "VALUES (1)",
             "INSERT INTO t VALUES (2)",
             "SET threads = 2",
             "EXPLAIN SELECT 1",
@@ -731,16 +738,17 @@ mod tests {
     }
 
     #[test]
-    fn runtime_errors_are_answered_with_duckdbs_message() {
-        let paths = open("CREATE TABLE t AS SELECT 'x' AS s");
-        let sql = "SELECT s::INTEGER FROM t";
-        let Direct::Answered(direct) = paths.direct.select(sql, &Limits::default()) else {
-            panic!("not answered on the direct path");
-        };
-        assert_eq!(direct, checked(&paths, sql, &Limits::default()));
-        assert!(
-            matches!(direct, Err(QueryError::Sql(message)) if message.contains("Conversion Error"))
-        );
+    fn a_write_behind_with_fails_and_reads_as_refused() {
+        let paths = open("CREATE TABLE t AS SELECT 1 AS x");
+        let sql = "WITH y AS (SELECT 2 AS x) INSERT INTO t SELECT x FROM y";
+        assert!(matches!(
+            paths.direct.select(sql, &Limits::default()),
+            Direct::Failed(_)
+        ));
+        assert!(matches!(
+            direct(&paths, sql, &Limits::default()),
+            Err(QueryError::Refused(_))
+        ));
     }
 
     #[test]
@@ -756,6 +764,31 @@ mod tests {
         }
         for sql in ["SELECT copying, pragmatic FROM altered", "SELECT 1"] {
             assert!(!mentions_rewritten_statement(sql), "{sql}");
+        }
+    }
+
+    #[test]
+    fn one_query_is_told_by_its_first_word_and_its_semicolons() {
+        for sql in [
+            "select 1",
+            "  ((SELECT 1))",
+            "FROM t",
+            "with x as (select 1) select * from x",
+            "SELECT 1;",
+            "SELECT 1 ;  \n",
+        ] {
+            assert!(reads_as_one_query(sql), "{sql}");
+        }
+        for sql in [
+            "SELECT 1; SELECT 2",
+            "SELECT 1;;",
+            "SELECTX",
+            "SELECT_1",
+            "-- c\nSELECT 1",
+            "ATTACH 'x'",
+            "",
+        ] {
+            assert!(!reads_as_one_query(sql), "{sql}");
         }
     }
 }

@@ -37,9 +37,9 @@ impl Default for PoolOptions {
 /// Hardened read-only connections to one database file, opened once and reused.
 ///
 /// The database is opened read-only with external access, extension loading and configuration
-/// changes disabled. A query runs on the direct path when DuckDB prepares it as a single
-/// SELECT ([`crate::direct`]); anything else passes [`gate::parse_select`] first, which refuses
-/// all but single SELECT statements.
+/// changes disabled. A query that is plainly one SELECT runs on the direct path
+/// ([`crate::direct`]); anything else passes [`gate::parse_select`] first, which refuses all but
+/// single SELECT statements, as it also decides for a query the direct path saw fail.
 #[derive(Clone)]
 pub struct ReadOnlyPool {
     inner: Arc<Inner>,
@@ -119,6 +119,10 @@ impl ReadOnlyPool {
         self.with_connection(limits, move |slot| {
             match slot.direct.select(&sql, &run_limits) {
                 Direct::Answered(answer) => answer,
+                Direct::Failed(message) => {
+                    gate::parse_select(&slot.checked, &sql)?;
+                    Err(QueryError::Sql(message))
+                }
                 Direct::NotHere => {
                     gate::parse_select(&slot.checked, &sql)?;
                     crate::cells::run_query(&slot.checked, &sql, &run_limits)
