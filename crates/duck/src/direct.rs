@@ -495,6 +495,14 @@ unsafe fn read<T: Copy>(at: *const c_void) -> T {
     unsafe { at.cast::<T>().read_unaligned() }
 }
 
+/// Element `row` of a vector's data holding `T`s.
+///
+/// # Safety
+/// `data` holds more than `row` values of `T`.
+unsafe fn element<T: Copy>(data: *mut c_void, row: usize) -> T {
+    unsafe { data.cast::<T>().add(row).read_unaligned() }
+}
+
 /// # Safety
 /// `at` points to a readable duckdb_hugeint.
 unsafe fn hugeint(at: *const c_void) -> i128 {
@@ -520,15 +528,9 @@ unsafe fn string_bytes<'a>(at: *const c_void) -> &'a [u8] {
 unsafe fn decimal(ty: &RawType, data: *mut c_void, row: usize) -> Value {
     unsafe {
         let payload: i128 = match ffi::duckdb_decimal_internal_type(ty.0) {
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT => {
-                read::<i16>(data.cast::<i16>().add(row).cast()).into()
-            }
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER => {
-                read::<i32>(data.cast::<i32>().add(row).cast()).into()
-            }
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => {
-                read::<i64>(data.cast::<i64>().add(row).cast()).into()
-            }
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_SMALLINT => element::<i16>(data, row).into(),
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_INTEGER => element::<i32>(data, row).into(),
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_BIGINT => element::<i64>(data, row).into(),
             _ => hugeint(data.cast::<u8>().add(row * 16).cast()),
         };
         match duckdb::types::Decimal::new(ty.decimal_width(), ty.decimal_scale(), payload) {
@@ -543,13 +545,9 @@ unsafe fn decimal(ty: &RawType, data: *mut c_void, row: usize) -> Value {
 unsafe fn enum_label(ty: &RawType, data: *mut c_void, row: usize) -> Value {
     unsafe {
         let index: u64 = match ffi::duckdb_enum_internal_type(ty.0) {
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT => {
-                read::<u8>(data.cast::<u8>().add(row).cast()).into()
-            }
-            ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT => {
-                read::<u16>(data.cast::<u16>().add(row).cast()).into()
-            }
-            _ => read::<u32>(data.cast::<u32>().add(row).cast()).into(),
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_UTINYINT => element::<u8>(data, row).into(),
+            ffi::DUCKDB_TYPE_DUCKDB_TYPE_USMALLINT => element::<u16>(data, row).into(),
+            _ => element::<u32>(data, row).into(),
         };
         Value::Enum(owned_text(ffi::duckdb_enum_dictionary_value(ty.0, index)).unwrap_or_default())
     }

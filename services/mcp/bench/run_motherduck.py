@@ -3,7 +3,9 @@
 so `sqlrft bench mcp --peer URL` can measure it in the same run.
 
 usage: run_motherduck.py DB.duckdb PORT
-needs: pip install mcp-server-motherduck==0.8.1 uvicorn starlette
+needs: pip install mcp-server-motherduck==0.8.1 "mcp==1.30.0" uvicorn starlette  (newer mcp lacks Server.list_resources)
+and a database file written by duckdb 1.4.x (the peer cannot read a DuckDB 2.0 file): make it with
+make_openflights_db.py under the duckdb==1.4.3 of ci-requirements.txt
 """
 import contextlib
 import sys
