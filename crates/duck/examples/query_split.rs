@@ -61,8 +61,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         parse_select(&conn, &point(i)).expect("gate");
     });
 
-    let raw = RawConnection::open(&path);
+    let raw = std::sync::Arc::new(RawConnection::open(&path));
     time("C API: duckdb_query", n, |i| raw.query(&point(i)));
+    time("  the same, on tokio's blocking threads", n, |i| {
+        let (raw, sql) = (raw.clone(), point(i));
+        runtime
+            .block_on(async { tokio::task::spawn_blocking(move || raw.query(&sql)).await })
+            .expect("blocking task");
+    });
+    let (jobs, inbox) = std::sync::mpsc::channel::<(String, std::sync::mpsc::Sender<()>)>();
+    let worker = {
+        let raw = raw.clone();
+        std::thread::spawn(move || {
+            for (sql, done) in inbox {
+                raw.query(&sql);
+                let _ = done.send(());
+            }
+        })
+    };
+    time("  the same, on one dedicated thread", n, |i| {
+        let (done, finished) = std::sync::mpsc::channel();
+        jobs.send((point(i), done)).expect("worker");
+        finished.recv().expect("worker");
+    });
+    drop(jobs);
+    worker.join().expect("worker");
     time("C API: extract (parse)", n, |i| raw.stages(&point(i), 1));
     time("C API: extract + prepare (bind, plan)", n, |i| {
         raw.stages(&point(i), 2)
@@ -90,6 +113,10 @@ struct RawConnection {
     db: ffi::duckdb_database,
     con: ffi::duckdb_connection,
 }
+
+// SAFETY: used by one thread at a time (each timed call waits for the previous one).
+unsafe impl Send for RawConnection {}
+unsafe impl Sync for RawConnection {}
 
 impl RawConnection {
     fn open(path: &std::path::Path) -> Self {
