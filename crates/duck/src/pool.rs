@@ -64,11 +64,7 @@ struct Slot {
 impl ReadOnlyPool {
     /// Opens `options.connections` connections to the database at `path`.
     pub fn open(path: &Path, options: PoolOptions) -> Result<Self, OpenError> {
-        if !path.is_file() {
-            return Err(OpenError::NotFound {
-                path: path.to_path_buf(),
-            });
-        }
+        crate::scratch::ensure_exists(path)?;
         let failed = |message: String| OpenError::DuckDb {
             path: path.to_path_buf(),
             message,

@@ -32,13 +32,19 @@ fn locked_config(access: &'static str) -> Result<Config, duckdb::Error> {
         })
 }
 
+/// A user's database must exist: DuckDB would otherwise create an empty one.
+pub(crate) fn ensure_exists(path: &Path) -> Result<(), OpenError> {
+    match path.is_file() {
+        true => Ok(()),
+        false => Err(OpenError::NotFound {
+            path: path.to_path_buf(),
+        }),
+    }
+}
+
 /// Opens one read-only, locked-down connection to a DuckDB file.
 pub fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
-    if !path.is_file() {
-        return Err(OpenError::NotFound {
-            path: path.to_path_buf(),
-        });
-    }
+    ensure_exists(path)?;
     locked_config(READ_ONLY)
         .and_then(|config| Connection::open_with_flags(path, config))
         .map_err(|err| OpenError::DuckDb {
