@@ -1,158 +1,178 @@
 #!/usr/bin/env bash
-# One call on a GPU machine checks the CUDA backend end to end and writes the results to $OUT.
+# The one-run GPU check: on a machine with one H100/H200, CUDA 13 and PyTorch (no Rust, no
+# network), checks the CUDA backend end to end in under 8 minutes and writes what it got to
+# $OUT/gpu-check.json and $OUT/gpu-check.md, whatever fails.
 #
-#   NOT YET RUN ON A GPU: written on a machine without one (see the `blocked` note in the
-#   CUDA backend's issue). Expect the first run to need fixes.
+#   NOT YET RUN ON A GPU: written on machines without one. Expect the first run to need fixes;
+#   every step has its own timeout and records its own outcome, so one run says which.
 #
-# Usage (from the repository root, on the GPU machine; there is no Rust there, so the binaries
-# are built elsewhere and carried):
-#   SQLRFT_BIN=path/to/sqlrft                  # its `sqlrft cuda` commands (default: sqlrft on PATH)
-#   SQLRFT_CUDA_TEST_BIN=path/to/it-<hash>     # optional: crates/cuda's integration-test binary
-#   OUT=/some/folder bash scripts/gpu-check.sh [--quick]
+# Before: `bash scripts/gpu/prepare.sh` on a machine with Rust fills gpu-bundle/ (git-ignored:
+# the release `sqlrft` without DuckDB, crates/cuda's test binary, wheels). Carry gpu-bundle with
+# the repository, then from its root on the GPU machine:
+#   bash scripts/gpu-check.sh            # OUT defaults to ./gpu-check-out
+# SQLRFT_BIN / SQLRFT_CUDA_TEST_BIN override the bundle's binaries; --no-bench skips step 6.
 #
-# Steps (each recorded as passed / failed / skipped in $OUT/summary.md; a failed step does not
-# stop the later ones; the exit status is 1 when any step failed):
-#   1. probe      the GPU as the binary sees it (probe.json)
-#   2. kernels    every kernel against its CPU reference at small shapes (kernel-checks.json)
-#   3. tests      crates/cuda's GPU integration tests, incl. the tiny model vs the CPU reference
-#   4. hf         the full Qwen2.5-0.5B-shaped model (random weights, made here from its config)
-#                 against transformers: logits and log-probs (hf-compare.json)
-#   5. grpo       a short GRPO run whose reward must rise (grpo.json): `cuda grpo-smoke` (tiny
-#                 random model, learnable reward, everything on the GPU), or GRPO_SMOKE_CMD
-#                 (a `sqlrft train` command, once the trainer runs on the CUDA backend)
-#   6. bench      sqlrft vs TRL GRPOTrainer at Qwen2.5-0.5B and 1.5B shapes, 16 prompts x 8
-#                 generations x 256 tokens, full fine-tuning: time per step split into generation
-#                 and update, tokens/s, memory, MFU (bench.json); TRL comes from carried wheels
-#                 (.whl/, see scripts/gpu/fetch-wheels.sh)
-# --quick skips step 6; --bench runs only step 6 (the whole script may not fit one 10-minute
-# device call: run `--quick`, then `--bench`).
-#
-# At most 8 files come back from $OUT, and these are 8: summary.md, log.txt, probe.json,
-# kernel-checks.json, tests.log, hf-compare.json, grpo.json, bench.json.
+# Steps (budget in seconds; the whole run is held under 470 s):
+#   1. device   nvidia-smi and `sqlrft cuda probe`: GPU, driver, architecture         (20)
+#   2. kernels  every kernel against its CPU reference on random inputs               (60)
+#   3. tiny     the CUDA backend against the CPU backend on a tiny model: logits,
+#               scores, gradients (full and LoRA), sampling log-probs, AdamW, state   (75)
+#   4. hf       Qwen2.5-0.5B shape, random weights made here with transformers: logits,
+#               log-probs and gradients against transformers                          (90)
+#   5. grpo     20 GRPO steps of `sqlrft train --device cuda` whose reward must rise  (60)
+#   6. bench    sqlrft vs TRL's GRPOTrainer, Qwen2.5-0.5B and 1.5B shapes, 16 prompts
+#               x 8 generations x 256 tokens: generation/update split, tokens/s,
+#               peak memory, MFU                                                      (rest)
+# Files back (a device call returns at most 8): gpu-check.json, gpu-check.md, log.txt,
+# kernel-checks.json, tiny.log, hf-compare.json, grpo.json, bench.json.
 
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-$PWD/gpu-check-out}"
 mkdir -p "$OUT"
-export OUT
-QUICK=0
-BENCH_ONLY=0
-case "${1:-}" in
-  --quick) QUICK=1 ;;
-  --bench) BENCH_ONLY=1 ;;
-esac
+export OUT PYTHONUNBUFFERED=1
+BENCH=1
+[ "${1:-}" = "--no-bench" ] && BENCH=0
 PY="${PYTHON:-python3}"
-export PYTHONUNBUFFERED=1
+SQLRFT="${SQLRFT_BIN:-$PWD/gpu-bundle/sqlrft}"
+TESTS="${SQLRFT_CUDA_TEST_BIN:-$PWD/gpu-bundle/cuda-it}"
+WORK="${WORK:-/tmp/sqlrft-gpu-check}"
+START=$(date +%s)
+DEADLINE=$((START + 470))
+mkdir -p "$WORK"
 
 exec > >(tee -a "$OUT/log.txt") 2>&1
 echo "== gpu-check $(date -u +%FT%TZ) in $PWD"
 
-# The binary: `sqlrft cuda`.
-if [ -n "${SQLRFT_BIN:-}" ]; then
-  CUDA=("$SQLRFT_BIN" cuda)
-elif command -v sqlrft >/dev/null; then
-  CUDA=(sqlrft cuda)
-else
-  CUDA=()
-fi
-
-# NVRTC, CUDA's headers and cuBLASLt from the Python environment's NVIDIA wheels, unless the
-# caller pointed at others. cudarc finds libcublasLt.so.13 through the loader's path.
+# NVRTC and CUDA's headers from the image's NVIDIA wheels (cudarc finds libcublasLt.so.13 and
+# libnvrtc through the loader's path), unless the caller set them.
 wheels=$("$PY" - <<'PY' 2>/dev/null
 import pathlib, nvidia
 for p in nvidia.__path__:
-    d = pathlib.Path(p) / "cu13"
-    if d.is_dir():
-        print(d)
-        break
+    for sub in ("cu13", ""):
+        d = pathlib.Path(p) / sub
+        if (d / "lib").is_dir() and list((d / "lib").glob("libnvrtc.so*")):
+            print(d)
+            raise SystemExit
 PY
 )
 if [ -n "$wheels" ]; then
-  export SQLRFT_NVRTC_LIB="${SQLRFT_NVRTC_LIB:-$wheels/lib/libnvrtc.so.13}"
+  export SQLRFT_NVRTC_LIB="${SQLRFT_NVRTC_LIB:-$(ls "$wheels"/lib/libnvrtc.so* | head -1)}"
   export SQLRFT_CUDA_INCLUDE="${SQLRFT_CUDA_INCLUDE:-$wheels/include}"
-  export LD_LIBRARY_PATH="$wheels/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
-export SQLRFT_KERNEL_CACHE="${SQLRFT_KERNEL_CACHE:-/tmp/sqlrft-kernels}"
-echo "nvidia wheels: ${wheels:-none found}; NVRTC: ${SQLRFT_NVRTC_LIB:-loader path}"
-nvidia-smi || true
+for d in $("$PY" -c 'import pathlib, nvidia
+for p in nvidia.__path__:
+    for lib in pathlib.Path(p).glob("**/lib"):
+        print(lib)' 2>/dev/null); do
+  LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+export LD_LIBRARY_PATH
+export SQLRFT_KERNEL_CACHE="${SQLRFT_KERNEL_CACHE:-$WORK/kernels}"
+if ls gpu-bundle/whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target "$WORK/site" gpu-bundle/whl/*.whl && export PYTHONPATH="$WORK/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+echo "NVRTC: ${SQLRFT_NVRTC_LIB:-loader path}; sqlrft: $SQLRFT; tests: $TESTS"
 
-declare -a SUMMARY=()
+STEPS_JSON="$WORK/steps.jsonl"
+: > "$STEPS_JSON"
 FAILED=0
-record() { # step status note
-  SUMMARY+=("| $1 | $2 | $3 |")
-  [ "$2" = failed ] && FAILED=1
-  echo "-- step $1: $2 ${3:+($3)}"
-}
-run_step() { # name note command...
-  local name=$1 note=$2
-  shift 2
-  echo "== step $name: $*"
-  if "$@"; then record "$name" passed "$note"; else record "$name" failed "$note"; fi
-}
-
-if [ ${#CUDA[@]} -eq 0 ]; then
-  record probe failed "no binary: set SQLRFT_BIN or put sqlrft on PATH"
-elif [ $BENCH_ONLY -eq 1 ]; then
-  record checks skipped "--bench"
-else
-  run_step probe "probe.json" sh -c '"$@" probe > "$OUT/probe.json"' _ "${CUDA[@]}"
-  run_step kernels "kernel-checks.json" "${CUDA[@]}" check --seed "${SEED:-1}" --out "$OUT/kernel-checks.json"
-  if [ $FAILED -ne 0 ]; then
-    # A kernel fault can poison the whole CUDA context: one process per group says which.
-    for g in embedding rmsnorm rope residual swiglu attention flash_attention logprob optimizer cast kv_cache sampling gemm; do
-      echo "== kernels, group $g alone"
-      "${CUDA[@]}" check --seed "${SEED:-1}" --only "$g" || true
-    done
+# step NAME BUDGET OUTPUT COMMAND...: runs COMMAND under the smaller of its budget and what is
+# left of the run's, and records passed / failed / timed out / skipped with its wall time.
+step() {
+  local name=$1 budget=$2 output=$3
+  shift 3
+  local left=$((DEADLINE - $(date +%s)))
+  [ "$budget" -gt "$left" ] && budget=$left
+  local status note="" t0 t1 rc
+  t0=$(date +%s)
+  if [ "$budget" -lt 5 ]; then
+    status=skipped note="no time left of the 470 s"
+  else
+    echo "== step $name (≤ ${budget}s): $*"
+    timeout --kill-after=5 "$budget" "$@"
+    rc=$?
+    case $rc in
+      0) status=passed ;;
+      124 | 137) status="timed out" note="after ${budget}s" ;;
+      *) status=failed note="exit $rc" ;;
+    esac
   fi
-fi
+  t1=$(date +%s)
+  [ "$status" = passed ] || [ "$status" = skipped ] || FAILED=1
+  echo "-- step $name: $status ${note:+($note)} in $((t1 - t0))s"
+  "$PY" -c 'import json,sys; print(json.dumps(dict(zip(["name","status","note","output","seconds"], sys.argv[1:5] + [int(sys.argv[5])]))))' \
+    "$name" "$status" "$note" "$output" "$((t1 - t0))" >> "$STEPS_JSON"
+}
+missing() { # name output reason
+  echo "-- step $1: skipped ($3)"
+  "$PY" -c 'import json,sys; print(json.dumps({"name":sys.argv[1],"status":"skipped","note":sys.argv[3],"output":sys.argv[2],"seconds":0}))' \
+    "$1" "$2" "$3" >> "$STEPS_JSON"
+}
 
-if [ $BENCH_ONLY -eq 1 ]; then
-  :
-elif [ -n "${SQLRFT_CUDA_TEST_BIN:-}" ]; then
-  # On a GPU machine the GPU tests must run, not skip.
-  # The CPU emulator test needs the source tree at its build-time path: it runs in CI instead.
-  run_step tests "tests.log" sh -c '"$1" --nocapture --test-threads 1 --skip emulator > "$OUT/tests.log" 2>&1 &&
-    ! grep -E "skipped .*(libcuda|no usable GPU)" "$OUT/tests.log"' _ "$SQLRFT_CUDA_TEST_BIN"
+if [ -x "$SQLRFT" ]; then
+  step device 20 gpu-check.json sh -c 'nvidia-smi && "$1" cuda probe > "$2/probe.json"' _ "$SQLRFT" "$WORK"
+  step kernels 60 kernel-checks.json "$SQLRFT" cuda check --seed "${SEED:-1}" --out "$OUT/kernel-checks.json"
 else
-  record tests skipped "SQLRFT_CUDA_TEST_BIN not set"
+  missing device gpu-check.json "no binary at $SQLRFT: run scripts/gpu/prepare.sh first"
+  missing kernels kernel-checks.json "no binary"
 fi
-
-if [ ${#CUDA[@]} -gt 0 ] && [ $BENCH_ONLY -eq 0 ]; then
-  run_step hf "hf-compare.json" "$PY" scripts/gpu/hf_compare.py --out "$OUT/hf-compare.json" \
-    --work "${WORK:-/tmp/sqlrft-gpu-check}" -- "${CUDA[@]}"
-fi
-
-if [ $BENCH_ONLY -eq 1 ]; then
-  :
-elif [ -n "${GRPO_SMOKE_CMD:-}" ]; then
-  # Once `sqlrft train` runs on the CUDA backend: a short run that exits non-zero unless the
-  # reward rose.
-  run_step grpo "reward rises" bash -c "$GRPO_SMOKE_CMD"
-elif [ ${#CUDA[@]} -gt 0 ]; then
-  run_step grpo "grpo.json" "${CUDA[@]}" grpo-smoke --steps "${GRPO_STEPS:-40}" --out "$OUT/grpo.json"
+if [ -x "$TESTS" ]; then
+  # On a GPU the tests must run, not skip; the emulator test needs the source tree's build path
+  # and runs in CI instead.
+  step tiny 75 tiny.log sh -c '"$1" --nocapture --test-threads 1 --skip emulator > "$2/tiny.log" 2>&1;
+    rc=$?; cat "$2/tiny.log"; [ $rc -eq 0 ] && ! grep -q "^skipped " "$2/tiny.log"' _ "$TESTS" "$OUT"
 else
-  record grpo skipped "no binary"
+  missing tiny tiny.log "no test binary at $TESTS"
 fi
-
-if [ $QUICK -eq 1 ]; then
-  record bench skipped "--quick"
-else
-  if ls .whl/*.whl >/dev/null 2>&1; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-      && export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+if [ -x "$SQLRFT" ]; then
+  step hf 90 hf-compare.json "$PY" scripts/gpu/hf_compare.py --out "$OUT/hf-compare.json" \
+    --work "$WORK/hf" -- "$SQLRFT" cuda
+  step grpo 60 grpo.json "$PY" scripts/gpu/grpo_check.py --out "$OUT/grpo.json" --device cuda \
+    --steps 20 --work "$WORK/grpo" -- "$SQLRFT"
+  if [ $BENCH -eq 1 ]; then
+    step bench 400 bench.json "$PY" scripts/gpu/trl_bench.py --out "$OUT/bench.json" \
+      --sizes "${BENCH_SIZES:-0.5b,1.5b}" --modes "${BENCH_MODES:-lora,full}" \
+      --steps "${BENCH_STEPS:-2}" --deadline "$DEADLINE" -- "$SQLRFT" cuda
+  else
+    missing bench bench.json "--no-bench"
   fi
-  run_step bench "bench.json" "$PY" scripts/gpu/trl_bench.py --out "$OUT/bench.json" \
-    --sizes "${BENCH_SIZES:-0.5b,1.5b}" --steps "${BENCH_STEPS:-3}" --attention "${ATTENTION:-materialised}" -- "${CUDA[@]}"
+else
+  missing hf hf-compare.json "no binary"
+  missing grpo grpo.json "no binary"
+  missing bench bench.json "no binary"
 fi
 
-{
-  echo "# gpu-check $(date -u +%FT%TZ)"
-  echo
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | sed 's/^/GPU: /'
-  echo
-  echo "| step | status | output |"
-  echo "|---|---|---|"
-  printf '%s\n' "${SUMMARY[@]}"
-} > "$OUT/summary.md"
-cat "$OUT/summary.md"
+"$PY" - "$OUT" "$STEPS_JSON" "$WORK/probe.json" "$START" <<'PY'
+import json, pathlib, subprocess, sys, time
+out, steps_path, probe_path, start = pathlib.Path(sys.argv[1]), sys.argv[2], pathlib.Path(sys.argv[3]), int(sys.argv[4])
+steps = [json.loads(l) for l in open(steps_path) if l.strip()]
+def smi(q):
+    try:
+        return subprocess.run(["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception as e:
+        return f"unavailable: {e}"
+device = {"nvidia_smi": smi("name,driver_version,memory.total,compute_cap")}
+try:
+    device["probe"] = json.loads(probe_path.read_text())
+except Exception as e:
+    device["probe"] = f"unavailable: {e}"
+results = {}
+for s in steps:
+    f = out / s["output"]
+    if s["output"].endswith(".json") and f.is_file() and f.name != "gpu-check.json":
+        try:
+            results[s["name"]] = json.loads(f.read_text())
+        except Exception as e:
+            results[s["name"]] = f"unreadable: {e}"
+report = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+          "seconds": int(time.time()) - start, "device": device, "steps": steps, "results": results}
+(out / "gpu-check.json").write_text(json.dumps(report, indent=2))
+lines = [f"# gpu-check {report['started']} ({report['seconds']} s)", "",
+         f"GPU: {device['nvidia_smi']}", "", "| step | status | seconds | output | note |", "|---|---|---|---|---|"]
+lines += [f"| {s['name']} | {s['status']} | {s['seconds']} | {s['output']} | {s['note']} |" for s in steps]
+(out / "gpu-check.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
 exit $FAILED

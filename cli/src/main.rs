@@ -1,11 +1,14 @@
 //! `sqlrft`: the command-line entry point. Each subcommand parses its flags and calls into the
 //! crate that owns the work; nothing else lives here.
 
+mod cuda;
 mod healthcheck;
+#[cfg(feature = "full")]
 mod quickstart;
 mod telemetry;
 
 use clap::{Parser, Subcommand};
+#[cfg(feature = "full")]
 use sqlrft_core::config::Layered;
 
 #[derive(Parser)]
@@ -29,17 +32,22 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
+    #[cfg(feature = "full")]
     /// Build a dataset from the built-in demo schema (offline) and serve its sandbox over MCP.
     Quickstart(quickstart::QuickstartCli),
+    #[cfg(feature = "full")]
     /// Schema in, synthetic sandbox and RFT dataset out (each stage resumable).
     #[command(subcommand)]
     Build(sqlrft_builder::BuildCommand),
+    #[cfg(feature = "full")]
     /// The read-only DuckDB MCP server.
     #[command(subcommand)]
     Mcp(McpCommand),
+    #[cfg(feature = "full")]
     /// The reward service: scores SQL completions by executing them.
     #[command(subcommand)]
     Reward(RewardCommand),
+    #[cfg(feature = "full")]
     /// Distil <think>/<sql> chain-of-thought from a teacher LLM (`distill merge` joins shards).
     Distill(DistillCli),
     /// Upload datasets or models to the Hugging Face Hub.
@@ -47,9 +55,11 @@ enum Command {
     Publish(PublishCommand),
     /// GRPO training (`train export` writes a merged Hugging Face model).
     Train(sqlrft_trainer::TrainCommand),
+    #[cfg(feature = "full")]
     /// A rollout worker: samples on a generation server, scores, and serves batches to
     /// `sqlrft train --rollouts`.
     Rollout(sqlrft_rollout::RolloutArgs),
+    #[cfg(feature = "full")]
     /// Execution accuracy of models on a test set, with a significance report.
     Eval(Layered<sqlrft_eval::EvalArgs>),
     /// Models: `model import-gguf` turns a GGUF file into a Hugging Face model directory;
@@ -57,7 +67,7 @@ enum Command {
     #[command(subcommand)]
     Model(ModelCommand),
     /// GPU backend tools: probe, compile kernels, checks and benchmarks (needs a CUDA driver).
-    Cuda(sqlrft_cuda::CudaArgs),
+    Cuda(cuda::CudaArgs),
     /// Benchmarks that measure sqlrft against the tools it replaces, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -65,6 +75,7 @@ enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
 }
 
+#[cfg(feature = "full")]
 #[derive(Subcommand)]
 enum McpCommand {
     /// Serve a DuckDB file read-only over MCP (streamable HTTP, or `--transport stdio` for hosts
@@ -72,12 +83,14 @@ enum McpCommand {
     Serve(sqlrft_mcp::McpServeArgs),
 }
 
+#[cfg(feature = "full")]
 #[derive(Subcommand)]
 enum RewardCommand {
     /// Serve POST /v1/evaluate and /v1/evaluate/batch until Ctrl-C or SIGTERM.
     Serve(sqlrft_reward_service::RewardServeArgs),
 }
 
+#[cfg(feature = "full")]
 /// `sqlrft distill FLAGS` runs a distillation; `sqlrft distill merge` joins shard outputs.
 ///
 /// Parsed by hand: clap's derive leaves the argument group of a struct that itself flattens
@@ -88,12 +101,14 @@ enum DistillCli {
     Merge(sqlrft_distill::MergeArgs),
 }
 
+#[cfg(feature = "full")]
 #[derive(Subcommand)]
 enum DistillAction {
     /// Join the shard files of a sharded distillation into one JSONL.
     Merge(sqlrft_distill::MergeArgs),
 }
 
+#[cfg(feature = "full")]
 impl clap::FromArgMatches for DistillCli {
     fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
         Self::from_arg_matches_mut(&mut matches.clone())
@@ -115,6 +130,7 @@ impl clap::FromArgMatches for DistillCli {
     }
 }
 
+#[cfg(feature = "full")]
 impl clap::Args for DistillCli {
     fn augment_args(command: clap::Command) -> clap::Command {
         DistillAction::augment_subcommands(Layered::<sqlrft_distill::DistillArgs>::augment_args(
@@ -140,6 +156,7 @@ enum ModelCommand {
 
 #[derive(Subcommand)]
 enum PublishCommand {
+    #[cfg(feature = "full")]
     /// Create (if needed) a dataset repo and upload files with a dataset card.
     Dataset(sqlrft_distill::PublishDatasetArgs),
     /// Upload a model directory (e.g. from `sqlrft train export`).
@@ -148,16 +165,21 @@ enum PublishCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    #[cfg(feature = "full")]
     /// MCP server throughput and latency through the tutorial's wire format (--peer to compare).
     Mcp(sqlrft_mcp::bench::McpBenchArgs),
+    #[cfg(feature = "full")]
     /// Reward evaluations per second (HTTP, embedded, via MCP, batches) vs the tutorial's evaluator.
     Reward(sqlrft_reward_service::BenchArgs),
+    #[cfg(feature = "full")]
     /// Ground truth for 1,000 queries and 1,000 LLM calls against a slow stub.
     Build(sqlrft_builder::BenchArgs),
+    #[cfg(feature = "full")]
     /// 1,000 items x 3 models against a stub with 200 ms latency, scored on a sandbox.
     Eval(sqlrft_eval::BenchArgs),
     /// GRPO steps of SmolLM2-135M on the CPU by phase, vs TRL's GRPOTrainer in the same run.
     Train(sqlrft_trainer::bench::TrainBenchArgs),
+    #[cfg(feature = "full")]
     /// The RL loop as services (rollout workers, a stub generator at fixed latency, a trainer):
     /// trainer waiting time and the queue's share of a step.
     Rollout(sqlrft_rollout::bench::RolloutBenchArgs),
@@ -176,16 +198,21 @@ fn main() -> anyhow::Result<()> {
     }
     if let Command::Cuda(args) = cli.command {
         let _telemetry = telemetry::init();
-        return sqlrft_cuda::run_cli(args);
+        return cuda::run(args);
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let _telemetry = telemetry::init();
         match cli.command {
+            #[cfg(feature = "full")]
             Command::Quickstart(args) => quickstart::run(args).await,
+            #[cfg(feature = "full")]
             Command::Build(command) => sqlrft_builder::run_build(command).await.map(drop),
+            #[cfg(feature = "full")]
             Command::Mcp(McpCommand::Serve(args)) => sqlrft_mcp::serve(args).await,
+            #[cfg(feature = "full")]
             Command::Reward(RewardCommand::Serve(args)) => sqlrft_reward_service::serve(args).await,
+            #[cfg(feature = "full")]
             Command::Distill(DistillCli::Merge(args)) => {
                 let merged = sqlrft_distill::run_merge(args).await?;
                 eprintln!(
@@ -197,12 +224,14 @@ fn main() -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+            #[cfg(feature = "full")]
             Command::Distill(DistillCli::Run(args)) => {
                 let args = args.resolve(args.parsed().config.as_deref())?;
                 let summary = sqlrft_distill::run_distill(args).await?;
                 eprintln!("{summary}");
                 Ok(())
             }
+            #[cfg(feature = "full")]
             Command::Publish(PublishCommand::Dataset(args)) => {
                 sqlrft_distill::run_publish_dataset(args).await.map(drop)
             }
@@ -210,7 +239,9 @@ fn main() -> anyhow::Result<()> {
                 sqlrft_trainer::run_publish_model(args).await
             }
             Command::Train(command) => sqlrft_trainer::run_train_command(command, Vec::new()).await,
+            #[cfg(feature = "full")]
             Command::Rollout(args) => sqlrft_rollout::serve(args).await,
+            #[cfg(feature = "full")]
             Command::Eval(args) => {
                 let args = args.resolve(args.parsed().config.as_deref())?;
                 sqlrft_eval::run_eval(&args).await.map(drop)
@@ -220,23 +251,28 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Model(ModelCommand::Serve(args)) => sqlrft_model_server::serve(args).await,
+            #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Mcp(args)) => {
                 sqlrft_mcp::bench::run_bench(args).await.map(drop)
             }
+            #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Reward(args)) => {
                 sqlrft_reward_service::run_bench(args).await
             }
+            #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Build(args)) => {
                 let report = sqlrft_builder::run_bench(&args).await?;
                 println!("{report}");
                 Ok(())
             }
+            #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Eval(args)) => {
                 sqlrft_eval::run_bench(&args).await.map(drop)
             }
             Command::Bench(BenchCommand::Train(args)) => {
                 sqlrft_trainer::bench::run_bench(&args).await.map(drop)
             }
+            #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Rollout(args)) => {
                 sqlrft_rollout::bench::run_bench(&args).await.map(drop)
             }

@@ -10,10 +10,11 @@ saves it with save_pretrained (safetensors, bf16 weights so both sides start fro
 values), runs `<command> forward` on random token ids (with each attention kernel), and compares
 its logits, next-token log-probs and entropies with transformers' in float32 (the reference)
 and in bfloat16 (what bf16 arithmetic costs in the reference framework); then `<command> grads`
-against torch's gradients of sum(dlogp * logp) for weights of every kind. Passes when sqlrft's
+against torch's gradients of sum(dlogp * logp) for weights of every kind, and with
+`--lora-adapter` against PEFT's gradients of LoRA r16 adapters on every projection. Passes when sqlrft's
 error against float32 is within 2x transformers-bf16's own error, or under 2e-2 relative
 (5e-2 for gradients).
-Needs: torch, transformers, safetensors (all on the GPU machines' image).
+Needs: torch, transformers, safetensors, peft (all on the GPU machines' image).
 """
 
 import argparse
@@ -39,6 +40,69 @@ QWEN25_05B = dict(
 def rel(a, b):
     a, b = a.double(), b.double()
     return float((a - b).norm() / b.norm())
+
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_gradients(a, work, ids, dlogp, tokens, result, errs):
+    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    dev = "cuda"
+    rank, alpha = 16, 32
+    adapter = work / "adapter.safetensors"
+    ref, names, saved = {}, None, None
+    for name, dtype in [("fp32", torch.float32), ("bf16", torch.bfloat16)]:
+        base = Qwen2ForCausalLM.from_pretrained(work, torch_dtype=dtype)
+        m = get_peft_model(base, LoraConfig(r=rank, lora_alpha=alpha, target_modules=LORA_TARGETS,
+                                            lora_dropout=0.0, task_type="CAUSAL_LM"))
+        if saved is None:
+            # B drawn non-zero (PEFT starts it at 0) so A has a gradient too; stored in bf16 so
+            # every side starts from the same values. PEFT's file names drop the adapter name.
+            g = torch.Generator().manual_seed(a.seed + 2)
+            with torch.no_grad():
+                for n, p in m.named_parameters():
+                    if "lora_B" in n:
+                        p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+            saved = {k: v.to(torch.bfloat16).contiguous() for k, v in get_peft_model_state_dict(m).items()}
+            save_file(saved, str(adapter))
+            last = a.layers - 1
+            picks = ("layers.0.self_attn.q_proj.", "layers.0.self_attn.v_proj.", "layers.0.mlp.down_proj.",
+                     f"layers.{last}.self_attn.o_proj.", f"layers.{last}.mlp.gate_proj.")
+            names = [k for k in sorted(saved) if any(x in k for x in picks)]
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                key = n.replace(".default", "")
+                if key in saved:
+                    p.copy_(saved[key].to(dtype))
+        m = m.to(dev).train()
+        logits = m(input_ids=ids.to(dev)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1] / a.temperature, dim=-1).gather(-1, ids[:, 1:, None].to(dev))[..., 0]
+        (logp * dlogp.to(dev)).sum().backward()
+        params = {n.replace(".default", ""): p for n, p in m.named_parameters()}
+        ref[name] = {n: params[n].grad.float().flatten().cpu() for n in names}
+        del m, base, params
+        torch.cuda.empty_cache()
+    passed = True
+    path = work / "sqlrft-lora-grads.safetensors"
+    proc = subprocess.run(
+        [*a.command, "grads", "--model", str(work), "--tokens", str(tokens), "--dlogp", str(work / "dlogp.json"),
+         "--tensors", ",".join(names), "--out", str(path), "--temperature", str(a.temperature),
+         "--attention", "flash", "--lora-adapter", str(adapter), "--lora-alpha", str(alpha)],
+        capture_output=True, text=True,
+    )
+    print(proc.stdout, proc.stderr, sep="\n")
+    if proc.returncode != 0:
+        result["lora_error"] = proc.stderr[-4000:]
+        return False
+    got = load_file(str(path))
+    for n in names:
+        e = {"sqlrft_vs_fp32": rel(got[n], ref["fp32"][n]),
+             "torch_bf16_vs_fp32": rel(ref["bf16"][n], ref["fp32"][n])}
+        errs[f"lora.grad.{n}"] = e
+        passed &= e["sqlrft_vs_fp32"] <= max(2 * e["torch_bf16_vs_fp32"], 5e-2)
+    return passed
 
 
 def main():
@@ -144,6 +208,9 @@ def main():
                  "torch_bf16_vs_fp32": rel(ref_grads["bf16"][n], ref_grads["fp32"][n])}
             errs[f"{kind}.grad.{n}"] = e
             passed &= e["sqlrft_vs_fp32"] <= max(2 * e["torch_bf16_vs_fp32"], 5e-2)
+    # LoRA r16 on every projection (PEFT), B drawn non-zero so A has a gradient too: the adapters'
+    # gradients of the same sum against PEFT's.
+    passed &= lora_gradients(a, work, ids, dlogp, tokens, result, errs)
     result.update(relative_errors=errs, passed=passed)
     pathlib.Path(a.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))

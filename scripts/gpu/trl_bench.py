@@ -2,7 +2,12 @@
 
 NOT YET RUN ON A GPU: written on a machine without one.
 
-Usage: python trl_bench.py --out bench.json [--sizes 0.5b,1.5b] [--steps 3] -- SQLRFT_CUDA_COMMAND...
+Usage: python trl_bench.py --out bench.json [--sizes 0.5b,1.5b] [--modes lora,full] [--steps 3]
+       [--deadline EPOCH_SECONDS] -- SQLRFT_CUDA_COMMAND...
+
+Modes: `lora` (rank 16, alpha 32, every projection: PEFT on TRL's side) and `full` fine-tuning.
+Results are written after every run, and runs that would start after --deadline minus a margin
+are recorded as skipped, so a timed-out call still leaves what it measured.
 
 For each size: a random-weight model from the real Qwen2.5 config below (no download) in bf16, a
 word-level tokenizer made here with one token per model id (so every sampled id decodes), 16
@@ -12,10 +17,13 @@ time split into generation (TRL's _generate_and_score_completions, timed with CU
 update (the rest of the step), completion tokens/s, peak GPU memory, and model FLOPs
 utilisation: 2·P FLOPs per generated or scored token and 6·P per trained token (P = parameters;
 attention FLOPs left out, so MFU is a slight underestimate) over --peak-tflops.
-sqlrft's side comes from `<command> bench` on the same random model saved to disk (full
-fine-tuning, fp32 AdamW state; its memory figure is the driver's in-use maximum seen after each
-phase, TRL's is torch's max_memory_allocated).
-Needs: torch, transformers, tokenizers, trl (1.16; carried as wheels: scripts/gpu/fetch-wheels.sh).
+sqlrft's side comes from `<command> bench` on the same random model saved to disk (fp32 master
+weights and AdamW state; its memory figure is the driver's in-use maximum seen after each phase,
+TRL's is torch's max_memory_allocated). The update's FLOPs are 6·P per trained token under full
+fine-tuning and 4·P under LoRA (no weight gradients of the frozen base), on both sides.
+`speedup` is TRL's step time over sqlrft's for each size and mode (target ≥ 1.5).
+Needs: torch, transformers, tokenizers, peft (in the GPU image), trl (1.16; carried as wheels
+by scripts/gpu/prepare.sh).
 """
 
 import argparse
@@ -38,6 +46,8 @@ QWEN25 = {
 COMMON = dict(rms_norm_eps=1e-6, rope_theta=1000000.0, vocab_size=151936, max_position_embeddings=32768,
               hidden_act="silu", bos_token_id=151643, eos_token_id=151645, use_sliding_window=False)
 PROMPTS, GENERATIONS, PROMPT_TOKENS, COMPLETION_TOKENS = 16, 8, 64, 256
+LORA_RANK = 16
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
 def tokenizer_for(vocab):
@@ -59,7 +69,7 @@ def filtered(cls, **kw):
     return cls(**{k: v for k, v in kw.items() if k in names})
 
 
-def bench_trl(size, steps, peak_tflops, seed):
+def bench_trl(size, mode, steps, peak_tflops, seed):
     from datasets import Dataset
     from transformers import Qwen2Config, Qwen2ForCausalLM, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -85,8 +95,13 @@ def bench_trl(size, steps, peak_tflops, seed):
         bf16=True, beta=0.0, max_steps=steps + 1, logging_steps=1, report_to="none", save_strategy="no",
         temperature=1.0, use_vllm=False, seed=seed, dataloader_num_workers=0,
     )
+    peft_config = None
+    if mode == "lora":
+        from peft import LoraConfig
+        peft_config = LoraConfig(r=LORA_RANK, lora_alpha=2 * LORA_RANK, target_modules=PROJECTIONS,
+                                 lora_dropout=0.0, task_type="CAUSAL_LM")
     trainer = GRPOTrainer(model=model, reward_funcs=[reward], args=args, train_dataset=data,
-                          processing_class=tok)
+                          processing_class=tok, peft_config=peft_config)
 
     gen_times, step_times, completion_tokens = [], [], []
     gen_name = next(n for n in ("_generate_and_score_completions", "_generate") if hasattr(trainer, n))
@@ -129,10 +144,10 @@ def bench_trl(size, steps, peak_tflops, seed):
     gen_tokens = med(completion_tokens) if completion_tokens else n_completions * COMPLETION_TOKENS
     scored = n_completions * (PROMPT_TOKENS + COMPLETION_TOKENS)
     gen_flops = 2 * params * (n_completions * PROMPT_TOKENS + gen_tokens)
-    upd_flops = 6 * params * scored
+    upd_flops = (4 if mode == "lora" else 6) * params * scored
     peak_flops = peak_tflops * 1e12
     return {
-        "framework": "trl", "size": size, "parameters": params, "steps_timed": max(1, len(step_times) - 1),
+        "framework": "trl", "size": size, "mode": mode, "parameters": params, "steps_timed": max(1, len(step_times) - 1),
         "step_seconds": step, "generation_seconds": gen, "update_seconds": upd,
         "completion_tokens_per_step": gen_tokens,
         "generation_tokens_per_second": gen_tokens / gen,
@@ -146,11 +161,12 @@ def bench_trl(size, steps, peak_tflops, seed):
     }
 
 
-def bench_sqlrft(size, command, steps, peak_tflops, seed, attention):
+def bench_sqlrft(size, mode, command, steps, peak_tflops, seed, attention):
     """sqlrft's GRPO step on the same shapes through `<command> bench`: generation, then the
-    update (forward + backward in micro-batches of 32 rows, clip, AdamW), full fine-tuning."""
+    update (forward + backward in micro-batches of 32 rows, clip, AdamW)."""
     if not command:
-        return {"framework": "sqlrft", "size": size, "status": "skipped", "reason": "no sqlrft command given"}
+        return {"framework": "sqlrft", "size": size, "mode": mode, "status": "skipped",
+                "reason": "no sqlrft command given"}
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(seed)
@@ -161,7 +177,7 @@ def bench_sqlrft(size, command, steps, peak_tflops, seed, attention):
         [*command, "bench", "--model", str(model_dir), "--prompts", str(PROMPTS), "--generations", str(GENERATIONS),
          "--prompt-tokens", str(PROMPT_TOKENS), "--max-new", str(COMPLETION_TOKENS), "--micro-batch", "32",
          "--steps", str(steps), "--peak-tflops", str(peak_tflops), "--seed", str(seed), "--attention", attention,
-         "--out", str(out)],
+         "--out", str(out), *(["--lora-rank", str(LORA_RANK)] if mode == "lora" else [])],
         capture_output=True, text=True,
     )
     print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
@@ -173,6 +189,13 @@ def bench_sqlrft(size, command, steps, peak_tflops, seed, attention):
     return r
 
 
+def speedups(runs):
+    """TRL's step time over sqlrft's, per size and mode, where both ran."""
+    by = {(r.get("framework"), r.get("size"), r.get("mode")): r for r in runs if "step_seconds" in r}
+    return {f"{size}-{mode}": by[("trl", size, mode)]["step_seconds"] / r["step_seconds"]
+            for (fw, size, mode), r in by.items() if fw == "sqlrft" and ("trl", size, mode) in by}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -181,7 +204,10 @@ def main():
     ap.add_argument("--peak-tflops", type=float, default=989.0,
                     help="dense bf16 peak of the GPU (H100 SXM: 989; H200: 989)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--attention", default="materialised", choices=["materialised", "flash"],
+    ap.add_argument("--modes", default="lora,full")
+    ap.add_argument("--deadline", type=float, default=None,
+                    help="epoch seconds after which no run starts (a margin of 45 s is kept)")
+    ap.add_argument("--attention", default="flash", choices=["materialised", "flash"],
                     help="sqlrft's attention kernels")
     ap.add_argument("command", nargs="*")
     a = ap.parse_args()
@@ -192,25 +218,35 @@ def main():
     except ImportError as e:
         results["trl"] = f"missing: {e}"
     ok = True
+    out = pathlib.Path(a.out)
     for size in a.sizes.split(","):
-        for fn in (lambda: bench_trl(size, a.steps, a.peak_tflops, a.seed), lambda: bench_sqlrft(size, a.command, a.steps, a.peak_tflops, a.seed, a.attention)):
-            try:
-                r = fn()
-            except Exception as e:  # one failed run should not hide the others
-                r = {"size": size, "status": "failed", "error": repr(e)}
-                ok = False
-            print(json.dumps(r, indent=2))
-            results["runs"].append(r)
-            torch.cuda.empty_cache()
-    pathlib.Path(a.out).write_text(json.dumps(results, indent=2))
-    print(f"{'framework':<8} {'size':<5} {'step s':>8} {'gen s':>8} {'upd s':>8} {'gen tok/s':>10} {'peak GiB':>9} {'MFU':>6}")
+        for mode in a.modes.split(","):
+            for name, fn in (("trl", lambda: bench_trl(size, mode, a.steps, a.peak_tflops, a.seed)),
+                             ("sqlrft", lambda: bench_sqlrft(size, mode, a.command, a.steps, a.peak_tflops,
+                                                             a.seed, a.attention))):
+                if a.deadline is not None and time.time() > a.deadline - 45:
+                    r = {"framework": name, "size": size, "mode": mode, "status": "skipped",
+                         "reason": "out of time"}
+                else:
+                    try:
+                        r = fn()
+                    except Exception as e:  # one failed run should not hide the others
+                        r = {"framework": name, "size": size, "mode": mode, "status": "failed", "error": repr(e)}
+                        ok = False
+                print(json.dumps(r, indent=2))
+                results["runs"].append(r)
+                torch.cuda.empty_cache()
+                results["speedup"] = speedups(results["runs"])
+                out.write_text(json.dumps(results, indent=2))
+    print(f"{'framework':<8} {'size':<5} {'mode':<5} {'step s':>8} {'gen s':>8} {'upd s':>8} {'gen tok/s':>10} {'peak GiB':>9} {'MFU':>6}")
     for r in results["runs"]:
         if "step_seconds" in r:
-            print(f"{r['framework']:<8} {r['size']:<5} {r['step_seconds']:8.2f} {r['generation_seconds']:8.2f} "
+            print(f"{r['framework']:<8} {r['size']:<5} {r['mode']:<5} {r['step_seconds']:8.2f} {r['generation_seconds']:8.2f} "
                   f"{r['update_seconds']:8.2f} {r['generation_tokens_per_second']:10.0f} {r['peak_memory_gib']:9.1f} "
                   f"{r['mfu_step']:6.1%}")
         else:
-            print(f"{r.get('framework', '?'):<8} {r['size']:<5} {r.get('status')}: {r.get('reason', r.get('error', ''))[:80]}")
+            print(f"{r.get('framework', '?'):<8} {r['size']:<5} {r.get('mode', '?'):<5} {r.get('status')}: {r.get('reason', r.get('error', ''))[:80]}")
+    print("speedup (TRL step time / sqlrft's):", json.dumps(results["speedup"]))
     sys.exit(0 if ok else 1)
 
 

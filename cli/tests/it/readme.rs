@@ -228,6 +228,14 @@ fn cases() -> Vec<Case> {
             .replace("...", &format!("{TRAIN} --sandbox data/sandbox.duckdb"))
             .append("--max-steps 2 --max-completion-length 8 --quiet")
             .check(|f, _| f.metrics_reach_step("runs/qwen-sql/metrics.jsonl", 2)),
+        case("sqlrft train ... --sandbox data/sandbox.duckdb --device cuda --output-dir runs/qwen-sql-gpu")
+            .before(train_inputs)
+            .replace("...", TRAIN)
+            // CI has no GPU: `auto` probes for one and runs the rest of the line on the CPU.
+            // `gpu::device_cuda_without_a_gpu_names_the_reason_and_the_fix` runs `--device cuda`.
+            .replace("--device cuda", "--device auto")
+            .append(&format!("--sft-epochs 0 {SMALL_TRAIN}"))
+            .writes(&["runs/qwen-sql-gpu/metrics.jsonl"]),
         case("sqlrft model serve models/smollm2 --port 8000")
             .before(|_, f| {
                 tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
@@ -1593,7 +1601,7 @@ fn served_policy_is_the_checkpoint(folder: &Folder, base: &str) -> Result<(), St
         ));
     }
     let read = |path: &str| {
-        sqlrft_trainer::params::read_tensors(&folder.path(path)).map_err(|e| format!("{e:#}"))
+        sqlrft_model::params::read_tensors(&folder.path(path)).map_err(|e| format!("{e:#}"))
     };
     let served = read(&format!(
         "runs/served/policy-adapters/{policy}/adapter_model.safetensors"
@@ -1636,13 +1644,13 @@ fn adapter_answers(folder: &Folder, base: &str) -> Result<(), String> {
 }
 
 /// A PEFT adapter for the tiny model, with non-zero B so it changes the answers.
-fn write_adapter(config: &sqlrft_trainer::config::ModelConfig, dir: &Path) -> Result<(), String> {
-    let lora = sqlrft_trainer::lora::LoraConfig {
+fn write_adapter(config: &sqlrft_model::config::ModelConfig, dir: &Path) -> Result<(), String> {
+    let lora = sqlrft_model::lora::LoraConfig {
         rank: 2,
         alpha: 4.0,
         target_modules: vec!["q_proj".into(), "v_proj".into()],
     };
-    let layout = sqlrft_trainer::lora::LoraLayout::new(&lora, config).map_err(|e| e.to_string())?;
+    let layout = sqlrft_model::lora::LoraLayout::new(&lora, config).map_err(|e| e.to_string())?;
     let weights = tiny::random_weights(config, 3, 0.5)[..layout.layout.len].to_vec();
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     sqlrft_trainer::export::export_adapter_dir(&layout, &weights, &lora, "models/smollm2", dir)

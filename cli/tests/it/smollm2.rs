@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use serde_json::json;
-use sqlrft_trainer::cpu::model::CpuModel;
+use sqlrft_model::cpu::model::CpuModel;
 use sqlrft_trainer::train::load_model_dir;
 
 use crate::{run_ok, sqlrft};

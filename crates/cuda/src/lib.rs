@@ -17,10 +17,9 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
+pub mod backend;
 pub mod cache;
 pub mod check;
-pub mod cli;
 pub mod device;
 pub mod gemm;
 pub mod kernels;
@@ -29,15 +28,14 @@ pub mod nvrtc;
 pub mod ops;
 pub mod probe;
 pub mod reference;
-pub mod smoke;
 pub mod train;
 
+pub use backend::{CudaBackend, CudaOptions};
 pub use cache::{KernelCache, default_cache_dir};
-pub use cli::{CudaArgs, run as run_cli};
 pub use device::Gpu;
 pub use gemm::GemmShape;
 pub use kernels::{KernelSource, SOURCES};
-pub use model::{Attention, Completion, GpuModel, KvCache, LoraSpec, ModelDims, Scores};
+pub use model::{Attention, Completion, GpuModel, KvCache, ModelDims, Scores};
 pub use ops::{AdamStep, AttnDims, SampleParams};
 pub use probe::{DeviceInfo, Unavailable, probe};
-pub use train::{AdamW, GpuTrainer, Saved, Scoring, TensorState};
+pub use train::{GpuTrainer, Saved, Scoring, TensorState};

@@ -6,15 +6,22 @@
 use crate::device::Gpu;
 use crate::gemm::GemmShape;
 use crate::ops::{AttnDims, HeadRows, LogitRows, Qkv, Rows, SampleParams};
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use cudarc::driver::CudaSlice;
 use half::bf16;
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::params::{Layout, ModelLayout, Proj, load_weights};
+use sqlrft_model::sampling::SamplingParams;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The shapes and constants of a model (what the trainer's `ModelConfig` holds, less parsing).
-#[derive(Clone, Debug, PartialEq)]
+/// The shapes and constants the kernels read, derived from the one [`ModelConfig`] (built only
+/// by [`ModelDims::from_config`], so the GPU and the CPU reference cannot disagree on a shape).
+#[derive(Clone, Debug)]
 pub struct ModelDims {
+    /// The parsed `config.json` these shapes come from.
+    pub config: ModelConfig,
     /// Vocabulary size: rows of the embedding and of the lm head.
     pub vocab: usize,
     /// Width of the residual stream.
@@ -40,47 +47,40 @@ pub struct ModelDims {
 }
 
 impl ModelDims {
-    /// Every weight's Hugging Face name and length, in checkpoint order.
+    /// The GPU's view of `config`. Errors on what the kernels do not implement: an output
+    /// projection bias (llama's `attention_bias`).
+    pub fn from_config(config: ModelConfig) -> Result<Self> {
+        ensure!(
+            !config.o_bias,
+            "this llama model has attention_bias = true (an output-projection bias), which the \
+             CUDA backend does not implement; train it with --device cpu"
+        );
+        Ok(Self {
+            vocab: config.vocab_size,
+            hidden: config.hidden_size,
+            intermediate: config.intermediate_size,
+            layers: config.num_hidden_layers,
+            heads: config.num_attention_heads,
+            kv_heads: config.num_key_value_heads,
+            head_dim: config.head_dim,
+            rms_norm_eps: config.rms_norm_eps,
+            qkv_bias: config.qkv_bias,
+            tie_word_embeddings: config.tie_word_embeddings,
+            inv_freq: config.rope_inv_freq(),
+            config,
+        })
+    }
+
+    /// Every weight's Hugging Face name and length, in the model contract's layout order
+    /// ([`ModelLayout`]); a tied lm head is the embedding, listed once.
     pub fn tensors(&self) -> Vec<(String, usize)> {
-        let (c, i) = (self.hidden, self.intermediate);
-        let (qd, kvd) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
-        let mut t = vec![("model.embed_tokens.weight".to_string(), self.vocab * c)];
-        for l in 0..self.layers {
-            let mut add = |s: &str, len| t.push((layer_name(l, s), len));
-            add("input_layernorm.weight", c);
-            add("self_attn.q_proj.weight", qd * c);
-            add("self_attn.k_proj.weight", kvd * c);
-            add("self_attn.v_proj.weight", kvd * c);
-            if self.qkv_bias {
-                add("self_attn.q_proj.bias", qd);
-                add("self_attn.k_proj.bias", kvd);
-                add("self_attn.v_proj.bias", kvd);
-            }
-            add("self_attn.o_proj.weight", c * qd);
-            add("post_attention_layernorm.weight", c);
-            add("mlp.gate_proj.weight", i * c);
-            add("mlp.up_proj.weight", i * c);
-            add("mlp.down_proj.weight", c * i);
-        }
-        t.push(("model.norm.weight".into(), c));
-        if !self.tie_word_embeddings {
-            t.push(("lm_head.weight".into(), self.vocab * c));
-        }
-        t
+        names_and_lengths(ModelLayout::new(&self.config).layout)
     }
 
     /// (in, out) features of projection `proj`.
     pub fn projection(&self, proj: &str) -> (usize, usize) {
-        let (c, i) = (self.hidden, self.intermediate);
-        let (qd, kvd) = (self.heads * self.head_dim, self.kv_heads * self.head_dim);
-        match proj {
-            "q_proj" => (c, qd),
-            "k_proj" | "v_proj" => (c, kvd),
-            "o_proj" => (qd, c),
-            "gate_proj" | "up_proj" => (c, i),
-            "down_proj" => (i, c),
-            other => panic!("`{other}` is not a projection"),
-        }
+        let p = Proj::parse(proj).unwrap_or_else(|| panic!("`{proj}` is not a projection"));
+        p.dims(&self.config)
     }
 
     /// The lm head's weight: the embedding when tied.
@@ -96,65 +96,7 @@ impl ModelDims {
     pub fn parameters(&self) -> usize {
         self.tensors().iter().map(|(_, len)| len).sum()
     }
-
-    /// Reads the fields of a Hugging Face `config.json` for `qwen2` or plain `llama` models
-    /// (no rope scaling, no output-projection bias).
-    pub fn from_config_json(text: &str) -> Result<Self> {
-        let v: serde_json::Value = serde_json::from_str(text).context("config.json is not JSON")?;
-        let get = |k: &str| -> Result<usize> {
-            v[k].as_u64()
-                .map(|x| x as usize)
-                .with_context(|| format!("config.json has no integer `{k}`"))
-        };
-        let model_type = v["model_type"].as_str().unwrap_or_default();
-        let qkv_bias = match model_type {
-            "qwen2" => true,
-            "llama" if v["attention_bias"].as_bool() == Some(true) => {
-                bail!("llama with attention_bias (an output-projection bias) is not supported")
-            }
-            "llama" => false,
-            other => bail!("model_type `{other}` is not supported (qwen2 or llama)"),
-        };
-        if !v["rope_scaling"].is_null() {
-            bail!("rope_scaling is not supported by `sqlrft cuda forward`");
-        }
-        let heads = get("num_attention_heads")?;
-        let hidden = get("hidden_size")?;
-        let head_dim = v["head_dim"]
-            .as_u64()
-            .map_or(hidden / heads, |x| x as usize);
-        let theta = v["rope_theta"].as_f64().unwrap_or(10000.0);
-        Ok(Self {
-            vocab: get("vocab_size")?,
-            hidden,
-            intermediate: get("intermediate_size")?,
-            layers: get("num_hidden_layers")?,
-            heads,
-            kv_heads: v["num_key_value_heads"]
-                .as_u64()
-                .map_or(heads, |x| x as usize),
-            head_dim,
-            rms_norm_eps: v["rms_norm_eps"].as_f64().unwrap_or(1e-6) as f32,
-            qkv_bias,
-            tie_word_embeddings: v["tie_word_embeddings"].as_bool().unwrap_or(false),
-            // transformers rounds each frequency to f32 before use; so do we.
-            inv_freq: (0..head_dim / 2)
-                .map(|i| (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32)
-                .collect(),
-        })
-    }
 }
-
-/// The seven projections of a decoder layer and the module holding each.
-pub const PROJECTIONS: [(&str, &str); 7] = [
-    ("self_attn", "q_proj"),
-    ("self_attn", "k_proj"),
-    ("self_attn", "v_proj"),
-    ("self_attn", "o_proj"),
-    ("mlp", "gate_proj"),
-    ("mlp", "up_proj"),
-    ("mlp", "down_proj"),
-];
 
 /// How attention runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -166,54 +108,36 @@ pub enum Attention {
     Flash,
 }
 
-/// LoRA adapters on some projections: `y += (alpha / rank) · (x Aᵀ) Bᵀ`, PEFT's names and
-/// layout (`A` is `[rank, in]`, `B` is `[out, rank]`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct LoraSpec {
-    /// Rank: rows of A, columns of B.
-    pub rank: usize,
-    /// Numerator of the adapters' scale `alpha / rank`.
-    pub alpha: f32,
-    /// Projection names (`q_proj`, …, `down_proj`).
-    pub targets: Vec<String>,
+/// Adapter tensors' PEFT names and lengths for `lora` on `dims`, in the model contract's
+/// layout order ([`LoraLayout`]). Errors on rank 0 or an unknown target module.
+pub fn lora_tensors(lora: &LoraConfig, dims: &ModelDims) -> Result<Vec<(String, usize)>> {
+    Ok(names_and_lengths(
+        LoraLayout::new(lora, &dims.config)?.layout,
+    ))
 }
 
-impl LoraSpec {
-    /// `alpha / rank`, the factor on the adapters' output.
-    pub fn scale(&self) -> f32 {
-        self.alpha / self.rank as f32
-    }
-
-    /// Adapter tensors' names and lengths: A then B for each target of each layer.
-    pub fn tensors(&self, d: &ModelDims) -> Vec<(String, usize)> {
-        let mut t = vec![];
-        for l in 0..d.layers {
-            for (_, proj) in PROJECTIONS {
-                if self.targets.iter().any(|x| x == proj) {
-                    let (inp, out) = d.projection(proj);
-                    t.push((lora_name(l, proj, 'A'), self.rank * inp));
-                    t.push((lora_name(l, proj, 'B'), out * self.rank));
-                }
-            }
-        }
-        t
-    }
+/// Each tensor of `layout`, by name and length, in order.
+fn names_and_lengths(layout: Layout) -> Vec<(String, usize)> {
+    layout
+        .tensors
+        .into_iter()
+        .map(|t| {
+            let len = t.len();
+            (t.name, len)
+        })
+        .collect()
 }
 
-/// The module (`self_attn` or `mlp`) holding projection `proj`.
-pub fn module_of(proj: &str) -> &'static str {
-    PROJECTIONS
-        .iter()
-        .find(|(_, p)| *p == proj)
-        .map_or("self_attn", |(m, _)| m)
+/// `alpha / rank`, the factor on the adapters' output.
+pub fn lora_scale(lora: &LoraConfig) -> f32 {
+    lora.alpha / lora.rank as f32
 }
 
-/// PEFT's name of adapter matrix `ab` ('A' or 'B') of projection `proj` in layer `l`.
+/// PEFT's name of adapter matrix `ab` ('A' or 'B') of projection `proj` in layer `l` (the
+/// name [`LoraLayout`] gives it).
 pub fn lora_name(l: usize, proj: &str, ab: char) -> String {
-    format!(
-        "base_model.model.model.layers.{l}.{}.{proj}.lora_{ab}.weight",
-        module_of(proj)
-    )
+    let p = Proj::parse(proj).unwrap_or_else(|| panic!("`{proj}` is not a projection"));
+    format!("base_model.model.{}.lora_{ab}.weight", p.path(l))
 }
 
 /// Which adapted projection a LoRA launch is for: `proj` (`q_proj`, …) of layer `layer`.
@@ -276,7 +200,7 @@ pub struct GpuModel {
     /// The model's shapes.
     pub dims: ModelDims,
     /// Adapters, when the model has them (their weights live in `weights` too).
-    pub lora: Option<LoraSpec>,
+    pub lora: Option<LoraConfig>,
     /// Which attention kernels the passes use.
     pub attention: Attention,
     weights: HashMap<String, CudaSlice<bf16>>,
@@ -302,7 +226,7 @@ pub(crate) struct Acts {
     pub gate: CudaSlice<bf16>,
     pub up: CudaSlice<bf16>,
     pub act: CudaSlice<bf16>,
-    /// `x Aᵀ` of each adapted projection, in [`PROJECTIONS`] order (`[tokens, rank]`).
+    /// `x Aᵀ` of each adapted projection, in [`Proj::ALL`] order (`[tokens, rank]`).
     pub lora_u: Vec<CudaSlice<bf16>>,
 }
 
@@ -340,7 +264,7 @@ impl Acts {
             gate: gpu.zeros(n * i)?,
             up: gpu.zeros(n * i)?,
             act: gpu.zeros(n * i)?,
-            lora_u: (0..if rank > 0 { PROJECTIONS.len() } else { 0 })
+            lora_u: (0..if rank > 0 { Proj::ALL.len() } else { 0 })
                 .map(|_| gpu.zeros(n * rank))
                 .collect::<Result<_>>()?,
         })
@@ -394,17 +318,10 @@ impl GpuModel {
     pub fn add_lora(
         &mut self,
         gpu: &Gpu,
-        spec: LoraSpec,
+        spec: LoraConfig,
         weight: &mut dyn FnMut(&str, usize) -> Result<Vec<f32>>,
     ) -> Result<()> {
-        ensure!(spec.rank > 0, "LoRA rank must be at least 1");
-        for t in &spec.targets {
-            ensure!(
-                PROJECTIONS.iter().any(|(_, p)| p == t),
-                "unknown LoRA target module `{t}`; use q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj"
-            );
-        }
-        for (name, len) in spec.tensors(&self.dims) {
+        for (name, len) in lora_tensors(&spec, &self.dims)? {
             let w = weight(&name, len)?;
             ensure!(
                 w.len() == len,
@@ -425,11 +342,11 @@ impl GpuModel {
         proj: &str,
     ) -> Option<(&CudaSlice<bf16>, &CudaSlice<bf16>, f32)> {
         let spec = self.lora.as_ref()?;
-        spec.targets.iter().any(|t| t == proj).then(|| {
+        spec.target_modules.iter().any(|t| t == proj).then(|| {
             (
                 self.w(&lora_name(l, proj, 'A')),
                 self.w(&lora_name(l, proj, 'B')),
-                spec.scale(),
+                lora_scale(spec),
             )
         })
     }
@@ -460,7 +377,7 @@ impl GpuModel {
         Ok(())
     }
 
-    /// Loads `dir/config.json` and every `dir/*.safetensors` (f32, bf16 or f16 tensors).
+    /// Loads a Hugging Face model directory through the model contract's loader.
     pub fn load(gpu: &Gpu, dir: &Path) -> Result<Self> {
         let (dims, mut weight) = open_checkpoint(dir)?;
         Self::upload(gpu, dims, &mut weight)
@@ -731,17 +648,19 @@ impl GpuModel {
     }
 
     /// Samples completions for every prompt row with a KV cache, all rows decoding together
-    /// (one token per row per step). Rows stop at an `eos` token (kept) or `max_new` tokens;
-    /// the batch stops when every row has. `uniform` supplies the draws, one per row per step.
+    /// (one token per row per step). Rows stop at an `eos` token (kept) or
+    /// `params.max_new_tokens`; the batch stops when every row has. `uniform` supplies the
+    /// draws, one per row per step.
     pub fn generate(
         &self,
         gpu: &Gpu,
         prompts: &[Vec<i32>],
-        params: SampleParams,
-        max_new: usize,
+        params: &SamplingParams,
         eos: &[i32],
         uniform: &mut dyn FnMut() -> f32,
     ) -> Result<Vec<Completion>> {
+        let max_new = params.max_new_tokens;
+        let params = SampleParams::from(params);
         let b = prompts.len();
         ensure!(b > 0 && max_new > 0, "nothing to generate");
         ensure!(prompts.iter().all(|p| !p.is_empty()), "a prompt is empty");
@@ -927,121 +846,77 @@ impl HeadScores {
     }
 }
 
-/// `dir`'s config and a reader of its safetensors weights by name (as f32).
+/// `dir`'s shapes and a reader of its weights by Hugging Face name (f32), both through the model
+/// contract: [`ModelConfig::load`] and [`load_weights`] (`model.safetensors` or a sharded index;
+/// f32, bf16 or f16 tensors).
 #[allow(clippy::type_complexity)]
 pub fn open_checkpoint(
     dir: &Path,
 ) -> Result<(ModelDims, Box<dyn FnMut(&str, usize) -> Result<Vec<f32>>>)> {
-    let config = dir.join("config.json");
-    let text = std::fs::read_to_string(&config).with_context(|| {
-        format!(
-            "could not read `{}`: is it a Hugging Face model folder?",
-            config.display()
-        )
-    })?;
-    let dims =
-        ModelDims::from_config_json(&text).with_context(|| format!("in `{}`", config.display()))?;
-    let mut files = vec![];
-    for e in
-        std::fs::read_dir(dir).with_context(|| format!("could not list `{}`", dir.display()))?
-    {
-        let path = e?.path();
-        if path.extension().is_some_and(|x| x == "safetensors") {
-            files.push((
-                std::fs::read(&path)
-                    .with_context(|| format!("could not read `{}`", path.display()))?,
-                path,
-            ));
-        }
-    }
-    ensure!(
-        !files.is_empty(),
-        "no .safetensors files in `{}`",
-        dir.display()
-    );
-    // Tensor name → file; each lookup re-parses that file's header, which is cheap.
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for (i, (bytes, path)) in files.iter().enumerate() {
-        let st = safetensors::SafeTensors::deserialize(bytes)
-            .with_context(|| format!("`{}` is not a safetensors file", path.display()))?;
-        for name in st.names() {
-            index.insert(name.to_string(), i);
-        }
-    }
-    let dir = dir.to_path_buf();
+    let dims = ModelDims::from_config(ModelConfig::load(dir)?)?;
+    let layout = ModelLayout::new(&dims.config).layout;
+    let data = load_weights(dir, &layout)?;
     Ok((
         dims,
         Box::new(move |name: &str, _len: usize| {
-            let file = index
+            let t = layout
                 .get(name)
-                .with_context(|| format!("tensor `{name}` is missing from `{}`", dir.display()))?;
-            let st = safetensors::SafeTensors::deserialize(&files[*file].0)?;
-            let t = st.tensor(name)?;
-            widen(t.dtype(), t.data()).with_context(|| format!("tensor `{name}`"))
+                .ok_or_else(|| anyhow::anyhow!("the model layout has no tensor `{name}`"))?;
+            Ok(data[t.range()].to_vec())
         }),
     ))
-}
-
-/// f32 values of a tensor stored as F32, BF16 or F16.
-fn widen(dtype: safetensors::Dtype, data: &[u8]) -> Result<Vec<f32>> {
-    use safetensors::Dtype;
-    Ok(match dtype {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        other => bail!("dtype {other:?} is not supported (f32, bf16, f16)"),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_a_qwen2_config() {
-        let text = r#"{"model_type":"qwen2","vocab_size":151936,"hidden_size":896,
+    fn qwen25_05b() -> ModelConfig {
+        ModelConfig::parse(
+            r#"{"model_type":"qwen2","vocab_size":151936,"hidden_size":896,
             "intermediate_size":4864,"num_hidden_layers":24,"num_attention_heads":14,
             "num_key_value_heads":2,"rms_norm_eps":1e-6,"rope_theta":1000000.0,
-            "tie_word_embeddings":true}"#;
-        let d = ModelDims::from_config_json(text).unwrap();
+            "tie_word_embeddings":true}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn derives_the_gpu_shapes_from_the_model_contract() {
+        let d = ModelDims::from_config(qwen25_05b()).unwrap();
         assert_eq!((d.head_dim, d.kv_heads, d.inv_freq.len()), (64, 2, 32));
         assert!(d.qkv_bias && d.tie_word_embeddings);
-        assert_eq!(d.inv_freq[0], 1.0);
-        // The last pair turns slowest: theta^(-62/64).
-        assert!((d.inv_freq[31] as f64 - 1e6f64.powf(-62.0 / 64.0)).abs() < 1e-9);
+        assert_eq!(d.inv_freq, d.config.rope_inv_freq());
         // Qwen2.5-0.5B has 494,032,768 parameters (its model card says 0.49B).
         assert_eq!(d.parameters(), 494_032_768);
+        assert_eq!(d.projection("o_proj"), (896, 896));
+        assert_eq!(d.projection("k_proj"), (896, 128));
     }
 
     #[test]
-    fn rejects_an_unsupported_model_type_by_name() {
-        let err = ModelDims::from_config_json(r#"{"model_type":"gpt2"}"#).unwrap_err();
-        assert!(err.to_string().contains("gpt2"), "{err}");
-    }
-
-    #[test]
-    fn widens_bf16_and_f16() {
-        let bytes: Vec<u8> = [1.5f32, -2.0]
-            .iter()
-            .flat_map(|x| bf16::from_f32(*x).to_le_bytes())
-            .collect();
-        assert_eq!(
-            widen(safetensors::Dtype::BF16, &bytes).unwrap(),
-            vec![1.5, -2.0]
+    fn refuses_an_output_projection_bias_by_name() {
+        let mut c = qwen25_05b();
+        c.model_type = "llama".into();
+        c.o_bias = true;
+        let err = ModelDims::from_config(c).unwrap_err().to_string();
+        assert!(
+            err.contains("attention_bias") && err.contains("--device cpu"),
+            "{err}"
         );
-        let bytes: Vec<u8> = [0.25f32]
-            .iter()
-            .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
-            .collect();
-        assert_eq!(widen(safetensors::Dtype::F16, &bytes).unwrap(), vec![0.25]);
+    }
+
+    #[test]
+    fn adapter_names_are_the_layouts() {
+        let d = ModelDims::from_config(qwen25_05b()).unwrap();
+        let lora = LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            target_modules: vec!["q_proj".into(), "down_proj".into()],
+        };
+        let t = lora_tensors(&lora, &d).unwrap();
+        assert_eq!(t.len(), 24 * 2 * 2);
+        assert_eq!(t[0], (lora_name(0, "q_proj", 'A'), 4 * 896));
+        assert_eq!(t[3], (lora_name(0, "down_proj", 'B'), 896 * 4));
+        assert_eq!(lora_scale(&lora), 2.0);
     }
 }

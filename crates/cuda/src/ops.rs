@@ -123,7 +123,7 @@ impl AdamStep {
     }
 }
 
-/// How a row of logits is sampled (the CPU reference's `SamplingParams` less the length).
+/// The sampling kernel's arguments: the model contract's `SamplingParams` less the length.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SampleParams {
     /// 0 or less: greedy.
@@ -132,6 +132,16 @@ pub struct SampleParams {
     pub top_k: usize,
     /// 1 keeps every token.
     pub top_p: f32,
+}
+
+impl From<&sqlrft_model::sampling::SamplingParams> for SampleParams {
+    fn from(p: &sqlrft_model::sampling::SamplingParams) -> Self {
+        Self {
+            temperature: p.temperature,
+            top_k: p.top_k,
+            top_p: p.top_p,
+        }
+    }
 }
 
 /// `n` rows of `c` values: the shape of a row-wise kernel.

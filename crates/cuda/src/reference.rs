@@ -319,8 +319,8 @@ pub fn adamw_step(
 /// log-prob, and the cumulative mass at the chosen token's boundaries (to tell a real mismatch
 /// from f32 rounding at a boundary). Kept set: top-k by value, then the smallest prefix (by
 /// descending probability) reaching `top_p` of the kept mass, each widened to every token tied
-/// with its last one (transformers' `TopKLogitsWarper` keeps ties too; the trainer's CPU
-/// sampler cuts ties by index); the draw walks kept tokens in vocabulary order.
+/// with its last one (transformers' `TopKLogitsWarper` keeps ties too); the draw walks kept
+/// tokens in vocabulary order. That is `sqlrft_model::sampling::sample_token`'s rule, in f64.
 pub fn sample_row(row: &[f32], p: crate::ops::SampleParams, u: f32) -> (i32, f32, f64) {
     let greedy = p.temperature <= 0.0;
     let it = if greedy {
@@ -616,6 +616,52 @@ mod tests {
         // Kept {1, 2, 3}: u near 1 lands on the last kept token in vocabulary order.
         assert_eq!(sample_row(&row, p, 0.999).0, 3);
         assert_eq!(sample_row(&row, p, 0.0).0, 1);
+    }
+
+    /// Hands out `u` as every `f32` draw (rand's `f32` is the top 24 bits of a `u32`).
+    struct FixedDraw(f32);
+
+    impl rand::RngCore for FixedDraw {
+        fn next_u32(&mut self) -> u32 {
+            ((self.0 * (1u32 << 24) as f32) as u32) << 8
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.next_u32() as u64
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            dst.fill(0)
+        }
+    }
+
+    #[test]
+    fn the_kernels_reference_picks_what_the_model_contracts_sampler_picks() {
+        use sqlrft_model::sampling::{SamplingParams, sample_token};
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mut compared = 0;
+        for case in 0..400 {
+            // Few distinct values, so ties at the top-k and top-p cuts are common.
+            let row: Vec<f32> = (0..32)
+                .map(|_| rng.random_range(0..6) as f32 * 0.5)
+                .collect();
+            let params = SamplingParams {
+                temperature: [1.0, 0.7][case % 2],
+                top_k: [0, 1, 3, 8][case % 4],
+                top_p: [1.0, 0.9, 0.5][case % 3],
+                max_new_tokens: 1,
+            };
+            let u = (rng.random_range(0..1u32 << 24) as f32) / (1u32 << 24) as f32;
+            let (want, _, margin) = sample_row(&row, crate::ops::SampleParams::from(&params), u);
+            if margin < 1e-5 {
+                continue; // f32 and f64 may round a boundary draw either way
+            }
+            let (got, _) = sample_token(&row, &params, &mut FixedDraw(u));
+            assert_eq!(
+                got as i32, want,
+                "case {case}: {params:?}, u {u}, row {row:?}"
+            );
+            compared += 1;
+        }
+        assert!(compared > 300, "only {compared} draws compared");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 use crate::device::Gpu;
 use crate::gemm::GemmShape;
 use crate::model::{
-    Acts, Attention, GpuModel, LoraSpec, ModelDims, Scores, layer_name, lora_name, module_of,
+    Acts, Attention, GpuModel, ModelDims, Scores, layer_name, lora_name, lora_tensors,
 };
 use crate::ops::{
     AdamState, AdamStep, FlashSaved, HeadRows, LogitRows, NormSaved, Qkv, QkvGrads, Rows,
@@ -22,6 +22,9 @@ use crate::ops::{
 use anyhow::{Context, Result, anyhow, ensure};
 use cudarc::driver::{CudaSlice, DevicePtr};
 use half::bf16;
+use sqlrft_model::lora::LoraConfig;
+use sqlrft_model::optim::OptimParams;
+use sqlrft_model::params::Proj;
 use std::collections::HashMap;
 
 /// How [`GpuTrainer::forward_with`] scores a batch: the temperature its log-probs are read at,
@@ -52,21 +55,6 @@ pub struct Saved {
     rstd_final: CudaSlice<f32>,
     targets: CudaSlice<i32>,
     lse: CudaSlice<f32>,
-}
-
-/// AdamW's settings (torch's names).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AdamW {
-    /// Learning rate.
-    pub lr: f64,
-    /// Decay of the first moment.
-    pub beta1: f64,
-    /// Decay of the second moment.
-    pub beta2: f64,
-    /// Added to the update's denominator for stability.
-    pub eps: f64,
-    /// Decoupled weight decay (multiplied by `lr`); biases and norm weights take none.
-    pub weight_decay: f64,
 }
 
 /// One tensor's trainable state, as host buffers (for checkpoints).
@@ -125,12 +113,12 @@ impl GpuTrainer {
         gpu: &Gpu,
         dims: ModelDims,
         weight: &mut dyn FnMut(&str, usize) -> Result<Vec<f32>>,
-        spec: LoraSpec,
+        spec: LoraConfig,
         adapter: &mut dyn FnMut(&str, usize) -> Result<Vec<f32>>,
     ) -> Result<Self> {
-        let mut model = GpuModel::upload(gpu, dims.clone(), weight)?;
+        let trainable = lora_tensors(&spec, &dims)?;
+        let mut model = GpuModel::upload(gpu, dims, weight)?;
         let mut host: HashMap<String, Vec<f32>> = HashMap::new();
-        let trainable = spec.tensors(&dims);
         model.add_lora(gpu, spec, &mut |name, len| {
             let w = adapter(name, len)?;
             host.insert(name.to_string(), w.clone());
@@ -592,17 +580,19 @@ impl GpuTrainer {
 
     /// One AdamW step on every tensor (biases and norm weights without weight decay, as the
     /// Hugging Face Trainer does), gradients scaled by the pending clip coefficient.
-    pub fn optimizer_step(&mut self, gpu: &Gpu, opt: AdamW) -> Result<()> {
+    pub fn optimizer_step(&mut self, gpu: &Gpu, lr: f64, opt: &OptimParams) -> Result<()> {
         self.step += 1;
-        let decayed = AdamStep::new(
-            self.step,
-            opt.lr,
-            opt.beta1,
-            opt.beta2,
-            opt.eps,
-            opt.weight_decay,
-        );
-        let exempt = AdamStep::new(self.step, opt.lr, opt.beta1, opt.beta2, opt.eps, 0.0);
+        let step = |weight_decay| {
+            AdamStep::new(
+                self.step,
+                lr,
+                opt.adam_beta1,
+                opt.adam_beta2,
+                opt.adam_epsilon,
+                weight_decay,
+            )
+        };
+        let (decayed, exempt) = (step(opt.weight_decay), step(0.0));
         for (name, len) in self.trainable.clone() {
             let a = if name.ends_with(".bias") || name.contains("norm") {
                 exempt
@@ -708,7 +698,7 @@ impl Linear<'_, '_> {
     ) -> Result<()> {
         let (gpu, n, l) = (self.gpu, self.n, self.l);
         let (inp, out) = self.model.dims.projection(proj);
-        let w_name = layer_name(l, &format!("{}.{proj}.weight", module_of(proj)));
+        let w_name = format!("{}.weight", proj_path(proj, l));
         gpu.gemm(
             GemmShape::linear_dinput(n, out, inp).with_beta(beta),
             dy,
@@ -749,4 +739,11 @@ impl Linear<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// `model.layers.{l}.{module}.{proj}`: the model contract's path of projection `proj`.
+fn proj_path(proj: &str, l: usize) -> String {
+    Proj::parse(proj)
+        .unwrap_or_else(|| panic!("`{proj}` is not a projection"))
+        .path(l)
 }

@@ -12,9 +12,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlrft_llm::{ChatRequest, LlmClient, LlmConfig, LlmError, Usage};
-use sqlrft_trainer::backend::{Backend, CpuBackend};
+use sqlrft_model::backend::Backend;
+use sqlrft_model::sampling::SamplingParams;
+use sqlrft_trainer::device::{Device, DynBackend, open_backend};
 use sqlrft_trainer::rollout::ChatMessage;
-use sqlrft_trainer::sampling::SamplingParams;
 use sqlrft_trainer::tokenizer::ChatTokenizer;
 
 use crate::dataset::EvalItem;
@@ -202,9 +203,10 @@ fn item_seed(seed: u64, id: &str) -> u64 {
     seed ^ u64::from_le_bytes(bytes)
 }
 
-/// A Hugging Face model directory on the trainer's CPU reference backend.
+/// A Hugging Face model directory on the trainer's backends: the GPU when one is found
+/// (`--device auto`), else the CPU reference.
 pub struct LocalModel {
-    backend: Mutex<CpuBackend>,
+    backend: Mutex<DynBackend>,
     tokenizer: ChatTokenizer,
 }
 
@@ -214,7 +216,7 @@ impl LocalModel {
     pub fn load(dir: &Path) -> Result<LocalModel> {
         let (model, tokenizer) = sqlrft_trainer::train::load_model_dir(dir)?;
         Ok(LocalModel {
-            backend: Mutex::new(CpuBackend::new(model, false)),
+            backend: Mutex::new(open_backend(Device::Auto, model, None, false)?),
             tokenizer,
         })
     }

@@ -12,8 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sqlrft_model::sampling::{Sampled, SamplingParams};
 use sqlrft_trainer::rollout::ChatMessage;
-use sqlrft_trainer::sampling::{Sampled, SamplingParams};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::ModelServerConfig;

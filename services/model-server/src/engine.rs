@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlrft_trainer::backend::{Backend, CpuBackend};
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::model::CpuModel;
-use sqlrft_trainer::lora::{LoraConfig, LoraLayout};
-use sqlrft_trainer::params::read_tensors;
-use sqlrft_trainer::sampling::{Sampled, SamplingParams};
+use sqlrft_model::backend::{Backend, CpuBackend};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::params::read_tensors;
+use sqlrft_model::sampling::{Sampled, SamplingParams};
 use sqlrft_trainer::tokenizer::ChatTokenizer;
 use tokio::sync::oneshot;
 

@@ -227,7 +227,7 @@ pub async fn run_bench(args: &RolloutBenchArgs) -> Result<RolloutBenchReport> {
         ..GeneratorConfig::at(generator.clone())
     });
     let (backend, tokenizer) = load_cpu_backend(&model, &cfg)?;
-    let model_config = sqlrft_trainer::backend::Backend::config(&backend).clone();
+    let model_config = sqlrft_model::backend::Backend::config(&backend).clone();
     let mut trainer = Trainer::new(backend, tokenizer, cfg.clone(), Vec::new(), Vec::new());
     let mut remote = RemoteGenerator::connect(
         cfg.generator.as_ref().context("generator")?,

@@ -67,7 +67,7 @@ pub async fn start_with_rewards(
     let (service, cfg) = args.resolve()?;
     let hub = args.hub.client(None)?;
     let model_dir = resolve_model(&args.model, &hub).await?;
-    let model = sqlrft_trainer::config::ModelConfig::load(&model_dir)?;
+    let model = sqlrft_model::config::ModelConfig::load(&model_dir)?;
     let tokenizer = ChatTokenizer::load(&model_dir, &model.eos_token_ids)?;
     let dataset = resolve_dataset(&args.dataset, &hub).await?;
     let (index, count) = service.shard()?;

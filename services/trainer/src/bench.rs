@@ -3,16 +3,16 @@
 //! measured in the same run. Goals (issue 12): sqlrft ≥ 2× TRL's step throughput, and the update
 //! at ≥ 30% of what the GEMM crate reaches on a plain matrix product of the model's main shape.
 
-use crate::config::ModelConfig;
-use crate::cpu::layers::{Mat, gemm};
 use crate::data::load_jsonl;
-use crate::params::{ModelLayout, SaveDtype, serialize_tensors};
 use crate::rollout::Prompt;
 use crate::train::{RoundTimings, TrainConfig, Trainer, build_rewards, load_cpu_backend};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::layers::{Mat, gemm};
+use sqlrft_model::params::{ModelLayout, SaveDtype, model_safetensors};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -558,16 +558,7 @@ pub fn write_random_smollm2(dir: &Path, prompts: &[Prompt]) -> Result<()> {
     std::fs::write(dir.join("config.json"), SMOLLM2_135M_CONFIG)?;
     let cfg = ModelConfig::parse(SMOLLM2_135M_CONFIG)?;
     let weights = random_weights(&cfg, 135, 0.05);
-    let layout = ModelLayout::new(&cfg);
-    let bytes = serialize_tensors(
-        layout
-            .layout
-            .tensors
-            .iter()
-            .map(|t| (t.name.as_str(), t.shape.as_slice(), &weights[t.range()])),
-        SaveDtype::Bf16,
-        None,
-    )?;
+    let bytes = model_safetensors(&cfg, &weights, SaveDtype::Bf16)?;
     sqlrft_files::write(&dir.join("model.safetensors"), &bytes)?;
     Ok(())
 }

@@ -6,12 +6,12 @@
 //! and `state.json`; `{output_dir}/checkpoints/latest` names the newest. A checkpoint directory is
 //! written under a temporary name, fsynced and renamed, so a crash never leaves a half one.
 
-use crate::backend::TrainableState;
 use crate::data::DataCursor;
-use crate::params::{Layout, SaveDtype, read_tensors, serialize_tensors};
 use anyhow::{Context, Result, bail};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sqlrft_model::backend::TrainableState;
+use sqlrft_model::params::{Layout, SaveDtype, read_tensors, serialize_tensors};
 use std::path::{Path, PathBuf};
 
 /// A ChaCha RNG's exact position.

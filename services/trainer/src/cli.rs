@@ -1,21 +1,24 @@
 //! Entry points the `sqlrft` binary calls: `sqlrft train`, `sqlrft train export` and
 //! `sqlrft publish model`, each a clap `Args` struct and a `run_*` function.
 
-use crate::backend::Backend;
 use crate::card::{CardInputs, write_model_card};
 use crate::checkpoint;
-use crate::config::ModelConfig;
+use crate::device::Device;
 use crate::export::{ExportOptions, export_adapter_dir, export_model_dir};
 use crate::generator::{GeneratorConfig, RemoteGenerator};
 use crate::hub::{resolve_dataset, resolve_model};
 use crate::metrics::{self, RolloutMetrics, StepMetrics};
-use crate::params::SaveDtype;
 use crate::reward::RewardFunction;
 use crate::seed::{CHECK_SQL_REWARD, CheckSqlReward, seed_reward_specs};
 use crate::sft::{SftOutcome, SftRun};
-use crate::train::{RewardSpec, TrainConfig, Trainer, build_rewards, load_cpu_backend};
+use crate::train::{
+    RewardSpec, TrainConfig, Trainer, build_rewards, load_backend, load_cpu_backend,
+};
 use crate::workers::{Pulled, RolloutWorkers};
 use anyhow::{Context, Result, bail};
+use sqlrft_model::backend::Backend;
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::params::SaveDtype;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,6 +75,10 @@ pub struct TrainArgs {
     /// Token limit per SFT sequence; overrides `sft.max_length` (TRL's SFTConfig `max_length`).
     #[arg(long)]
     pub sft_max_length: Option<usize>,
+    /// Where the model runs: auto (the GPU when a CUDA driver and device are found, else the
+    /// CPU), cpu, or cuda (fails without a GPU); overrides `device`.
+    #[arg(long, value_enum)]
+    pub device: Option<Device>,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -210,6 +217,9 @@ impl TrainArgs {
         }
         if let Some(v) = self.max_staleness {
             cfg.max_staleness = v;
+        }
+        if let Some(v) = self.device {
+            cfg.device = v;
         }
         self.round.apply(&mut cfg)?;
         cfg.validate()?;
@@ -360,7 +370,7 @@ pub async fn run_train_until(
         }
         _ => (Vec::new(), Vec::new()),
     };
-    let (mut backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
+    let (mut backend, tokenizer) = load_backend(&model_dir, &cfg)?;
     let out = &args.output_dir;
     std::fs::create_dir_all(out)
         .with_context(|| format!("could not create run directory `{}`", out.display()))?;
@@ -629,7 +639,7 @@ pub async fn run_export(args: ExportArgs) -> Result<()> {
     export_model_dir(
         &model_dir,
         mc,
-        &backend.merged_weights(),
+        &backend.merged_weights()?,
         &args.out,
         &options,
     )?;
@@ -831,6 +841,10 @@ pub struct SftArgs {
     /// Continue from the run directory's latest checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Where the model runs: auto (the GPU when a CUDA driver and device are found, else the
+    /// CPU), cpu, or cuda (fails without a GPU); overrides `device`.
+    #[arg(long, value_enum)]
+    pub device: Option<Device>,
     /// Hide the progress bar.
     #[arg(long)]
     pub quiet: bool,
@@ -852,6 +866,7 @@ impl SftArgs {
         cfg.full_finetune |= self.full;
         cfg.lora.rank = self.lora_r.unwrap_or(cfg.lora.rank);
         cfg.lora.alpha = self.lora_alpha.unwrap_or(cfg.lora.alpha);
+        cfg.device = self.device.unwrap_or(cfg.device);
         if cfg.sft.batch_size == 0 || cfg.sft.max_length < 2 {
             bail!("sft.batch_size must be at least 1 and sft.max_length at least 2");
         }
@@ -866,7 +881,7 @@ pub async fn run_sft_until(args: SftArgs, stop: Arc<AtomicBool>) -> Result<()> {
     let model_dir = resolve_model(&args.model, &hub).await?;
     let dataset = resolve_dataset(&args.dataset, &hub).await?;
     let rows = crate::sft::load_rows(&dataset)?;
-    let (mut backend, tokenizer) = load_cpu_backend(&model_dir, &cfg)?;
+    let (mut backend, tokenizer) = load_backend(&model_dir, &cfg)?;
     let examples = crate::sft::prepare(&tokenizer, &rows, &cfg.sft)?;
     let run = SftRun {
         output_dir: &args.output_dir,

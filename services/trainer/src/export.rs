@@ -1,11 +1,11 @@
 //! Writes a merged Hugging Face model directory (config, tokenizer files, safetensors) that
 //! transformers and vLLM load like the base model.
 
-use crate::config::ModelConfig;
-use crate::lora::{LoraConfig, LoraLayout};
-use crate::params::{ModelLayout, SaveDtype, TensorSpec, serialize_tensors};
 use anyhow::{Context, Result};
 use sqlrft_files::Staged;
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::params::{ModelLayout, SaveDtype, TensorSpec, serialize_tensors};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn tensors(sizes: &[usize]) -> Vec<TensorSpec> {
-        let mut layout = crate::params::Layout::default();
+        let mut layout = sqlrft_model::params::Layout::default();
         for (i, n) in sizes.iter().enumerate() {
             layout.push(format!("t{i}"), vec![*n]);
         }

@@ -20,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlrft_llm::{LlmClient, LlmConfig, Provider};
 
-use crate::config::ModelConfig;
 use crate::export::export_adapter_dir;
-use crate::lora::{LoraConfig, LoraLayout};
-use crate::sampling::{Sampled, SamplingParams};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::sampling::{Sampled, SamplingParams};
 
 /// Where a run's completions are sampled when not in the trainer's process (`[train.generator]`,
 /// `--generator URL`).

@@ -9,8 +9,8 @@ use anyhow::{Result, bail};
 use crate::grpo::{self, ScaleRewards};
 use crate::reward::{RewardFunction, RewardGroup, RewardScore};
 use crate::rollout::{Completion, Prompt, RewardScore as ProtoRewardScore, ScoredGroup};
-use crate::sampling::Sampled;
 use crate::tokenizer::ChatTokenizer;
+use sqlrft_model::sampling::Sampled;
 
 /// The chat-templated token ids of `prompt`, cut from the left to `max_len` (TRL keeps the
 /// end of an over-long prompt, where the question is).

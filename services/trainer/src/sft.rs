@@ -8,10 +8,8 @@
 //! backend this is [`Backend::forward_backward`] with `∂loss/∂logp = −1/N` on those tokens and
 //! 0 elsewhere, at temperature 1: the same logp gradient GRPO uses, so no second backward.
 
-use crate::backend::{Backend, Sequence, TrainableState};
 use crate::checkpoint::{self, CheckpointState, RngState};
 use crate::data::{DataCursor, RawMessage, to_messages};
-use crate::optim::{LrSchedule, OptimParams};
 use crate::rollout::ChatMessage;
 use crate::tokenizer::ChatTokenizer;
 use anyhow::{Context, Result, bail};
@@ -19,6 +17,8 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sqlrft_model::backend::{Backend, Sequence, TrainableState};
+use sqlrft_model::optim::{LrSchedule, OptimParams};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -393,7 +393,7 @@ fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
 }
 
 fn save<B: Backend>(backend: &B, run: &SftRun, step: u64, cursor: DataCursor) -> Result<PathBuf> {
-    let state = backend.trainable_state();
+    let state = backend.trainable_state()?;
     let meta = CheckpointState {
         step,
         cursor,
@@ -519,9 +519,9 @@ fn sft_step<B: Backend>(
             prompt_len,
         })
         .collect();
-    backend.zero_grad();
+    backend.zero_grad()?;
     let mut nll = 0.0f64;
-    let mut dloss = |i: usize, scores: &crate::backend::TokenScores| -> Vec<f32> {
+    let mut dloss = |i: usize, scores: &sqlrft_model::backend::TokenScores| -> Vec<f32> {
         let e = batch[i];
         let weights = token_weights(e, prompt_lens[i], total);
         for (t, &w) in weights.iter().enumerate() {
@@ -533,7 +533,7 @@ fn sft_step<B: Backend>(
     };
     backend.forward_backward(&seqs, 1.0, &mut dloss)?;
     let loss = nll / total.max(1) as f64;
-    let grad_norm = backend.clip_grad_norm(optim.max_grad_norm);
+    let grad_norm = backend.clip_grad_norm(optim.max_grad_norm)?;
     if !loss.is_finite() || !grad_norm.is_finite() {
         bail!(
             "the loss is {loss} and the gradient norm {grad_norm} — not finite, so training \
@@ -541,7 +541,7 @@ fn sft_step<B: Backend>(
              checkpoint with --resume"
         );
     }
-    backend.optimizer_step(lr, optim);
+    backend.optimizer_step(lr, optim)?;
     Ok(SftMetrics {
         step: 0,
         epoch: 0,
@@ -556,7 +556,7 @@ fn sft_step<B: Backend>(
 /// Fresh AdamW moments over the current weights: the GRPO stage after SFT starts its own
 /// optimizer, as a new TRL trainer does.
 pub fn reset_optimizer<B: Backend>(backend: &mut B) -> Result<()> {
-    let params = backend.trainable_state().params;
+    let params = backend.trainable_state()?.params;
     let n = params.len();
     backend.load_trainable_state(TrainableState {
         params,

@@ -1,22 +1,16 @@
 //! The GRPO loop: pull prompts, sample G completions each, score them, turn rewards into
 //! advantages, and take `num_iterations` optimizer steps on the batch; checkpoint as it goes.
 
-use crate::backend::{Backend, CpuBackend, Policy, Sequence, TokenScores};
 use crate::checkpoint::{self, CheckpointState, RngState};
-use crate::config::ModelConfig;
-use crate::cpu::model::CpuModel;
 use crate::data::{DataCursor, PromptStream};
+use crate::device::{Device, DynBackend, open_backend};
 #[cfg(feature = "execution")]
 use crate::execution::ExecutionReward;
 use crate::generator::{GeneratorConfig, RemoteGenerator};
 use crate::grpo::{self, Aggregation, GrpoParams, TokenInput};
-use crate::lora::{LoraConfig, LoraLayout};
 use crate::metrics::{RewardStats, StepMetrics};
-use crate::optim::OptimParams;
-use crate::params::{ModelLayout, load_weights};
 use crate::reward::{FormatReward, HttpReward, HttpTarget, RewardFunction};
 use crate::rollout::{Prompt, RolloutBatch};
-use crate::sampling::SamplingParams;
 use crate::scoring::{encode_prompt, per_reward, score_groups};
 use crate::seed::{self, CheckSqlReward};
 use crate::sft::SftParams;
@@ -26,6 +20,13 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sqlrft_core::score::ScoreOptions;
+use sqlrft_model::backend::{Backend, CpuBackend, Policy, Sequence, TokenScores};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::optim::OptimParams;
+use sqlrft_model::params::{ModelLayout, load_weights};
+use sqlrft_model::sampling::SamplingParams;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,6 +141,8 @@ pub struct TrainConfig {
     /// Batches sampled by a policy more than this many optimizer steps older than the trainer's
     /// are dropped (`--max-staleness`); 0 trains on-policy only.
     pub max_staleness: u64,
+    /// Where the model runs (`--device`): `auto` (the GPU when there is one), `cpu` or `cuda`.
+    pub device: Device,
 }
 
 impl Default for TrainConfig {
@@ -161,6 +164,7 @@ impl Default for TrainConfig {
             generator: None,
             rollouts: Vec::new(),
             max_staleness: 1,
+            device: Device::Auto,
         }
     }
 }
@@ -391,12 +395,9 @@ pub fn load_model_dir(model_dir: &Path) -> Result<(CpuModel, ChatTokenizer)> {
     Ok((CpuModel::new(mc, base, None), tokenizer))
 }
 
-/// Loads a model directory into the CPU backend: base weights, plus fresh LoRA adapters
-/// (seeded) unless the config trains every weight.
-pub fn load_cpu_backend(
-    model_dir: &Path,
-    cfg: &TrainConfig,
-) -> Result<(CpuBackend, ChatTokenizer)> {
+/// A model directory as the run trains it: base weights plus fresh LoRA adapters (seeded)
+/// unless the config trains every weight; and whether the KL term needs frozen base weights.
+fn model_for_run(model_dir: &Path, cfg: &TrainConfig) -> Result<(CpuModel, ChatTokenizer, bool)> {
     let (
         CpuModel {
             config: mc, base, ..
@@ -412,8 +413,25 @@ pub fn load_cpu_backend(
         Some((ll, data))
     };
     let keep_reference = cfg.full_finetune && cfg.grpo.beta != 0.0;
+    Ok((CpuModel::new(mc, base, lora), tokenizer, keep_reference))
+}
+
+/// Loads a model directory into the CPU backend (what export and merging read checkpoints
+/// with, whatever device trained them).
+pub fn load_cpu_backend(
+    model_dir: &Path,
+    cfg: &TrainConfig,
+) -> Result<(CpuBackend, ChatTokenizer)> {
+    let (model, tokenizer, keep_reference) = model_for_run(model_dir, cfg)?;
+    Ok((CpuBackend::new(model, keep_reference), tokenizer))
+}
+
+/// Loads a model directory onto `cfg.device` (see [`crate::device`]).
+pub fn load_backend(model_dir: &Path, cfg: &TrainConfig) -> Result<(DynBackend, ChatTokenizer)> {
+    let (model, tokenizer, keep_reference) = model_for_run(model_dir, cfg)?;
+    let lora = (!cfg.full_finetune).then_some(&cfg.lora);
     Ok((
-        CpuBackend::new(CpuModel::new(mc, base, lora), keep_reference),
+        open_backend(cfg.device, model, lora, keep_reference)?,
         tokenizer,
     ))
 }
@@ -505,7 +523,7 @@ impl<B: Backend> Trainer<B> {
 
     /// Checkpoints into `output_dir` (see [`crate::checkpoint`]).
     pub fn save_checkpoint(&self, output_dir: &Path, model: &str) -> Result<PathBuf> {
-        let state = self.backend.trainable_state();
+        let state = self.backend.trainable_state()?;
         let meta = CheckpointState {
             step: self.step,
             cursor: self.data.cursor,
@@ -563,7 +581,7 @@ impl<B: Backend> Trainer<B> {
                 .generate(&id_refs, g, &self.cfg.sampling, &eos, &mut self.rng)?,
             Some(remote) => {
                 remote
-                    .sync_policy(self.step, &self.backend.trainable_state().params)
+                    .sync_policy(self.step, &self.backend.trainable_state()?.params)
                     .await?;
                 let seed = self.rng.next_u64();
                 remote
@@ -696,7 +714,7 @@ impl<B: Backend> Trainer<B> {
             if self.step >= self.cfg.max_steps {
                 break;
             }
-            self.backend.zero_grad();
+            self.backend.zero_grad()?;
             let mut tally = Tally::default();
             for (mb, chunk) in rollouts.chunks(micro).enumerate() {
                 let agg = Aggregation {
@@ -717,7 +735,7 @@ impl<B: Backend> Trainer<B> {
                 self.backend
                     .forward_backward(mb_seqs, temperature, &mut dloss)?;
             }
-            let grad_norm = self.backend.clip_grad_norm(self.cfg.optim.max_grad_norm);
+            let grad_norm = self.backend.clip_grad_norm(self.cfg.optim.max_grad_norm)?;
             if !tally.loss.is_finite() || !grad_norm.is_finite() {
                 bail!(
                     "step {}: the loss is {} and the gradient norm {} — not finite, so training stopped before applying the update. \
@@ -731,7 +749,7 @@ impl<B: Backend> Trainer<B> {
                 .cfg
                 .optim
                 .lr_at(self.step as usize, self.cfg.max_steps as usize);
-            self.backend.optimizer_step(lr, &self.cfg.optim);
+            self.backend.optimizer_step(lr, &self.cfg.optim)?;
             self.step += 1;
             out.push(self.step_metrics(
                 &tally,
@@ -854,7 +872,7 @@ impl<B: Backend> Trainer<B> {
     pub async fn publish_policy(&mut self) -> Result<()> {
         if let Some(remote) = &mut self.generator {
             remote
-                .sync_policy(self.step, &self.backend.trainable_state().params)
+                .sync_policy(self.step, &self.backend.trainable_state()?.params)
                 .await?;
         }
         Ok(())
@@ -982,7 +1000,7 @@ mod tests {
                 c.optim.lr_scheduler_type,
                 c.optim.max_grad_norm
             ),
-            (0.03, crate::optim::LrSchedule::Cosine, 1.0)
+            (0.03, sqlrft_model::optim::LrSchedule::Cosine, 1.0)
         );
         assert_eq!(
             (
@@ -1063,7 +1081,7 @@ mod tests {
                 c.optim.max_grad_norm,
                 c.optim.lr_scheduler_type
             ),
-            (0.999, 1.0, crate::optim::LrSchedule::Linear)
+            (0.999, 1.0, sqlrft_model::optim::LrSchedule::Linear)
         );
         assert_eq!(
             (

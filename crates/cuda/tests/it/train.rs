@@ -1,357 +1,238 @@
-//! Full fine-tuning on the GPU: gradients against central differences of the CPU reference
-//! model, and one AdamW step against its definition. Skips (and says why) without a GPU.
+//! The CUDA backend against the CPU backend through the one `Backend` contract: scores,
+//! accumulated gradients (full fine-tuning and LoRA), the reference policy, sampling
+//! log-probs, AdamW and the trainable state. Skips (and says why) without a GPU.
 
-use crate::model::{cpu_logits, cpu_logits_lora, dims, rel_err, weights};
+use crate::model::{gpu_or_skip, rel_err, tiny_config, tiny_lora, tiny_weights};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlrft_cuda::reference as cpu;
-use sqlrft_cuda::{AdamW, Attention, Gpu, GpuTrainer, LoraSpec, Scoring, probe};
-use std::collections::HashMap;
+use sqlrft_cuda::{Attention, CudaBackend, CudaOptions, Gpu};
+use sqlrft_model::backend::{Backend, CpuBackend, Policy, Sequence, TokenScores};
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::optim::OptimParams;
+use sqlrft_model::sampling::SamplingParams;
 
-/// `Σ dlogp · logp` of the CPU reference model.
-fn cpu_loss(
-    d: &sqlrft_cuda::ModelDims,
-    w: &HashMap<String, Vec<f32>>,
-    tokens: &[i32],
-    t: usize,
-    inv_temp: f32,
-    dlogp: &[f32],
-) -> f64 {
-    cpu_loss_lora(d, w, None, tokens, t, inv_temp, dlogp)
+/// The same model on both backends: every weight trained, or adapters on every projection.
+fn both(gpu: Gpu, lora: bool, attention: Attention, seed: u64) -> (CpuBackend, CudaBackend) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let config = tiny_config();
+    let base = tiny_weights(&config, &mut rng);
+    let (model, cfg) = if lora {
+        let (cfg, layout, data) = tiny_lora(&config, &mut rng);
+        (CpuModel::new(config, base, Some((layout, data))), Some(cfg))
+    } else {
+        (CpuModel::new(config, base, None), None)
+    };
+    let options = CudaOptions {
+        // Two micro-batches for three sequences: the padding and reassembly run too.
+        micro_batch: 2,
+        chunk_rows: 5,
+        attention,
+    };
+    let cuda = CudaBackend::new(gpu, model.clone(), cfg.as_ref(), true, options).unwrap();
+    (CpuBackend::new(model, true), cuda)
 }
 
-fn cpu_loss_lora(
-    d: &sqlrft_cuda::ModelDims,
-    w: &HashMap<String, Vec<f32>>,
-    lora: Option<&LoraSpec>,
-    tokens: &[i32],
-    t: usize,
-    inv_temp: f32,
-    dlogp: &[f32],
-) -> f64 {
-    let mut loss = 0.0;
-    for (s, g) in tokens.chunks(t).zip(dlogp.chunks(t - 1)) {
-        let logits = cpu_logits_lora(d, w, s, lora);
-        let (lp, _) =
-            cpu::logprob_forward(&logits[..d.vocab * (t - 1)], &s[1..], d.vocab, inv_temp);
-        loss += lp
-            .iter()
-            .zip(g)
-            .map(|(a, b)| *a as f64 * *b as f64)
-            .sum::<f64>();
+/// Three sequences of different prompt and completion lengths.
+fn sequences(vocab: usize, rng: &mut ChaCha8Rng) -> Vec<(Vec<u32>, usize)> {
+    [(3, 4), (5, 2), (2, 6)]
+        .iter()
+        .map(|&(p, c)| {
+            let tokens = (0..p + c)
+                .map(|_| rng.random_range(0..vocab as u32))
+                .collect();
+            (tokens, p)
+        })
+        .collect()
+}
+
+fn as_seqs(owned: &[(Vec<u32>, usize)]) -> Vec<Sequence<'_>> {
+    owned
+        .iter()
+        .map(|(t, p)| Sequence {
+            tokens: t,
+            prompt_len: *p,
+        })
+        .collect()
+}
+
+fn flat(scores: &[TokenScores]) -> (Vec<f32>, Vec<f32>) {
+    (
+        scores.iter().flat_map(|s| s.logps.clone()).collect(),
+        scores.iter().flat_map(|s| s.entropies.clone()).collect(),
+    )
+}
+
+/// Fixed pseudo-random `∂loss/∂logp` per completion token, the same on both backends.
+fn dloss(i: usize, s: &TokenScores) -> Vec<f32> {
+    (0..s.logps.len())
+        .map(|j| (((i * 7 + j * 3) % 11) as f32 - 5.0) / 5.0)
+        .collect()
+}
+
+fn scores_and_gradients_match(gpu: Gpu, lora: bool, attention: Attention) {
+    let what = format!("{attention:?}, {}", if lora { "LoRA" } else { "full" });
+    let (mut cpu, mut cuda) = both(gpu, lora, attention, 21);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let owned = sequences(cpu.config().vocab_size, &mut rng);
+    let seqs = as_seqs(&owned);
+    for policy in [Policy::Trained, Policy::Reference] {
+        let (want_lp, want_ent) = flat(&cpu.score(&seqs, 0.9, policy).unwrap());
+        let (got_lp, got_ent) = flat(&cuda.score(&seqs, 0.9, policy).unwrap());
+        let (e1, e2) = (rel_err(&got_lp, &want_lp), rel_err(&got_ent, &want_ent));
+        assert!(
+            e1 < 3e-2 && e2 < 3e-2,
+            "{what}, {policy:?}: logp {e1:.3e}, entropy {e2:.3e}"
+        );
     }
-    loss
+    cpu.zero_grad().unwrap();
+    cuda.zero_grad().unwrap();
+    let want = cpu.forward_backward(&seqs, 0.9, &mut dloss).unwrap();
+    let got = cuda.forward_backward(&seqs, 0.9, &mut dloss).unwrap();
+    assert!(rel_err(&flat(&got).0, &flat(&want).0) < 3e-2, "{what}");
+    let err = rel_err(&cuda.grads().unwrap(), cpu.grads());
+    assert!(err < 0.1, "{what}: gradient relative error {err:.3e}");
+    let (n_cpu, n_cuda) = (
+        cpu.clip_grad_norm(0.0).unwrap(),
+        cuda.clip_grad_norm(0.0).unwrap(),
+    );
+    assert!(
+        ((n_cuda - n_cpu) / n_cpu).abs() < 0.1,
+        "{what}: gradient norm {n_cuda} vs {n_cpu}"
+    );
 }
 
 #[test]
-fn gpu_gradients_match_finite_differences_of_the_cpu_model() {
-    if let Err(why) = probe(0) {
-        eprintln!("skipped gpu_gradients_match_finite_differences_of_the_cpu_model: {why}");
-        return;
-    }
-    let cache = tempfile::tempdir().unwrap();
-    let gpu = Gpu::new(0, cache.path()).unwrap();
-    for kind in [Attention::Materialised, Attention::Flash] {
-        full_gradients_match(&gpu, kind);
+fn cuda_backend_scores_and_gradients_match_the_cpu_backend() {
+    for lora in [false, true] {
+        for attention in [Attention::Materialised, Attention::Flash] {
+            let Some((_cache, gpu)) =
+                gpu_or_skip("cuda_backend_scores_and_gradients_match_the_cpu_backend")
+            else {
+                return;
+            };
+            scores_and_gradients_match(gpu, lora, attention);
+        }
     }
 }
 
-fn full_gradients_match(gpu: &Gpu, kind: Attention) {
-    let mut rng = ChaCha8Rng::seed_from_u64(21);
-    let d = dims();
-    let w = weights(&d, &mut rng);
-    let mut trainer = GpuTrainer::upload(gpu, d.clone(), &mut |n, _| Ok(w[n].clone())).unwrap();
-    trainer.model.attention = kind;
-    let (b, t, temperature) = (2, 7, 0.9f32);
-    let tokens: Vec<i32> = (0..b * t)
-        .map(|_| rng.random_range(0..d.vocab as i32))
+#[test]
+fn sampled_log_probs_are_what_the_cpu_backend_scores() {
+    let Some((_cache, gpu)) = gpu_or_skip("sampled_log_probs_are_what_the_cpu_backend_scores")
+    else {
+        return;
+    };
+    let (mut cpu, mut cuda) = both(gpu, true, Attention::Flash, 31);
+    let prompts: Vec<Vec<u32>> = vec![vec![1, 2, 3], vec![7, 8, 9, 10, 11]];
+    let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let params = SamplingParams {
+        temperature: 0.8,
+        top_k: 50,
+        max_new_tokens: 6,
+        ..SamplingParams::default()
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let done = cuda.generate(&refs, 3, &params, &[], &mut rng).unwrap();
+    assert_eq!((done.len(), done[0].len()), (2, 3));
+    let owned: Vec<(Vec<u32>, usize)> = prompts
+        .iter()
+        .zip(&done)
+        .flat_map(|(p, group)| {
+            group.iter().map(move |s| {
+                assert_eq!(s.tokens.len(), 6);
+                assert!(s.truncated);
+                (p.iter().chain(&s.tokens).copied().collect(), p.len())
+            })
+        })
         .collect();
-    let dlogp: Vec<f32> = (0..b * (t - 1))
-        .map(|_| rng.random_range(-1.0..1.0))
+    let want = cpu.score(&as_seqs(&owned), 0.8, Policy::Trained).unwrap();
+    let got: Vec<f32> = done
+        .iter()
+        .flatten()
+        .flat_map(|s| s.logprobs.clone())
         .collect();
-    let (saved, scores) = trainer.forward(gpu, &tokens, b, t, temperature, 5).unwrap();
-    trainer.backward(gpu, saved, &dlogp).unwrap();
-
-    // The forward's log-probs agree with the CPU model.
-    let mut want_lp = vec![];
-    for s in tokens.chunks(t) {
-        let logits = cpu_logits(&d, &w, s);
-        want_lp.extend(
-            cpu::logprob_forward(
-                &logits[..d.vocab * (t - 1)],
-                &s[1..],
-                d.vocab,
-                1.0 / temperature,
-            )
-            .0,
-        );
-    }
-    let lp_err = rel_err(&scores.logps, &want_lp);
-    assert!(
-        lp_err < 3e-2,
-        "{kind:?}: log-probs relative error {lp_err:.3e}"
-    );
-
-    // Gradients at a few random elements of every kind of tensor.
-    let h = 1e-2f32;
-    let (mut got, mut want) = (vec![], vec![]);
-    for name in [
-        "model.embed_tokens.weight",
-        "model.norm.weight",
-        "model.layers.0.input_layernorm.weight",
-        "model.layers.0.self_attn.q_proj.weight",
-        "model.layers.0.self_attn.q_proj.bias",
-        "model.layers.0.self_attn.k_proj.weight",
-        "model.layers.1.self_attn.v_proj.bias",
-        "model.layers.0.self_attn.o_proj.weight",
-        "model.layers.1.post_attention_layernorm.weight",
-        "model.layers.0.mlp.gate_proj.weight",
-        "model.layers.1.mlp.up_proj.weight",
-        "model.layers.1.mlp.down_proj.weight",
-    ] {
-        let g = trainer.grad_host(gpu, name).unwrap();
-        // Embedding rows of tokens in the batch carry gradient; pick among those for it.
-        let picks: Vec<usize> = if name == "model.embed_tokens.weight" {
-            (0..3)
-                .map(|j| tokens[j * 3] as usize * d.hidden + rng.random_range(0..d.hidden))
-                .collect()
-        } else {
-            (0..3).map(|_| rng.random_range(0..g.len())).collect()
-        };
-        for i in picks {
-            let mut wp = w.clone();
-            wp.get_mut(name).unwrap()[i] += h;
-            let up = cpu_loss(&d, &wp, &tokens, t, 1.0 / temperature, &dlogp);
-            wp.get_mut(name).unwrap()[i] -= 2.0 * h;
-            let down = cpu_loss(&d, &wp, &tokens, t, 1.0 / temperature, &dlogp);
-            want.push(((up - down) / (2.0 * h as f64)) as f32);
-            got.push(g[i]);
-        }
-    }
-    let err = rel_err(&got, &want);
-    assert!(
-        err < 0.1,
-        "{kind:?}: gradient relative error {err:.3e}\ngot  {got:?}\nwant {want:?}"
+    let err = rel_err(&got, &flat(&want).0);
+    assert!(err < 3e-2, "sampling log-probs relative error {err:.3e}");
+    // The same seed draws the same completions.
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    assert_eq!(
+        cuda.generate(&refs, 3, &params, &[], &mut rng).unwrap(),
+        done
     );
 }
 
 #[test]
 fn first_adamw_step_moves_each_weight_by_lr_and_spares_norms_from_decay() {
-    if let Err(why) = probe(0) {
-        eprintln!(
-            "skipped first_adamw_step_moves_each_weight_by_lr_and_spares_norms_from_decay: {why}"
-        );
+    let Some((_cache, gpu)) =
+        gpu_or_skip("first_adamw_step_moves_each_weight_by_lr_and_spares_norms_from_decay")
+    else {
         return;
-    }
-    let cache = tempfile::tempdir().unwrap();
-    let gpu = Gpu::new(0, cache.path()).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(22);
-    let d = dims();
-    let w = weights(&d, &mut rng);
-    let mut trainer = GpuTrainer::upload(&gpu, d.clone(), &mut |n, _| Ok(w[n].clone())).unwrap();
-    let (b, t) = (2, 6);
-    let tokens: Vec<i32> = (0..b * t)
-        .map(|_| rng.random_range(0..d.vocab as i32))
-        .collect();
-    let dlogp: Vec<f32> = (0..b * (t - 1))
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-    let (saved, _) = trainer.forward(&gpu, &tokens, b, t, 1.0, 64).unwrap();
-    trainer.backward(&gpu, saved, &dlogp).unwrap();
-    let opt = AdamW {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.1,
     };
-    for name in [
-        "model.layers.0.mlp.up_proj.weight",
-        "model.layers.0.input_layernorm.weight",
-        "model.layers.1.self_attn.k_proj.bias",
-    ] {
-        let g = trainer.grad_host(&gpu, name).unwrap();
-        assert!(g.iter().any(|g| g.abs() > 1e-6), "{name} has no gradient");
-    }
-    let grads: HashMap<&str, Vec<f32>> = [
-        "model.layers.0.mlp.up_proj.weight",
-        "model.layers.0.input_layernorm.weight",
-    ]
-    .into_iter()
-    .map(|n| (n, trainer.grad_host(&gpu, n).unwrap()))
-    .collect();
+    let (_, mut cuda) = both(gpu, false, Attention::Flash, 22);
+    let mut rng = ChaCha8Rng::seed_from_u64(6);
+    let owned = sequences(cuda.config().vocab_size, &mut rng);
+    cuda.forward_backward(&as_seqs(&owned), 1.0, &mut dloss)
+        .unwrap();
+    let before = cuda.trainable_state().unwrap();
+    let grads = cuda.grads().unwrap();
+    let layout = cuda.trainable_layout().clone();
     // No clipping (max_norm 0): the step sees the raw gradients.
-    let norm = trainer.clip_grad_norm(&gpu, 0.0).unwrap();
-    assert!(norm > 0.0 && norm.is_finite(), "norm {norm}");
-    trainer.optimizer_step(&gpu, opt).unwrap();
+    cuda.clip_grad_norm(0.0).unwrap();
+    let opt = OptimParams {
+        weight_decay: 0.1,
+        ..OptimParams::default()
+    };
+    cuda.optimizer_step(1e-3, &opt).unwrap();
+    let after = cuda.trainable_state().unwrap();
+    assert_eq!(after.adam_t, before.adam_t + 1);
     for (name, wd) in [
         ("model.layers.0.mlp.up_proj.weight", 0.1f32),
         ("model.layers.0.input_layernorm.weight", 0.0),
     ] {
-        let after = trainer.master_host(&gpu, name).unwrap();
-        for ((&g, &w0), &w1) in grads[name].iter().zip(&w[name]).zip(&after) {
-            if g.abs() < 1e-4 {
+        let r = layout.get(name).unwrap().range();
+        let mut moved = 0;
+        for i in r {
+            if grads[i].abs() < 1e-4 {
                 continue;
             }
             // Step 1 of Adam moves by lr · g / (|g| + eps') ≈ lr · sign(g), after the decay.
-            let want = w0 * (1.0 - 1e-3 * wd) - 1e-3 * g.signum();
+            let want = before.params[i] * (1.0 - 1e-3 * wd) - 1e-3 * grads[i].signum();
             assert!(
-                (w1 - want).abs() < 2e-5,
-                "{name}: {w0} → {w1}, expected {want}"
+                (after.params[i] - want).abs() < 2e-5,
+                "{name}[{i}]: {} → {}, expected {want}",
+                before.params[i],
+                after.params[i]
             );
+            moved += 1;
         }
+        assert!(moved > 0, "{name} has no gradient");
     }
 }
 
 #[test]
-fn lora_gradients_match_finite_differences_and_the_base_stays_frozen() {
-    if let Err(why) = probe(0) {
-        eprintln!(
-            "skipped lora_gradients_match_finite_differences_and_the_base_stays_frozen: {why}"
-        );
+fn trainable_state_round_trips_through_the_backend() {
+    let Some((_cache, gpu)) = gpu_or_skip("trainable_state_round_trips_through_the_backend") else {
         return;
-    }
-    let cache = tempfile::tempdir().unwrap();
-    let gpu = Gpu::new(0, cache.path()).unwrap();
-    for kind in [Attention::Materialised, Attention::Flash] {
-        lora_gradients_match(&gpu, kind);
-    }
-}
-
-fn lora_gradients_match(gpu: &Gpu, kind: Attention) {
-    let mut rng = ChaCha8Rng::seed_from_u64(23);
-    let d = dims();
-    let w = weights(&d, &mut rng);
-    let spec = LoraSpec {
-        rank: 4,
-        alpha: 8.0,
-        targets: [
-            "q_proj",
-            "k_proj",
-            "v_proj",
-            "o_proj",
-            "gate_proj",
-            "up_proj",
-            "down_proj",
-        ]
-        .map(String::from)
-        .to_vec(),
     };
-    // B is non-zero (PEFT starts it at 0) so that A has a gradient too.
-    let mut all = w.clone();
-    for (name, len) in spec.tensors(&d) {
-        let v = (0..len)
-            .map(|_| half::bf16::from_f32(rng.random_range(-0.2..0.2)).to_f32())
-            .collect();
-        all.insert(name, v);
-    }
-    let mut trainer = GpuTrainer::upload_lora(
-        gpu,
-        d.clone(),
-        &mut |n, _| Ok(w[n].clone()),
-        spec.clone(),
-        &mut |n, _| Ok(all[n].clone()),
-    )
-    .unwrap();
-    trainer.model.attention = kind;
-    assert!(trainer.trainable().iter().all(|(n, _)| n.contains("lora_")));
-    assert!(
-        trainer.grad_host(gpu, "model.norm.weight").is_err(),
-        "the base is frozen"
+    let (cpu, mut cuda) = both(gpu, true, Attention::Flash, 24);
+    let mut state = cuda.trainable_state().unwrap();
+    assert_eq!(state, cpu.trainable_state().unwrap(), "uploaded as loaded");
+    state.params.iter_mut().for_each(|x| *x *= 2.0);
+    state.adam_m.iter_mut().for_each(|x| *x = 0.5);
+    state.adam_t = 7;
+    cuda.load_trainable_state(state.clone()).unwrap();
+    assert_eq!(cuda.trainable_state().unwrap(), state);
+    // Merged weights fold the (doubled) adapters in as the CPU reference does.
+    let mut host = cpu;
+    host.load_trainable_state(state.clone()).unwrap();
+    let err = rel_err(
+        &cuda.merged_weights().unwrap(),
+        &host.merged_weights().unwrap(),
     );
-
-    let (b, t, temperature) = (2, 6, 1.0f32);
-    let tokens: Vec<i32> = (0..b * t)
-        .map(|_| rng.random_range(0..d.vocab as i32))
-        .collect();
-    let dlogp: Vec<f32> = (0..b * (t - 1))
-        .map(|_| rng.random_range(-1.0..1.0))
-        .collect();
-
-    // Adapters off: the base model, i.e. the reference policy.
-    let (_, base) = trainer
-        .forward_with(
-            gpu,
-            &tokens,
-            b,
-            t,
-            Scoring {
-                temperature,
-                chunk_rows: 4,
-                adapters: false,
-            },
-        )
-        .unwrap();
-    let mut want_base = vec![];
-    for s in tokens.chunks(t) {
-        let logits = cpu_logits(&d, &w, s);
-        want_base
-            .extend(cpu::logprob_forward(&logits[..d.vocab * (t - 1)], &s[1..], d.vocab, 1.0).0);
-    }
-    let err = rel_err(&base.logps, &want_base);
-    assert!(
-        err < 3e-2,
-        "{kind:?}: reference log-probs relative error {err:.3e}"
-    );
-
-    let (saved, _) = trainer.forward(gpu, &tokens, b, t, temperature, 4).unwrap();
-    trainer.backward(gpu, saved, &dlogp).unwrap();
-    let h = 1e-2f32;
-    let (mut got, mut want) = (vec![], vec![]);
-    for name in [
-        "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight",
-        "base_model.model.model.layers.0.self_attn.v_proj.lora_B.weight",
-        "base_model.model.model.layers.1.self_attn.o_proj.lora_A.weight",
-        "base_model.model.model.layers.0.mlp.gate_proj.lora_B.weight",
-        "base_model.model.model.layers.1.mlp.down_proj.lora_A.weight",
-        "base_model.model.model.layers.1.mlp.up_proj.lora_B.weight",
-    ] {
-        let g = trainer.grad_host(gpu, name).unwrap();
-        for _ in 0..3 {
-            let i = rng.random_range(0..g.len());
-            let mut wp = all.clone();
-            wp.get_mut(name).unwrap()[i] += h;
-            let up = cpu_loss_lora(&d, &wp, Some(&spec), &tokens, t, 1.0, &dlogp);
-            wp.get_mut(name).unwrap()[i] -= 2.0 * h;
-            let down = cpu_loss_lora(&d, &wp, Some(&spec), &tokens, t, 1.0, &dlogp);
-            want.push(((up - down) / (2.0 * h as f64)) as f32);
-            got.push(g[i]);
-        }
-    }
-    let err = rel_err(&got, &want);
-    assert!(
-        err < 0.1,
-        "{kind:?}: adapter gradient relative error {err:.3e}\ngot  {got:?}\nwant {want:?}"
-    );
-}
-
-#[test]
-fn trainable_state_round_trips_through_the_host() {
-    if let Err(why) = probe(0) {
-        eprintln!("skipped trainable_state_round_trips_through_the_host: {why}");
-        return;
-    }
-    let cache = tempfile::tempdir().unwrap();
-    let gpu = Gpu::new(0, cache.path()).unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(24);
-    let d = dims();
-    let w = weights(&d, &mut rng);
-    let mut trainer = GpuTrainer::upload(&gpu, d.clone(), &mut |n, _| Ok(w[n].clone())).unwrap();
-    let name = "model.layers.1.mlp.gate_proj.weight";
-    let mut state = trainer.read_state(&gpu, name).unwrap();
-    assert_eq!(state.master, w[name]);
-    state.master.iter_mut().for_each(|x| *x *= 2.0);
-    state.m.iter_mut().for_each(|x| *x = 0.5);
-    trainer.write_state(&gpu, name, &state).unwrap();
-    assert_eq!(trainer.read_state(&gpu, name).unwrap(), state);
-    let err = trainer.write_state(
-        &gpu,
-        name,
-        &sqlrft_cuda::TensorState {
-            master: vec![0.0; 3],
-            m: vec![],
-            v: vec![],
-        },
-    );
-    assert!(err.unwrap_err().to_string().contains("has 3 values"));
+    assert!(err < 1e-6, "merged weights differ: {err:.3e}");
+    let short = sqlrft_model::backend::TrainableState {
+        params: vec![0.0; 3],
+        ..state
+    };
+    let err = cuda.load_trainable_state(short).unwrap_err().to_string();
+    assert!(err.contains("3 trainable values"), "{err}");
 }

@@ -3,12 +3,12 @@
 
 use rand::SeedableRng;
 use sqlrft_eval::{ModelSpec, Outcome, Target};
-use sqlrft_trainer::backend::{Backend, CpuBackend};
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::model::CpuModel;
-use sqlrft_trainer::params::{ModelLayout, load_weights};
+use sqlrft_model::backend::{Backend, CpuBackend};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::params::{ModelLayout, load_weights};
+use sqlrft_model::sampling::SamplingParams;
 use sqlrft_trainer::rollout::ChatMessage;
-use sqlrft_trainer::sampling::SamplingParams;
 use sqlrft_trainer::tokenizer::ChatTokenizer;
 
 use crate::support::{fixture, plan_on};

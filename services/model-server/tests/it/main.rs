@@ -10,12 +10,12 @@ use std::path::Path;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+use sqlrft_model::backend::{Backend, CpuBackend};
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::sampling::{Sampled, SamplingParams};
 use sqlrft_model_server::{ModelServerConfig, RunningServer, read_adapter_dir, start};
-use sqlrft_trainer::backend::{Backend, CpuBackend};
 use sqlrft_trainer::export::export_adapter_dir;
-use sqlrft_trainer::lora::{LoraConfig, LoraLayout};
 use sqlrft_trainer::rollout::ChatMessage;
-use sqlrft_trainer::sampling::{Sampled, SamplingParams};
 use sqlrft_trainer::train::load_model_dir;
 
 const NAME: &str = "tiny";

@@ -190,6 +190,7 @@ impl Stack {
             sft_epochs: None,
             sft_dataset: None,
             sft_max_length: None,
+            device: None,
             quiet: true,
             hub: Default::default(),
         }
@@ -276,11 +277,11 @@ async fn two_workers_feed_a_trainer_that_publishes_each_policy_to_the_generator(
     // The generator holds the last policy the trainer published (before its last pull), equal
     // to that step's checkpoint, and it answers differently from the base model.
     let policy = adapter_name(2);
-    let served = sqlrft_trainer::params::read_tensors(&out.join(format!(
+    let served = sqlrft_model::params::read_tensors(&out.join(format!(
         "policy-adapters/{policy}/adapter_model.safetensors"
     )))
     .unwrap();
-    let trained = sqlrft_trainer::params::read_tensors(
+    let trained = sqlrft_model::params::read_tensors(
         &out.join("checkpoints/step-000002/trainable.safetensors"),
     )
     .unwrap();

@@ -6,9 +6,9 @@
 //! `$SQLRFT_PYTHON` / `python3`.
 
 use serde_json::Value;
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::model::CpuModel;
-use sqlrft_trainer::params::{ModelLayout, load_weights};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::params::{ModelLayout, load_weights};
 use sqlrft_trainer::rollout::ChatMessage;
 use sqlrft_trainer::tokenizer::ChatTokenizer;
 use std::path::{Path, PathBuf};

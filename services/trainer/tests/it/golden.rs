@@ -2,7 +2,7 @@
 //! (`scripts/trl_golden.py` → `tests/fixtures/trl_grpo_golden.json`).
 
 use serde::Deserialize;
-use sqlrft_trainer::cpu::layers::{token_logprob_backward, token_logprob_forward};
+use sqlrft_model::cpu::layers::{token_logprob_backward, token_logprob_forward};
 use sqlrft_trainer::grpo::{self, Aggregation, GrpoParams, LossType, ScaleRewards, TokenInput};
 
 #[derive(Deserialize)]

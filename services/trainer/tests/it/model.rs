@@ -5,14 +5,14 @@
 use crate::tiny::{self, Family};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlrft_trainer::backend::{Backend, CpuBackend, Policy, Sequence};
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::layers::token_logprob_forward;
-use sqlrft_trainer::cpu::model::{CpuModel, KvCache};
-use sqlrft_trainer::lora::{LoraConfig, LoraLayout};
-use sqlrft_trainer::params::{ModelLayout, load_weights};
+use sqlrft_model::backend::{Backend, CpuBackend, Policy, Sequence};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::layers::token_logprob_forward;
+use sqlrft_model::cpu::model::{CpuModel, KvCache};
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::params::{ModelLayout, load_weights};
+use sqlrft_model::sampling::{Sampled, SamplingParams, sample_token};
 use sqlrft_trainer::rollout::ChatMessage;
-use sqlrft_trainer::sampling::{Sampled, SamplingParams, sample_token};
 use sqlrft_trainer::tokenizer::ChatTokenizer;
 
 const TEMPERATURE: f32 = 0.8;
@@ -312,10 +312,10 @@ fn loads_single_and_sharded_safetensors_from_a_model_directory() {
         ("model-00001-of-00002.safetensors", &a),
         ("model-00002-of-00002.safetensors", &b),
     ] {
-        let bytes = sqlrft_trainer::params::serialize_tensors(
+        let bytes = sqlrft_model::params::serialize_tensors(
             part.iter()
                 .map(|t| (t.name.as_str(), t.shape.as_slice(), &single[t.range()])),
-            sqlrft_trainer::params::SaveDtype::Bf16,
+            sqlrft_model::params::SaveDtype::Bf16,
             None,
         )
         .unwrap();

@@ -108,6 +108,7 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
             sandbox: Some(built.sandbox.clone()),
             ..Default::default()
         },
+        device: None,
         quiet: true,
         hub: Default::default(),
     };

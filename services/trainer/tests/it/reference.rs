@@ -4,10 +4,10 @@
 //! otherwise it prints why it skipped.
 
 use crate::tiny::{self, Family};
-use sqlrft_trainer::backend::Backend;
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::model::CpuModel;
-use sqlrft_trainer::params::{ModelLayout, load_weights};
+use sqlrft_model::backend::Backend;
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::params::{ModelLayout, load_weights};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -108,7 +108,7 @@ async fn transformers_loads_an_exported_lora_merge() {
     // An adapter with non-zero B, checkpointed like a run would, then exported.
     let cfg = sqlrft_trainer::train::TrainConfig::default();
     let (mut backend, _) = sqlrft_trainer::train::load_cpu_backend(&model, &cfg).unwrap();
-    let mut state = backend.trainable_state();
+    let mut state = backend.trainable_state().unwrap();
     state
         .params
         .iter_mut()

@@ -172,6 +172,7 @@ async fn the_seed_recipe_runs_sft_epochs_then_grpo_with_the_seed_rewards() {
             },
             ..Default::default()
         },
+        device: None,
         quiet: true,
         hub: Default::default(),
     };

@@ -4,10 +4,10 @@
 use crate::tiny::{self, Family};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sqlrft_trainer::backend::{Backend, CpuBackend, Sequence};
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::layers::token_logprob_forward;
-use sqlrft_trainer::cpu::model::CpuModel;
+use sqlrft_model::backend::{Backend, CpuBackend, Sequence};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::layers::token_logprob_forward;
+use sqlrft_model::cpu::model::CpuModel;
 use sqlrft_trainer::rollout::ChatMessage;
 use sqlrft_trainer::sft::{self, SftExample};
 use sqlrft_trainer::tokenizer::ChatTokenizer;
@@ -154,7 +154,7 @@ async fn sft_loss_falls_and_a_resumed_run_ends_where_a_straight_one_does() {
     cfg.sft.learning_rate = 5e-2;
     cfg.sft.batch_size = 2;
     cfg.sft.save_steps = 3;
-    cfg.sft.lr_scheduler_type = sqlrft_trainer::optim::LrSchedule::Constant;
+    cfg.sft.lr_scheduler_type = sqlrft_model::optim::LrSchedule::Constant;
     let run = |out: &std::path::Path, epochs: u64, resume: bool| {
         let (mut backend, tok) = sqlrft_trainer::train::load_cpu_backend(&model, &cfg).unwrap();
         let examples = sft::prepare(&tok, &rows, &cfg.sft).unwrap();
@@ -173,7 +173,7 @@ async fn sft_loss_falls_and_a_resumed_run_ends_where_a_straight_one_does() {
             },
         )
         .unwrap();
-        backend.trainable_state().params
+        backend.trainable_state().unwrap().params
     };
     let straight = dir.path().join("straight");
     let end = run(&straight, 8, false);
@@ -219,8 +219,8 @@ async fn sft_loss_falls_and_a_resumed_run_ends_where_a_straight_one_does() {
         sqlrft_trainer::train::load_cpu_backend(&model, &TrainConfig::default()).unwrap();
     assert_eq!(merged.config().vocab_size, mcfg.vocab_size);
     assert_ne!(
-        merged.merged_weights(),
-        base.merged_weights(),
+        merged.merged_weights().unwrap(),
+        base.merged_weights().unwrap(),
         "the exported model carries the SFT update"
     );
 }

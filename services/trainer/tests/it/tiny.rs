@@ -1,8 +1,8 @@
 //! Tiny Hugging Face model directories made by the tests: seeded random weights under the real
 //! tensor names, a byte-level BPE tokenizer trained in memory, a ChatML chat template.
 
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::params::{ModelLayout, SaveDtype, serialize_tensors};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::params::{SaveDtype, model_safetensors};
 use std::path::Path;
 use tokenizers::Tokenizer;
 
@@ -69,17 +69,7 @@ pub fn write_model(dir: &Path, family: Family, seed: u64) -> ModelConfig {
 }
 
 pub fn write_weights(dir: &Path, cfg: &ModelConfig, weights: &[f32], dtype: SaveDtype) {
-    let layout = ModelLayout::new(cfg);
-    let bytes = serialize_tensors(
-        layout
-            .layout
-            .tensors
-            .iter()
-            .map(|t| (t.name.as_str(), t.shape.as_slice(), &weights[t.range()])),
-        dtype,
-        None,
-    )
-    .unwrap();
+    let bytes = model_safetensors(cfg, weights, dtype).unwrap();
     std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
 }
 

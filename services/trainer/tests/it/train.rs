@@ -3,12 +3,12 @@
 
 use crate::tiny::{self, Family};
 use futures::future::BoxFuture;
-use sqlrft_trainer::backend::{Backend, Sequence};
-use sqlrft_trainer::config::ModelConfig;
-use sqlrft_trainer::cpu::model::CpuModel;
-use sqlrft_trainer::lora::LoraConfig;
+use sqlrft_model::backend::{Backend, Sequence};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::lora::LoraConfig;
+use sqlrft_model::params::{ModelLayout, load_weights};
 use sqlrft_trainer::metrics::{self, StepMetrics};
-use sqlrft_trainer::params::{ModelLayout, load_weights};
 use sqlrft_trainer::reward::{RewardFunction, RewardGroup, RewardScore};
 use sqlrft_trainer::train::{RewardSpec, TrainConfig, Trainer, build_rewards, load_cpu_backend};
 use sqlrft_trainer::{ExportArgs, TrainArgs, run_export};
@@ -81,7 +81,7 @@ fn toy_config(max_steps: u64) -> TrainConfig {
     };
     cfg.grpo.num_generations = 4;
     cfg.optim.learning_rate = 2e-2;
-    cfg.optim.lr_scheduler_type = sqlrft_trainer::optim::LrSchedule::Constant;
+    cfg.optim.lr_scheduler_type = sqlrft_model::optim::LrSchedule::Constant;
     cfg.sampling.max_new_tokens = 6;
     cfg
 }
@@ -100,17 +100,14 @@ fn trainer(
     data: &Path,
     cfg: &TrainConfig,
     reward: Arc<dyn RewardFunction>,
-) -> Trainer<sqlrft_trainer::backend::CpuBackend> {
+) -> Trainer<sqlrft_model::backend::CpuBackend> {
     let (backend, tok) = load_cpu_backend(model, cfg).unwrap();
     let prompts = sqlrft_trainer::data::load_jsonl(data).unwrap();
     let rewards = build_rewards(&cfg.rewards, &[reward]).unwrap();
     Trainer::new(backend, tok, cfg.clone(), prompts, rewards)
 }
 
-fn run_rounds(
-    t: &mut Trainer<sqlrft_trainer::backend::CpuBackend>,
-    rounds: usize,
-) -> Vec<StepMetrics> {
+fn run_rounds<B: Backend>(t: &mut Trainer<B>, rounds: usize) -> Vec<StepMetrics> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -201,6 +198,7 @@ fn args(model: &Path, data: &Path, out: &Path, config: &Path, resume: bool) -> T
         rollouts: vec![],
         max_staleness: None,
         round: Default::default(),
+        device: None,
         quiet: true,
         hub: Default::default(),
     }
@@ -322,7 +320,11 @@ async fn killed_run_resumes_through_the_cli_and_exports_a_loadable_model() {
     let latest = sqlrft_trainer::checkpoint::latest(&run).unwrap().unwrap();
     let (state, _) = sqlrft_trainer::checkpoint::load(&latest, backend.trainable_layout()).unwrap();
     backend.load_trainable_state(state).unwrap();
-    let merged = CpuModel::new(backend.config().clone(), backend.merged_weights(), None);
+    let merged = CpuModel::new(
+        backend.config().clone(),
+        backend.merged_weights().unwrap(),
+        None,
+    );
     let seq: Vec<u32> = (0..10).map(|i| (i * 17 % cfg.vocab_size) as u32).collect();
     let want = merged.forward(&seq, 0, false).logits;
     assert_eq!(
@@ -447,7 +449,7 @@ fn scoring_rejects_out_of_vocabulary_tokens() {
                 prompt_len: 1,
             }],
             1.0,
-            sqlrft_trainer::backend::Policy::Trained,
+            sqlrft_model::backend::Policy::Trained,
         )
         .unwrap_err();
     assert!(err.to_string().contains("outside the model's vocabulary"));
@@ -460,9 +462,9 @@ fn non_finite_loss_stops_before_updating_with_a_clear_message() {
     let layout = ModelLayout::new(&mc);
     let mut w = load_weights(&model, &layout.layout).unwrap();
     w[layout.norm] = f32::NAN;
-    tiny::write_weights(&model, &mc, &w, sqlrft_trainer::params::SaveDtype::F32);
+    tiny::write_weights(&model, &mc, &w, sqlrft_model::params::SaveDtype::F32);
     let mut t = trainer(&model, &data, &toy_config(3), Arc::new(Lowercase::new()));
-    let before = t.backend.trainable_state();
+    let before = t.backend.trainable_state().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -472,7 +474,11 @@ fn non_finite_loss_stops_before_updating_with_a_clear_message() {
         "{err}"
     );
     assert_eq!(t.step, 0);
-    assert_eq!(t.backend.trainable_state(), before, "no update was applied");
+    assert_eq!(
+        t.backend.trainable_state().unwrap(),
+        before,
+        "no update was applied"
+    );
 }
 
 #[test]
@@ -549,7 +555,7 @@ fn truncated_completions_are_masked_out_when_asked() {
     cfg.grpo.mask_truncated_completions = true;
     let mut t = trainer(&model, &data, &cfg, Arc::new(Lowercase::new()));
     t.tokenizer.eos_ids.clear(); // nothing ends a completion: every one is truncated
-    let before = t.backend.trainable_state();
+    let before = t.backend.trainable_state().unwrap();
     let m = run_rounds(&mut t, 1);
     assert_eq!(m[0].truncated_fraction, 1.0);
     assert_eq!(
@@ -557,7 +563,7 @@ fn truncated_completions_are_masked_out_when_asked() {
         (0.0, 0.0),
         "masked completions contribute nothing"
     );
-    assert_eq!(t.backend.trainable_state().params, before.params);
+    assert_eq!(t.backend.trainable_state().unwrap().params, before.params);
 
     // Without masking the same situation trains.
     let mut t = trainer(&model, &data, &toy_config(2), Arc::new(Lowercase::new()));
@@ -580,7 +586,7 @@ fn accumulated_micro_batches_equal_one_batch_under_dapo() {
             prompt_len: 3 + (t[0] as usize % 3),
         })
         .collect();
-    let coef = |i: usize, sc: &sqlrft_trainer::backend::TokenScores| -> Vec<f32> {
+    let coef = |i: usize, sc: &sqlrft_model::backend::TokenScores| -> Vec<f32> {
         sc.logps.iter().map(|_| 0.1 * (i as f32 + 1.0)).collect()
     };
     let (mut one, _) = load_cpu_backend(&model, &cfg).unwrap();
@@ -624,4 +630,136 @@ async fn a_generator_that_is_down_stops_the_run_naming_its_url() {
         !dir.path().join("run/metrics.jsonl").exists(),
         "nothing was trained"
     );
+}
+
+/// One backend call, as the recording backend saw it.
+#[derive(Clone, Debug, PartialEq)]
+enum Call {
+    Generate { prompts: usize, n: usize },
+    Score(sqlrft_model::backend::Policy, usize),
+    ForwardBackward(usize),
+    ZeroGrad,
+    Clip,
+    Step,
+}
+
+/// A backend that records the loop's calls and passes them to the CPU reference: the GRPO
+/// step's control flow, as any backend (the CUDA one included) sees it.
+struct Recording {
+    inner: sqlrft_model::backend::CpuBackend,
+    calls: Vec<Call>,
+}
+
+impl Backend for Recording {
+    fn config(&self) -> &ModelConfig {
+        self.inner.config()
+    }
+    fn generate(
+        &mut self,
+        prompts: &[&[u32]],
+        n: usize,
+        params: &sqlrft_model::sampling::SamplingParams,
+        eos: &[u32],
+        rng: &mut rand_chacha::ChaCha8Rng,
+    ) -> anyhow::Result<Vec<Vec<sqlrft_model::sampling::Sampled>>> {
+        self.calls.push(Call::Generate {
+            prompts: prompts.len(),
+            n,
+        });
+        self.inner.generate(prompts, n, params, eos, rng)
+    }
+    fn score(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        policy: sqlrft_model::backend::Policy,
+    ) -> anyhow::Result<Vec<sqlrft_model::backend::TokenScores>> {
+        self.calls.push(Call::Score(policy, seqs.len()));
+        self.inner.score(seqs, temperature, policy)
+    }
+    fn forward_backward(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        dloss: &mut dyn FnMut(usize, &sqlrft_model::backend::TokenScores) -> Vec<f32>,
+    ) -> anyhow::Result<Vec<sqlrft_model::backend::TokenScores>> {
+        self.calls.push(Call::ForwardBackward(seqs.len()));
+        self.inner.forward_backward(seqs, temperature, dloss)
+    }
+    fn zero_grad(&mut self) -> anyhow::Result<()> {
+        self.calls.push(Call::ZeroGrad);
+        self.inner.zero_grad()
+    }
+    fn clip_grad_norm(&mut self, max_norm: f64) -> anyhow::Result<f64> {
+        self.calls.push(Call::Clip);
+        self.inner.clip_grad_norm(max_norm)
+    }
+    fn optimizer_step(
+        &mut self,
+        lr: f64,
+        params: &sqlrft_model::optim::OptimParams,
+    ) -> anyhow::Result<()> {
+        self.calls.push(Call::Step);
+        self.inner.optimizer_step(lr, params)
+    }
+    fn trainable_layout(&self) -> &sqlrft_model::params::Layout {
+        self.inner.trainable_layout()
+    }
+    fn trainable_state(&self) -> anyhow::Result<sqlrft_model::backend::TrainableState> {
+        self.inner.trainable_state()
+    }
+    fn load_trainable_state(
+        &mut self,
+        state: sqlrft_model::backend::TrainableState,
+    ) -> anyhow::Result<()> {
+        self.inner.load_trainable_state(state)
+    }
+    fn merged_weights(&self) -> anyhow::Result<Vec<f32>> {
+        self.inner.merged_weights()
+    }
+}
+
+#[test]
+fn one_round_drives_the_backend_in_grpo_order() {
+    use sqlrft_model::backend::Policy;
+    let (_dir, model, data) = setup(Family::Qwen2);
+    let mut cfg = toy_config(10);
+    // Two optimizer steps per round over the same completions, with the KL term: every kind of
+    // call a backend must serve.
+    cfg.grpo.num_iterations = 2;
+    cfg.grpo.beta = 0.04;
+    let t = trainer(&model, &data, &cfg, Arc::new(Lowercase::new()));
+    let mut t = Trainer::new(
+        Recording {
+            inner: t.backend,
+            calls: vec![],
+        },
+        t.tokenizer,
+        cfg.clone(),
+        sqlrft_trainer::data::load_jsonl(&data).unwrap(),
+        build_rewards(&cfg.rewards, &[Arc::new(Lowercase::new())]).unwrap(),
+    );
+    let steps = run_rounds(&mut t, 1);
+    assert_eq!(steps.len(), 2, "num_iterations steps per round");
+    let completions = cfg.prompts_per_step * cfg.grpo.num_generations;
+    let micro = completions / cfg.gradient_accumulation_steps;
+    let update = [
+        Call::ZeroGrad,
+        Call::ForwardBackward(micro),
+        Call::ForwardBackward(micro),
+        Call::Clip,
+        Call::Step,
+    ];
+    let mut want = vec![
+        Call::Generate {
+            prompts: cfg.prompts_per_step,
+            n: cfg.grpo.num_generations,
+        },
+        // The sampling policy's log-probs for the ratio, then the reference's for the KL.
+        Call::Score(Policy::Trained, completions),
+        Call::Score(Policy::Reference, completions),
+    ];
+    want.extend(update.clone());
+    want.extend(update);
+    assert_eq!(t.backend.calls, want);
 }

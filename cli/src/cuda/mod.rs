@@ -1,13 +1,25 @@
-//! `sqlrft cuda …`: the commands a GPU machine (or CI) runs against this crate.
+//! `sqlrft cuda …`: the tool commands a GPU machine (or CI) runs against the CUDA backend:
+//! probe, compile, kernel checks, forward/backward dumps for transformers, the toy GRPO task
+//! and the step benchmark.
 
-use crate::bench::BenchConfig;
-use crate::cache::{KernelCache, default_cache_dir};
-use crate::device::Gpu;
-use crate::model::{Attention, GpuModel};
-use crate::probe::probe;
-use crate::train::GpuTrainer;
+mod bench;
+mod toy;
+
 use anyhow::{Context, Result, bail};
+use bench::BenchConfig;
 use clap::{Args, Subcommand};
+use rand::SeedableRng;
+use sqlrft_cuda::{
+    Attention, CudaBackend, CudaOptions, Gpu, GpuModel, GpuTrainer, KernelCache, default_cache_dir,
+    probe,
+};
+use sqlrft_model::config::ModelConfig;
+use sqlrft_model::cpu::model::CpuModel;
+use sqlrft_model::lora::{LoraConfig, LoraLayout};
+use sqlrft_model::params::{
+    HostTensor, ModelLayout, SaveDtype, load_weights, read_tensors, serialize_tensors,
+};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Inspect the GPU, compile the kernels, and check them against the CPU reference.
@@ -95,9 +107,16 @@ pub enum CudaCommand {
         /// JSON file holding, per sequence, one upstream gradient per scored position (t - 1).
         #[arg(long)]
         dlogp: PathBuf,
-        /// Weights whose gradients to write (Hugging Face names, comma-separated).
+        /// Weights whose gradients to write (Hugging Face or PEFT names, comma-separated).
         #[arg(long, value_delimiter = ',', required = true)]
         tensors: Vec<String>,
+        /// Train these LoRA adapters instead of every weight: a safetensors file of PEFT-named
+        /// `lora_A` / `lora_B` tensors (as PEFT saves them); rank and targets are read from it.
+        #[arg(long)]
+        lora_adapter: Option<PathBuf>,
+        /// The adapters' `lora_alpha` (their scale is alpha / rank).
+        #[arg(long, default_value_t = 16.0)]
+        lora_alpha: f32,
         /// Output safetensors file: one flat f32 tensor per name, plus `logps`.
         #[arg(long)]
         out: PathBuf,
@@ -114,33 +133,23 @@ pub enum CudaCommand {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
-    /// A short GRPO run on a tiny random model (generation, scoring, backward and AdamW on the
-    /// GPU); exit 1 unless the reward rises by at least --min-rise.
-    GrpoSmoke {
-        /// GRPO steps to run.
-        #[arg(long, default_value_t = 40)]
-        steps: usize,
-        /// Seed of the model's random weights, the prompts and the sampling.
+    /// Write a toy GRPO task: a tiny random Qwen2 model (`OUT/model`, BPE tokenizer trained on
+    /// the prompts) and chat prompts (`OUT/prompts.jsonl`) on which a reward such as "share of
+    /// lowercase letters" rises within twenty steps; scripts/gpu/grpo_check.py trains it with
+    /// `sqlrft train --device cuda`.
+    ToyTask {
+        /// Folder to write `model/` and `prompts.jsonl` into.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of prompts.
+        #[arg(long, default_value_t = 16)]
+        prompts: usize,
+        /// Seed of the prompts and the model's weights.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Required rise of the mean reward (last quarter of steps minus first quarter).
-        #[arg(long, default_value_t = 0.02)]
-        min_rise: f64,
-        /// Attention kernels: materialised probabilities or flash-style.
-        #[arg(long, value_enum, default_value_t = Attention::Materialised)]
-        attention: Attention,
-        /// Write the reward curve as JSON here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// GPU index.
-        #[arg(long, default_value_t = 0)]
-        device: usize,
-        /// Kernel cache folder [default: $SQLRFT_KERNEL_CACHE or ~/.cache/sqlrft/kernels].
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
     },
-    /// Time GRPO steps (generation, then forward/backward/AdamW of full fine-tuning) on a
-    /// model: the sqlrft side of scripts/gpu/trl_bench.py.
+    /// Time GRPO steps through the CUDA backend (batched generation, then forward/backward/AdamW
+    /// of full fine-tuning or LoRA) on a model: the sqlrft side of scripts/gpu/trl_bench.py.
     Bench {
         /// Model folder.
         #[arg(long)]
@@ -166,6 +175,10 @@ pub enum CudaCommand {
         /// Dense bf16 peak of the GPU in TFLOP/s, for model FLOPs utilisation.
         #[arg(long, default_value_t = 989.0)]
         peak_tflops: f64,
+        /// Train LoRA adapters of this rank on every projection (alpha = 2 × rank) instead of
+        /// every weight.
+        #[arg(long)]
+        lora_rank: Option<usize>,
         /// Attention kernels: materialised probabilities or flash-style.
         #[arg(long, value_enum, default_value_t = Attention::Materialised)]
         attention: Attention,
@@ -197,7 +210,7 @@ pub fn run(args: CudaArgs) -> Result<()> {
             let compiled = cache.warm()?;
             println!(
                 "{} kernel sources ready for {arch} in {} ({compiled} compiled now)",
-                crate::SOURCES.len(),
+                sqlrft_cuda::SOURCES.len(),
                 dir.display()
             );
         }
@@ -209,7 +222,7 @@ pub fn run(args: CudaArgs) -> Result<()> {
             cache_dir,
         } => {
             let gpu = Gpu::new(device, &cache_dir.unwrap_or_else(default_cache_dir))?;
-            let checks = crate::check::run(&gpu, seed, &only)?;
+            let checks = sqlrft_cuda::check::run(&gpu, seed, &only)?;
             println!("{:<32} {:>11} {:>9}  shape", "kernel", "rel_err", "tol");
             for c in &checks {
                 println!(
@@ -281,6 +294,8 @@ pub fn run(args: CudaArgs) -> Result<()> {
             tokens,
             dlogp,
             tensors,
+            lora_adapter,
+            lora_alpha,
             out,
             temperature,
             attention,
@@ -302,8 +317,20 @@ pub fn run(args: CudaArgs) -> Result<()> {
                 );
             }
             let gpu = Gpu::new(device, &cache_dir.unwrap_or_else(default_cache_dir))?;
-            let (dims, mut weight) = crate::model::open_checkpoint(&model)?;
-            let mut trainer = GpuTrainer::upload(&gpu, dims, &mut weight)?;
+            let (dims, mut weight) = sqlrft_cuda::model::open_checkpoint(&model)?;
+            let mut trainer = match lora_adapter {
+                None => GpuTrainer::upload(&gpu, dims, &mut weight)?,
+                Some(path) => {
+                    let adapters = read_tensors(&path)?;
+                    let lora = lora_config_of(&adapters, lora_alpha)
+                        .with_context(|| format!("in `{}`", path.display()))?;
+                    GpuTrainer::upload_lora(&gpu, dims, &mut weight, lora, &mut |name, _| {
+                        adapters.get(name).map(|(_, v)| v.clone()).with_context(|| {
+                            format!("`{}` has no adapter `{name}`", path.display())
+                        })
+                    })?
+                }
+            };
             trainer.model.attention = attention;
             let (saved, scores) =
                 trainer.forward(&gpu, &seqs.concat(), seqs.len(), t, temperature, 64)?;
@@ -318,28 +345,13 @@ pub fn run(args: CudaArgs) -> Result<()> {
             write_f32_tensors(&out, &out_tensors)?;
             println!("wrote {} ({} gradients)", out.display(), grads.len());
         }
-        CudaCommand::GrpoSmoke {
-            steps,
-            seed,
-            min_rise,
-            attention,
-            out,
-            device,
-            cache_dir,
-        } => {
-            let gpu = Gpu::new(device, &cache_dir.unwrap_or_else(default_cache_dir))?;
-            let run = crate::smoke::grpo_smoke(&gpu, steps, seed, attention)?;
-            for (i, (r, n)) in run.rewards.iter().zip(&run.grad_norms).enumerate() {
-                println!("step {:>3}  reward {r:.4}  grad_norm {n:.4}", i + 1);
-            }
-            if let Some(path) = out {
-                std::fs::write(&path, serde_json::to_vec_pretty(&run)?)
-                    .with_context(|| format!("could not write `{}`", path.display()))?;
-            }
-            if run.rise.is_nan() || run.rise < min_rise {
-                bail!("the reward rose by {:.4}, less than {min_rise}", run.rise);
-            }
-            println!("reward rose by {:.4} over {steps} steps", run.rise);
+        CudaCommand::ToyTask { out, prompts, seed } => {
+            toy::write(&out, prompts, seed)?;
+            println!(
+                "wrote {} and {}",
+                out.join("model").display(),
+                out.join("prompts.jsonl").display()
+            );
         }
         CudaCommand::Bench {
             model,
@@ -350,6 +362,7 @@ pub fn run(args: CudaArgs) -> Result<()> {
             micro_batch,
             steps,
             peak_tflops,
+            lora_rank,
             attention,
             seed,
             out,
@@ -357,9 +370,33 @@ pub fn run(args: CudaArgs) -> Result<()> {
             cache_dir,
         } => {
             let gpu = Gpu::new(device, &cache_dir.unwrap_or_else(default_cache_dir))?;
-            let (dims, mut weight) = crate::model::open_checkpoint(&model)?;
-            let mut trainer = GpuTrainer::upload(&gpu, dims, &mut weight)?;
-            trainer.model.attention = attention;
+            let config = ModelConfig::load(&model)?;
+            let base = load_weights(&model, &ModelLayout::new(&config).layout)?;
+            let lora = lora_rank.map(|rank| LoraConfig {
+                rank,
+                alpha: 2.0 * rank as f32,
+                ..LoraConfig::default()
+            });
+            let adapters = match &lora {
+                Some(cfg) => {
+                    let layout = LoraLayout::new(cfg, &config)?;
+                    let data = layout.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(seed));
+                    Some((layout, data))
+                }
+                None => None,
+            };
+            let options = CudaOptions {
+                micro_batch,
+                chunk_rows: 256,
+                attention,
+            };
+            let mut backend = CudaBackend::new(
+                gpu,
+                CpuModel::new(config, base, adapters),
+                lora.as_ref(),
+                false,
+                options,
+            )?;
             let cfg = BenchConfig {
                 prompts,
                 generations,
@@ -369,8 +406,9 @@ pub fn run(args: CudaArgs) -> Result<()> {
                 steps,
                 peak_tflops,
                 seed,
+                lora_rank,
             };
-            let report = crate::bench::bench(&gpu, &mut trainer, &cfg)?;
+            let report = bench::bench(&mut backend, &cfg)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             if let Some(path) = out {
                 std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
@@ -379,6 +417,29 @@ pub fn run(args: CudaArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The LoRA config of PEFT-named adapter tensors: the rank from an `A` matrix's rows, the
+/// targets from the projections that have one.
+fn lora_config_of(adapters: &BTreeMap<String, HostTensor>, alpha: f32) -> Result<LoraConfig> {
+    let mut rank = None;
+    let mut targets = vec![];
+    for (name, (shape, _)) in adapters {
+        let Some(stem) = name.strip_suffix(".lora_A.weight") else {
+            continue;
+        };
+        let proj = stem.rsplit('.').next().unwrap_or_default().to_string();
+        rank.get_or_insert(shape[0]);
+        if !targets.contains(&proj) {
+            targets.push(proj);
+        }
+    }
+    let rank = rank.context("no `*.lora_A.weight` tensor: not a PEFT adapter file")?;
+    Ok(LoraConfig {
+        rank,
+        alpha,
+        target_modules: targets,
+    })
 }
 
 /// Equally long token-id sequences (at least 2 tokens) from a JSON file; returns them and
@@ -398,25 +459,19 @@ fn read_sequences(path: &std::path::Path) -> Result<(Vec<Vec<i32>>, usize)> {
     Ok((seqs, t))
 }
 
-/// Writes f32 tensors to a safetensors file.
+/// Writes f32 tensors to a safetensors file, through the model contract's writer.
 fn write_f32_tensors(
     path: &std::path::Path,
     tensors: &[(&str, Vec<usize>, &Vec<f32>)],
 ) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
-        .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                .map(|v| (name.to_string(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let data = safetensors::serialize(views, None)?;
-    std::fs::write(path, data).with_context(|| format!("could not write `{}`", path.display()))
+    let bytes = serialize_tensors(
+        tensors
+            .iter()
+            .map(|(name, shape, v)| (*name, shape.as_slice(), v.as_slice())),
+        SaveDtype::F32,
+        None,
+    )?;
+    std::fs::write(path, bytes).with_context(|| format!("could not write `{}`", path.display()))
 }
 
 #[cfg(test)]

@@ -1,13 +1,16 @@
-//! One GRPO step's cost on the GPU at TRL-comparable shapes: batched generation, then the
-//! update (forward + backward over every completion in micro-batches, clip, AdamW), timed
-//! separately. The sqlrft side of `scripts/gpu/trl_bench.py`.
+//! One GRPO step's cost on the GPU at TRL-comparable shapes, through the same `Backend` calls
+//! `sqlrft train --device cuda` makes: batched generation, then the update (forward + backward
+//! over every completion in micro-batches, clip, AdamW), timed separately. Full fine-tuning or
+//! LoRA. The sqlrft side of `scripts/gpu/trl_bench.py`.
 
-use crate::device::Gpu;
-use crate::ops::SampleParams;
-use crate::train::{AdamW, GpuTrainer};
 use anyhow::{Result, anyhow, ensure};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
+use sqlrft_cuda::CudaBackend;
+use sqlrft_model::backend::{Backend, Sequence, TokenScores};
+use sqlrft_model::optim::OptimParams;
+use sqlrft_model::sampling::SamplingParams;
 
 /// The shapes of one benchmarked step.
 #[derive(Clone, Debug, Serialize)]
@@ -28,6 +31,8 @@ pub struct BenchConfig {
     pub peak_tflops: f64,
     /// Seed of the prompts, the sampling draws and the synthetic advantages.
     pub seed: u64,
+    /// LoRA rank, or `None` for full fine-tuning.
+    pub lora_rank: Option<usize>,
 }
 
 /// Medians over the timed steps.
@@ -35,10 +40,10 @@ pub struct BenchConfig {
 pub struct BenchReport {
     /// Always `sqlrft`: tells this report from `scripts/gpu/trl_bench.py`'s.
     pub framework: &'static str,
+    /// `full` or `lora`.
+    pub mode: &'static str,
     /// The GPU's name.
     pub gpu: String,
-    /// Which attention kernels ran.
-    pub attention: crate::model::Attention,
     /// Model parameters (a tied lm head counted once).
     pub parameters: usize,
     /// Parameters the optimizer updates.
@@ -62,80 +67,80 @@ pub struct BenchReport {
     pub device_memory_in_use_gib_max_seen: f64,
     /// 2·P FLOPs per prompt or generated token over the generation time and the peak.
     pub mfu_generation: f64,
-    /// 6·P FLOPs per trained token over the update time and the peak.
+    /// Update FLOPs over the update time and the peak: 6·P per trained token under full
+    /// fine-tuning, 4·P under LoRA (no weight gradients of the frozen base).
     pub mfu_update: f64,
     /// Generation and update FLOPs together over the step time and the peak.
     pub mfu_step: f64,
 }
 
-/// Runs `cfg.steps + 1` GRPO-shaped steps on `trainer` and reports the timed ones.
-pub fn bench(gpu: &Gpu, trainer: &mut GpuTrainer, cfg: &BenchConfig) -> Result<BenchReport> {
+/// Runs `cfg.steps + 1` GRPO-shaped steps on `backend` and reports the timed ones.
+pub fn bench(backend: &mut CudaBackend, cfg: &BenchConfig) -> Result<BenchReport> {
     ensure!(cfg.steps > 0 && cfg.micro_batch > 0, "nothing to time");
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(cfg.seed);
-    let vocab = trainer.model.dims.vocab as i32;
-    let rows: Vec<Vec<i32>> = (0..cfg.prompts)
-        .flat_map(|_| {
-            let p: Vec<i32> = (0..cfg.prompt_tokens)
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let vocab = backend.config().vocab_size as u32;
+    let prompts: Vec<Vec<u32>> = (0..cfg.prompts)
+        .map(|_| {
+            (0..cfg.prompt_tokens)
                 .map(|_| rng.random_range(0..vocab))
-                .collect();
-            std::iter::repeat_n(p, cfg.generations)
+                .collect()
         })
         .collect();
-    let n = rows.len();
+    let prompt_refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+    let n = cfg.prompts * cfg.generations;
     let t = cfg.prompt_tokens + cfg.completion_tokens;
-    let sample = SampleParams {
+    let sample = SamplingParams {
         temperature: 1.0,
         top_k: 0,
         top_p: 1.0,
+        max_new_tokens: cfg.completion_tokens,
     };
-    let opt = AdamW {
-        lr: 1e-6,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-    };
+    // TRL's GRPOConfig defaults: the learning rate and AdamW's settings.
+    let opt = OptimParams::default();
     let mut used = 0usize;
-    let mut in_use = || -> Result<()> {
+    let mut in_use = |backend: &CudaBackend| -> Result<()> {
+        let gpu = backend.gpu();
+        gpu.synchronize()?;
         let (free, total) = gpu.context().mem_get_info().map_err(|e| anyhow!("{e:?}"))?;
         used = used.max(total - free);
         Ok(())
     };
     let (mut gen_s, mut upd_s) = (vec![], vec![]);
     for step in 0..=cfg.steps {
-        gpu.synchronize()?;
+        backend.gpu().synchronize()?;
         let t0 = std::time::Instant::now();
-        let done =
-            trainer
-                .model
-                .generate(gpu, &rows, sample, cfg.completion_tokens, &[], &mut || {
-                    rng.random::<f32>()
-                })?;
-        gpu.synchronize()?;
-        in_use()?;
+        let done = backend.generate(&prompt_refs, cfg.generations, &sample, &[], &mut rng)?;
+        in_use(backend)?;
         let t1 = std::time::Instant::now();
+        let owned: Vec<Vec<u32>> = prompts
+            .iter()
+            .zip(&done)
+            .flat_map(|(p, group)| {
+                group
+                    .iter()
+                    .map(move |s| p.iter().chain(&s.tokens).copied().collect())
+            })
+            .collect();
+        ensure!(
+            owned.iter().all(|s| s.len() == t),
+            "a completion stopped early"
+        );
+        let seqs: Vec<Sequence> = owned
+            .iter()
+            .map(|tokens| Sequence {
+                tokens,
+                prompt_len: cfg.prompt_tokens,
+            })
+            .collect();
         // Synthetic advantages: the update's cost does not depend on their values.
         let adv: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
-        trainer.zero_grad(gpu)?;
-        for r0 in (0..n).step_by(cfg.micro_batch) {
-            let b = cfg.micro_batch.min(n - r0);
-            let tokens: Vec<i32> = (r0..r0 + b)
-                .flat_map(|r| rows[r].iter().chain(&done[r].tokens).copied())
-                .collect();
-            ensure!(tokens.len() == b * t, "a completion stopped early");
-            let mut dlogp = vec![0f32; b * (t - 1)];
-            let per_token = 1.0 / (n * cfg.completion_tokens) as f32;
-            for (i, a) in adv[r0..r0 + b].iter().enumerate() {
-                let start = i * (t - 1) + cfg.prompt_tokens - 1;
-                dlogp[start..start + cfg.completion_tokens].fill(-a * per_token);
-            }
-            let (saved, _) = trainer.forward(gpu, &tokens, b, t, 1.0, 256)?;
-            trainer.backward(gpu, saved, &dlogp)?;
-        }
-        trainer.clip_grad_norm(gpu, 1.0)?;
-        trainer.optimizer_step(gpu, opt)?;
-        gpu.synchronize()?;
-        in_use()?;
+        let per_token = 1.0 / (n * cfg.completion_tokens) as f32;
+        let mut dloss = |i: usize, s: &TokenScores| vec![-adv[i] * per_token; s.logps.len()];
+        backend.zero_grad()?;
+        backend.forward_backward(&seqs, 1.0, &mut dloss)?;
+        backend.clip_grad_norm(1.0)?;
+        backend.optimizer_step(opt.learning_rate, &opt)?;
+        in_use(backend)?;
         if step > 0 {
             gen_s.push((t1 - t0).as_secs_f64());
             upd_s.push(t1.elapsed().as_secs_f64());
@@ -146,19 +151,25 @@ pub fn bench(gpu: &Gpu, trainer: &mut GpuTrainer, cfg: &BenchConfig) -> Result<B
         v[v.len() / 2]
     };
     let (gen_secs, upd_secs) = (median(gen_s), median(upd_s));
-    let params = trainer.model.dims.parameters();
+    let params = sqlrft_model::params::ModelLayout::new(backend.config())
+        .layout
+        .len;
     let p = params as f64;
     let generated = n * cfg.completion_tokens;
     let trained = (n * t) as f64;
     let peak = cfg.peak_tflops * 1e12;
     let gen_flops = 2.0 * p * trained;
-    let upd_flops = 6.0 * p * trained;
+    let upd_flops = if cfg.lora_rank.is_some() { 4.0 } else { 6.0 } * p * trained;
     Ok(BenchReport {
         framework: "sqlrft",
-        gpu: gpu.info.name.clone(),
-        attention: trainer.model.attention,
+        mode: if cfg.lora_rank.is_some() {
+            "lora"
+        } else {
+            "full"
+        },
+        gpu: backend.gpu().info.name.clone(),
         parameters: params,
-        trainable_parameters: trainer.trainable().iter().map(|(_, l)| l).sum(),
+        trainable_parameters: backend.trainable_layout().len,
         config: cfg.clone(),
         step_seconds: gen_secs + upd_secs,
         generation_seconds: gen_secs,

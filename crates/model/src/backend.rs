@@ -1,6 +1,6 @@
 //! The contract between the GRPO loop and whatever runs the model, and its CPU reference.
 //!
-//! # Contract for implementors (the CPU reference here, a CUDA backend later)
+//! # Contract for implementors (the CPU reference here, `sqlrft-cuda`'s `CudaBackend`)
 //!
 //! A backend owns the model's weights, the trainable parameters' gradients and the AdamW state,
 //! wherever they live (host or device memory). The loop only ever sees token ids, per-token
@@ -108,19 +108,73 @@ pub trait Backend {
         dloss: &mut dyn FnMut(usize, &TokenScores) -> Vec<f32>,
     ) -> Result<Vec<TokenScores>>;
     /// Clears the accumulated gradients.
-    fn zero_grad(&mut self);
+    fn zero_grad(&mut self) -> Result<()>;
     /// Clips the accumulated gradients' global norm; returns the norm before clipping.
-    fn clip_grad_norm(&mut self, max_norm: f64) -> f64;
+    fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64>;
     /// Applies one AdamW step at learning rate `lr` to the trainable weights.
-    fn optimizer_step(&mut self, lr: f64, params: &OptimParams);
+    fn optimizer_step(&mut self, lr: f64, params: &OptimParams) -> Result<()>;
     /// Names and shapes of the trainable buffer (the adapter's or the whole model's).
     fn trainable_layout(&self) -> &Layout;
     /// Copies the trainable weights and optimizer state to the host.
-    fn trainable_state(&self) -> TrainableState;
+    fn trainable_state(&self) -> Result<TrainableState>;
     /// Replaces the trainable weights and optimizer state (from a checkpoint).
     fn load_trainable_state(&mut self, state: TrainableState) -> Result<()>;
     /// Base weights with any adapter folded in, laid out as [`crate::params::ModelLayout`].
-    fn merged_weights(&self) -> Vec<f32>;
+    fn merged_weights(&self) -> Result<Vec<f32>>;
+}
+
+/// A boxed backend is a backend, so the trainer can pick CPU or CUDA at run time.
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn config(&self) -> &ModelConfig {
+        (**self).config()
+    }
+    fn generate(
+        &mut self,
+        prompts: &[&[u32]],
+        n: usize,
+        params: &SamplingParams,
+        eos: &[u32],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Vec<Sampled>>> {
+        (**self).generate(prompts, n, params, eos, rng)
+    }
+    fn score(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        policy: Policy,
+    ) -> Result<Vec<TokenScores>> {
+        (**self).score(seqs, temperature, policy)
+    }
+    fn forward_backward(
+        &mut self,
+        seqs: &[Sequence],
+        temperature: f32,
+        dloss: &mut dyn FnMut(usize, &TokenScores) -> Vec<f32>,
+    ) -> Result<Vec<TokenScores>> {
+        (**self).forward_backward(seqs, temperature, dloss)
+    }
+    fn zero_grad(&mut self) -> Result<()> {
+        (**self).zero_grad()
+    }
+    fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64> {
+        (**self).clip_grad_norm(max_norm)
+    }
+    fn optimizer_step(&mut self, lr: f64, params: &OptimParams) -> Result<()> {
+        (**self).optimizer_step(lr, params)
+    }
+    fn trainable_layout(&self) -> &Layout {
+        (**self).trainable_layout()
+    }
+    fn trainable_state(&self) -> Result<TrainableState> {
+        (**self).trainable_state()
+    }
+    fn load_trainable_state(&mut self, state: TrainableState) -> Result<()> {
+        (**self).load_trainable_state(state)
+    }
+    fn merged_weights(&self) -> Result<Vec<f32>> {
+        (**self).merged_weights()
+    }
 }
 
 /// The f32 CPU reference backend.
@@ -363,20 +417,22 @@ impl Backend for CpuBackend {
         Ok(all)
     }
 
-    fn zero_grad(&mut self) {
+    fn zero_grad(&mut self) -> Result<()> {
         self.grads.fill(0.0);
+        Ok(())
     }
 
-    fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
-        clip_grad_norm(&mut self.grads, max_norm)
+    fn clip_grad_norm(&mut self, max_norm: f64) -> Result<f64> {
+        Ok(clip_grad_norm(&mut self.grads, max_norm))
     }
 
-    fn optimizer_step(&mut self, lr: f64, params: &OptimParams) {
+    fn optimizer_step(&mut self, lr: f64, params: &OptimParams) -> Result<()> {
         let target = self.target;
         let grads = std::mem::take(&mut self.grads);
         self.opt
             .step(self.model.trainable_mut(target), &grads, lr, params);
         self.grads = grads;
+        Ok(())
     }
 
     fn trainable_layout(&self) -> &Layout {
@@ -386,13 +442,13 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn trainable_state(&self) -> TrainableState {
-        TrainableState {
+    fn trainable_state(&self) -> Result<TrainableState> {
+        Ok(TrainableState {
             params: self.model.trainable(self.target).to_vec(),
             adam_m: self.opt.m.clone(),
             adam_v: self.opt.v.clone(),
             adam_t: self.opt.t,
-        }
+        })
     }
 
     fn load_trainable_state(&mut self, state: TrainableState) -> Result<()> {
@@ -408,7 +464,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn merged_weights(&self) -> Vec<f32> {
-        self.model.merged_base()
+    fn merged_weights(&self) -> Result<Vec<f32>> {
+        Ok(self.model.merged_base())
     }
 }

@@ -336,6 +336,24 @@ impl SaveDtype {
     }
 }
 
+/// Every weight of a model of shape `config` (`weights` laid out as [`ModelLayout`]) as the
+/// bytes of one `model.safetensors` file.
+pub fn model_safetensors(
+    config: &ModelConfig,
+    weights: &[f32],
+    dtype: SaveDtype,
+) -> Result<Vec<u8>> {
+    let layout = ModelLayout::new(config).layout;
+    serialize_tensors(
+        layout
+            .tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice(), &weights[t.range()])),
+        dtype,
+        None,
+    )
+}
+
 /// Serialises named slices of `data` to safetensors bytes.
 pub fn serialize_tensors<'a>(
     tensors: impl IntoIterator<Item = (&'a str, &'a [usize], &'a [f32])>,

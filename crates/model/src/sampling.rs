@@ -61,29 +61,34 @@ pub fn sample_token(logits: &[f32], p: &SamplingParams, rng: &mut impl Rng) -> (
         let i = draw(&probs, 0..probs.len(), rng);
         return (i as u32, logprob(i));
     }
-    // Descending probability, ties in index order, so sampling is reproducible.
+    // Descending probability; the kept set is everything at or above a threshold, so tokens
+    // tied with the last one kept stay in (transformers' warpers do the same, and so does the
+    // CUDA sampling kernel), and the draw walks the kept tokens in vocabulary order: the same
+    // uniform draw picks the same token on every backend.
     let by_prob = |a: &usize, b: &usize| probs[*b].total_cmp(&probs[*a]).then(a.cmp(b));
     let mut order: Vec<usize> = (0..probs.len()).collect();
     if p.top_k > 0 && p.top_k < order.len() {
         // Partition out the k most likely first, so only those k are sorted.
         order.select_nth_unstable_by(p.top_k - 1, by_prob);
-        order.truncate(p.top_k);
+        let threshold = probs[order[p.top_k - 1]];
+        order.retain(|&i| probs[i] >= threshold);
     }
     order.sort_unstable_by(by_prob);
     if p.top_p < 1.0 {
         let kept_mass: f32 = order.iter().map(|&i| probs[i]).sum();
         let mut cum = 0.0;
-        let mut keep = 0;
+        let mut threshold = 0.0;
         for &i in &order {
-            // Keep the smallest prefix whose mass reaches top_p (at least one token).
-            keep += 1;
-            cum += probs[i] / kept_mass;
-            if cum >= p.top_p {
+            // The smallest prefix whose mass reaches top_p (at least one token).
+            cum += probs[i];
+            threshold = probs[i];
+            if cum >= p.top_p * kept_mass {
                 break;
             }
         }
-        order.truncate(keep);
+        order.retain(|&i| probs[i] >= threshold);
     }
+    order.sort_unstable();
     let i = draw(&probs, order.iter().copied(), rng);
     (i as u32, logprob(i))
 }
@@ -144,6 +149,37 @@ mod tests {
                 1,
                 "token 1 alone holds > 50% of the mass"
             );
+        }
+    }
+
+    #[test]
+    fn tokens_tied_at_the_cut_stay_in_and_the_draw_walks_vocabulary_order() {
+        // Tokens 0 and 2 tie for second place: top-2 keeps both, as transformers' warper does.
+        let logits = [1.0f32, 3.0, 1.0, -4.0];
+        let p = SamplingParams {
+            top_k: 2,
+            ..Default::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut seen = [0usize; 4];
+        for _ in 0..2000 {
+            seen[sample_token(&logits, &p, &mut rng).0 as usize] += 1;
+        }
+        assert!(seen[0] > 0 && seen[2] > 0 && seen[3] == 0, "{seen:?}");
+        // The draw walks the kept tokens in vocabulary order: replaying the rng's next f32
+        // through the kept set {0, 1, 2} in id order gives the token it picks.
+        let (_, probs) = scaled_softmax(&logits, 1.0);
+        let total: f32 = probs[..3].iter().sum();
+        for _ in 0..200 {
+            let u = rng.clone().random::<f32>() * total;
+            let want = if u <= probs[0] {
+                0
+            } else if u <= probs[0] + probs[1] {
+                1
+            } else {
+                2
+            };
+            assert_eq!(sample_token(&logits, &p, &mut rng).0, want, "u {u}");
         }
     }
 
