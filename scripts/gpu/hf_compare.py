@@ -42,6 +42,18 @@ def rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
+def compare_grads(got, ref, names, label, errs):
+    """Records sqlrft's gradient errors against fp32 torch beside torch-bf16's own; passes when
+    sqlrft's are within 2x bf16's or under 5e-2 relative."""
+    passed = True
+    for n in names:
+        e = {"sqlrft_vs_fp32": rel(got[n], ref["fp32"][n]),
+             "torch_bf16_vs_fp32": rel(ref["bf16"][n], ref["fp32"][n])}
+        errs[f"{label}.grad.{n}"] = e
+        passed &= e["sqlrft_vs_fp32"] <= max(2 * e["torch_bf16_vs_fp32"], 5e-2)
+    return passed
+
+
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -84,7 +96,6 @@ def lora_gradients(a, work, ids, dlogp, tokens, result, errs):
         ref[name] = {n: params[n].grad.float().flatten().cpu() for n in names}
         del m, base, params
         torch.cuda.empty_cache()
-    passed = True
     path = work / "sqlrft-lora-grads.safetensors"
     proc = subprocess.run(
         [*a.command, "grads", "--model", str(work), "--tokens", str(tokens), "--dlogp", str(work / "dlogp.json"),
@@ -96,13 +107,7 @@ def lora_gradients(a, work, ids, dlogp, tokens, result, errs):
     if proc.returncode != 0:
         result["lora_error"] = proc.stderr[-4000:]
         return False
-    got = load_file(str(path))
-    for n in names:
-        e = {"sqlrft_vs_fp32": rel(got[n], ref["fp32"][n]),
-             "torch_bf16_vs_fp32": rel(ref["bf16"][n], ref["fp32"][n])}
-        errs[f"lora.grad.{n}"] = e
-        passed &= e["sqlrft_vs_fp32"] <= max(2 * e["torch_bf16_vs_fp32"], 5e-2)
-    return passed
+    return compare_grads(load_file(str(path)), ref, names, "lora", errs)
 
 
 def main():
@@ -202,12 +207,7 @@ def main():
             result.update(passed=False, error=f"grads {kind}: {proc.stderr[-4000:]}")
             pathlib.Path(a.out).write_text(json.dumps(result, indent=2))
             sys.exit(1)
-        got = load_file(str(path))
-        for n in names:
-            e = {"sqlrft_vs_fp32": rel(got[n], ref_grads["fp32"][n]),
-                 "torch_bf16_vs_fp32": rel(ref_grads["bf16"][n], ref_grads["fp32"][n])}
-            errs[f"{kind}.grad.{n}"] = e
-            passed &= e["sqlrft_vs_fp32"] <= max(2 * e["torch_bf16_vs_fp32"], 5e-2)
+        passed &= compare_grads(load_file(str(path)), ref_grads, names, kind, errs)
     # LoRA r16 on every projection (PEFT), B drawn non-zero so A has a gradient too: the adapters'
     # gradients of the same sum against PEFT's.
     passed &= lora_gradients(a, work, ids, dlogp, tokens, result, errs)
