@@ -34,8 +34,7 @@ pub fn open_backend(
     lora: Option<&LoraConfig>,
     keep_reference: bool,
 ) -> Result<DynBackend> {
-    let cuda = |model: CpuModel| -> Result<DynBackend> {
-        let gpu = Gpu::new(0, &default_cache_dir())?;
+    let cuda = |gpu: Gpu, model: CpuModel| -> Result<DynBackend> {
         tracing::info!(gpu = %gpu.info.name, arch = %gpu.info.arch, "training on the CUDA backend");
         Ok(Box::new(CudaBackend::new(
             gpu,
@@ -45,24 +44,37 @@ pub fn open_backend(
             CudaOptions::default(),
         )?))
     };
+    let cpu = |model: CpuModel| -> Result<DynBackend> {
+        Ok(Box::new(CpuBackend::new(model, keep_reference)))
+    };
     match device {
-        Device::Cpu => Ok(Box::new(CpuBackend::new(model, keep_reference))),
+        Device::Cpu => cpu(model),
         Device::Cuda => {
             probe(0).context(
                 "--device cuda: no usable GPU here; use --device cpu, or --device auto to fall back",
             )?;
-            cuda(model).context("--device cuda: the CUDA backend could not start")
+            let gpu = Gpu::new(0, &default_cache_dir())
+                .context("--device cuda: the GPU could not be opened or its kernels compiled")?;
+            cuda(gpu, model).context("--device cuda: the CUDA backend could not start")
         }
+        // Falls back while nothing is on the GPU yet; a failure after that (e.g. out of
+        // memory while uploading) is an error, not a silent switch.
         Device::Auto => {
             if let Err(why) = probe(0) {
                 tracing::info!(%why, "no GPU: training on the CPU backend");
-                return Ok(Box::new(CpuBackend::new(model, keep_reference)));
+                return cpu(model);
             }
             if let Err(why) = ModelDims::from_config(model.config.clone()) {
                 tracing::warn!(error = %format!("{why:#}"), "the CUDA backend cannot run this model: training on the CPU backend");
-                return Ok(Box::new(CpuBackend::new(model, keep_reference)));
+                return cpu(model);
             }
-            cuda(model)
+            match Gpu::new(0, &default_cache_dir()) {
+                Ok(gpu) => cuda(gpu, model),
+                Err(why) => {
+                    tracing::warn!(error = %format!("{why:#}"), "the GPU could not be opened or its kernels compiled: training on the CPU backend");
+                    cpu(model)
+                }
+            }
         }
     }
 }
