@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use duckdb::Connection;
 use sqlrft_core::ResultSet;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::{self, TableDescription, TableInfo};
 use crate::direct::{Direct, DirectConnection, RawDatabase};
@@ -153,80 +153,128 @@ impl ReadOnlyPool {
         .await
     }
 
-    /// Borrows a connection for blocking work, interrupting it when `limits.timeout` passes or
-    /// when the caller stops waiting (a client that disconnects must not leave a query running).
+    /// Borrows a connection for blocking work on tokio's blocking threads, interrupting it
+    /// when `limits.timeout` passes or when the caller stops waiting (a client that disconnects
+    /// must not leave a query running).
+    ///
+    /// Running the query on the calling worker instead saves the two thread hand-offs (~140 µs
+    /// on a 2-core VM) but blocks a runtime worker for as long as the query runs, and measured
+    /// no faster through the servers; ARCHITECTURE.md ("Where a query's time goes") has the
+    /// figures.
     async fn with_connection<T, F>(&self, limits: &Limits, work: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
         F: FnOnce(&Slot) -> Result<T, QueryError> + Send + 'static,
     {
-        let inner = &self.inner;
-        let permit = match inner.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // Every connection is busy: wait, unless the waiting room is full too.
-                if inner.waiting.fetch_add(1, Ordering::SeqCst) >= inner.options.max_waiting {
-                    inner.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(QueryError::Busy(inner.options.connections));
-                }
-                let permit = inner.permits.clone().acquire_owned().await;
-                inner.waiting.fetch_sub(1, Ordering::SeqCst);
-                permit.map_err(|_| QueryError::Internal("connection pool closed".into()))?
-            }
-        };
-        let slot = inner
+        let permit = self.permit().await?;
+        let slot = self
+            .inner
             .idle
             .lock()
             .map_err(|_| QueryError::Internal("connection pool poisoned".into()))?
             .pop()
             .ok_or_else(|| QueryError::Internal("no idle connection under a permit".into()))?;
-        let mut interrupt =
-            InterruptOnDrop(Some((slot.checked.interrupt_handle(), slot.direct.clone())));
-        let returned_to = self.inner.clone();
+        let alarm = Arc::new(Alarm::new(&slot));
+        let _on_drop = RingOnDrop(alarm.clone());
+        let (pool, silenced) = (self.clone(), alarm.clone());
         let mut task = tokio::task::spawn_blocking(move || {
             let result = work(&slot);
+            // Silenced before the slot goes back, so a late alarm never interrupts the slot's
+            // next query.
+            let timed_out = silenced.silence();
             // The connections go back from this thread, so they are returned even if nobody
             // is waiting for the result any more.
-            if let Ok(mut idle) = returned_to.idle.lock() {
-                idle.push(slot);
-            }
-            drop(permit);
-            result
+            pool.give_back(slot, permit);
+            (result, timed_out)
         });
         let (result, timed_out) = tokio::select! {
-            joined = &mut task => (joined.map_err(|e| QueryError::Internal(e.to_string()))?, false),
+            joined = &mut task => joined,
             _ = tokio::time::sleep(limits.timeout) => {
-                interrupt.fire();
-                (task.await.map_err(|e| QueryError::Internal(e.to_string()))?, true)
+                alarm.ring();
+                task.await
             }
-        };
-        interrupt.disarm();
+        }
+        .map_err(|e| QueryError::Internal(e.to_string()))?;
         match result {
+            // Interrupted because its time ran out: a timeout, not DuckDB's "interrupted".
             Err(QueryError::Sql(_)) if timed_out => Err(QueryError::Timeout(limits.timeout)),
             other => other,
         }
     }
+
+    /// A permit for one connection, waiting for it unless the waiting room is full.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, QueryError> {
+        let inner = &self.inner;
+        if let Ok(permit) = inner.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if inner.waiting.fetch_add(1, Ordering::SeqCst) >= inner.options.max_waiting {
+            inner.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(QueryError::Busy(inner.options.connections));
+        }
+        let permit = inner.permits.clone().acquire_owned().await;
+        inner.waiting.fetch_sub(1, Ordering::SeqCst);
+        permit.map_err(|_| QueryError::Internal("connection pool closed".into()))
+    }
+
+    fn give_back(&self, slot: Slot, permit: OwnedSemaphorePermit) {
+        if let Ok(mut idle) = self.inner.idle.lock() {
+            idle.push(slot);
+        }
+        drop(permit);
+    }
 }
 
-/// Interrupts a running query (on either of a slot's connections) when dropped before it is
-/// disarmed.
-struct InterruptOnDrop(Option<(Arc<duckdb::InterruptHandle>, Arc<DirectConnection>)>);
+/// Interrupts the query on a slot's connections (either may be running it) once, unless
+/// silenced first.
+struct Alarm {
+    state: Mutex<AlarmState>,
+}
 
-impl InterruptOnDrop {
-    fn fire(&mut self) {
-        if let Some((checked, direct)) = self.0.take() {
-            checked.interrupt();
-            direct.interrupt();
+enum AlarmState {
+    Armed(Arc<duckdb::InterruptHandle>, Arc<DirectConnection>),
+    Rang,
+    Silenced,
+}
+
+impl Alarm {
+    fn new(slot: &Slot) -> Self {
+        Alarm {
+            state: Mutex::new(AlarmState::Armed(
+                slot.checked.interrupt_handle(),
+                slot.direct.clone(),
+            )),
         }
     }
 
-    fn disarm(&mut self) {
-        self.0 = None;
+    fn ring(&self) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        // Under the lock, so a query that has already finished is never interrupted.
+        if let AlarmState::Armed(checked, direct) = &*state {
+            checked.interrupt();
+            direct.interrupt();
+            *state = AlarmState::Rang;
+        }
+    }
+
+    /// Disarms the alarm; true if it had rung.
+    fn silence(&self) -> bool {
+        self.state.lock().is_ok_and(|mut state| {
+            matches!(
+                std::mem::replace(&mut *state, AlarmState::Silenced),
+                AlarmState::Rang
+            )
+        })
     }
 }
 
-impl Drop for InterruptOnDrop {
+/// Rings the alarm when dropped, unless it was silenced first.
+struct RingOnDrop(Arc<Alarm>);
+
+impl Drop for RingOnDrop {
     fn drop(&mut self) {
-        self.fire();
+        self.0.ring();
     }
 }

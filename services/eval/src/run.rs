@@ -324,25 +324,45 @@ async fn run_model(task: ModelTask) -> Result<ModelRun> {
     let down = AtomicBool::new(false);
     let unreachable = AtomicUsize::new(0);
     let answered = AtomicUsize::new(0);
+    // Two stages: an answer frees its request slot as soon as it arrives, and is scored while
+    // the next questions are out, so scoring never holds back the endpoint.
     let finished: Vec<Result<std::result::Result<ItemRecord, (String, AskFailure)>>> =
         futures::stream::iter(pending)
             .map(|item| {
-                let (task, journal, down) = (&task, &journal, &down);
-                let (unreachable, answered, correct, done) = (&unreachable, &answered, &correct, &done);
+                let (task, down, unreachable, answered) = (&task, &down, &unreachable, &answered);
                 async move {
-                    let outcome = if down.load(Ordering::Relaxed) {
-                        Err(AskFailure {
+                    if down.load(Ordering::Relaxed) {
+                        let failure = AskFailure {
                             unreachable: true,
                             message: "not asked: the endpoint was unreachable for every earlier item"
                                 .into(),
-                        })
-                    } else {
-                        task.limiter.acquire(task.sampling.samples.max(1)).await;
-                        task.answerer.answer(item, &task.sampling).await
-                    };
+                        };
+                        return (item, Err(failure));
+                    }
+                    task.limiter.acquire(task.sampling.samples.max(1)).await;
+                    let outcome = task.answerer.answer(item, &task.sampling).await;
+                    match &outcome {
+                        Ok(_) => {
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(failure) => {
+                            if failure.unreachable
+                                && unreachable.fetch_add(1, Ordering::Relaxed) + 1 >= DOWN_AFTER
+                                && answered.load(Ordering::Relaxed) == 0
+                            {
+                                down.store(true, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    (item, outcome)
+                }
+            })
+            .buffer_unordered(task.answerer.concurrency())
+            .map(|(item, outcome)| {
+                let (task, journal, correct, done) = (&task, &journal, &correct, &done);
+                async move {
                     let result = match outcome {
                         Ok(answer) => {
-                            answered.fetch_add(1, Ordering::Relaxed);
                             let record = ItemRecord {
                                 item: item.id.clone(),
                                 samples: Vec::new(),
@@ -358,12 +378,6 @@ async fn run_model(task: ModelTask) -> Result<ModelRun> {
                             Ok(record)
                         }
                         Err(failure) => {
-                            if failure.unreachable
-                                && unreachable.fetch_add(1, Ordering::Relaxed) + 1 >= DOWN_AFTER
-                                && answered.load(Ordering::Relaxed) == 0
-                            {
-                                down.store(true, Ordering::Relaxed);
-                            }
                             tracing::warn!(model = %task.spec.name, item = %item.id, error = %failure.message, "no answer");
                             Err((item.id.clone(), failure))
                         }

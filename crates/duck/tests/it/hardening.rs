@@ -134,6 +134,16 @@ async fn allows_read_only_query_forms() {
 
 #[tokio::test]
 async fn times_out_by_interrupting_and_the_connection_survives() {
+    time_out_then_answer().await;
+}
+
+/// A server's runtime: the query runs on the calling worker, and a timer task interrupts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_out_on_a_multi_threaded_runtime_too() {
+    time_out_then_answer().await;
+}
+
+async fn time_out_then_answer() {
     let db = TestDb::new(PEOPLE);
     let options = sqlrft_duck::PoolOptions {
         connections: 1,
@@ -171,4 +181,37 @@ async fn refuses_to_open_a_missing_file_with_a_helpful_message() {
         err.contains("/no/such.duckdb") && err.contains("no such file"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_stops_waiting_interrupts_its_query() {
+    let db = TestDb::new(PEOPLE);
+    let options = sqlrft_duck::PoolOptions {
+        connections: 1,
+        limits: sqlrft_duck::Limits {
+            timeout: std::time::Duration::from_secs(600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let pool = sqlrft_duck::ReadOnlyPool::open(&db.path, options).unwrap();
+    let slow = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            pool.query("SELECT count(*) FROM range(100000000000) a")
+                .await
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // The client went away: its query must give the only connection back long before its
+    // ten-minute limit.
+    slow.abort();
+    let next = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        pool.query("SELECT 7 AS seven"),
+    )
+    .await
+    .expect("the abandoned query was interrupted")
+    .expect("connection reusable");
+    assert_eq!(next.rows, vec![vec![serde_json::json!(7)]]);
 }

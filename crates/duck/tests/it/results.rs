@@ -156,6 +156,15 @@ async fn lists_and_describes_tables() {
 
 #[tokio::test]
 async fn concurrent_queries_do_not_wait_for_a_slow_one() {
+    fast_queries_pass_a_slow_one().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_do_not_wait_for_a_slow_one_on_a_multi_threaded_runtime() {
+    fast_queries_pass_a_slow_one().await;
+}
+
+async fn fast_queries_pass_a_slow_one() {
     let db = TestDb::new(PEOPLE);
     let pool = db.pool();
     let slow_pool = pool.clone();
