@@ -137,7 +137,7 @@ async fn times_out_by_interrupting_and_the_connection_survives() {
     time_out_then_answer().await;
 }
 
-/// A server's runtime: the query runs on the calling worker, and a timer task interrupts it.
+/// A server's runtime, whose timer task fires the interrupt from another worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn times_out_on_a_multi_threaded_runtime_too() {
     time_out_then_answer().await;
@@ -145,16 +145,8 @@ async fn times_out_on_a_multi_threaded_runtime_too() {
 
 async fn time_out_then_answer() {
     let db = TestDb::new(PEOPLE);
-    let options = sqlrft_duck::PoolOptions {
-        connections: 1,
-        limits: sqlrft_duck::Limits {
-            timeout: std::time::Duration::from_millis(200),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let pool = sqlrft_duck::ReadOnlyPool::open(&db.path, options).unwrap();
-    let slow = "SELECT count(*) FROM range(100000000000) a";
+    let pool = one_connection(&db, std::time::Duration::from_millis(200));
+    let slow = ENDLESS;
     let err = pool
         .query(slow)
         .await
@@ -186,21 +178,10 @@ async fn refuses_to_open_a_missing_file_with_a_helpful_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_that_stops_waiting_interrupts_its_query() {
     let db = TestDb::new(PEOPLE);
-    let options = sqlrft_duck::PoolOptions {
-        connections: 1,
-        limits: sqlrft_duck::Limits {
-            timeout: std::time::Duration::from_secs(600),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let pool = sqlrft_duck::ReadOnlyPool::open(&db.path, options).unwrap();
+    let pool = one_connection(&db, std::time::Duration::from_secs(600));
     let slow = {
         let pool = pool.clone();
-        tokio::spawn(async move {
-            pool.query("SELECT count(*) FROM range(100000000000) a")
-                .await
-        })
+        tokio::spawn(async move { pool.query(ENDLESS).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     // The client went away: its query must give the only connection back long before its
@@ -214,4 +195,20 @@ async fn a_caller_that_stops_waiting_interrupts_its_query() {
     .expect("the abandoned query was interrupted")
     .expect("connection reusable");
     assert_eq!(next.rows, vec![vec![serde_json::json!(7)]]);
+}
+
+/// A query that would run for hours.
+const ENDLESS: &str = "SELECT count(*) FROM range(100000000000) a";
+
+/// A pool with a single connection, so a query left running would block the next one.
+fn one_connection(db: &TestDb, timeout: std::time::Duration) -> sqlrft_duck::ReadOnlyPool {
+    let options = sqlrft_duck::PoolOptions {
+        connections: 1,
+        limits: sqlrft_duck::Limits {
+            timeout,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    sqlrft_duck::ReadOnlyPool::open(&db.path, options).unwrap()
 }
