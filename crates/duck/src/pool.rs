@@ -236,7 +236,7 @@ impl ReadOnlyPool {
             .ok_or_else(|| QueryError::Internal("no idle connection under a permit".into()))?;
         let alarm = Arc::new(Alarm::new(&lane));
         let _on_drop = RingOnDrop(alarm.clone());
-        let (answer, answered) = tokio::sync::oneshot::channel();
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
         let (idle, silenced, returned) = (self.inner.idle.clone(), alarm.clone(), lane.clone());
         let job = Box::new(move |slot: &Slot| {
             let result = work(slot);
@@ -256,7 +256,6 @@ impl ReadOnlyPool {
                 "a connection's thread has stopped".into(),
             ));
         }
-        let mut answered = answered;
         let (result, timed_out) = tokio::select! {
             answer = &mut answered => answer,
             _ = tokio::time::sleep(limits.timeout) => {
