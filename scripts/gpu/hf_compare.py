@@ -1,6 +1,6 @@
 """Holds sqlrft's CUDA forward and backward passes to transformers on a Qwen2.5-0.5B-shaped model.
 
-NOT YET RUN ON A GPU: written on a machine without one.
+First run on an H200 on 2026-12-04 (README, "On a GPU").
 
 Usage: python hf_compare.py --out RESULT.json [--work DIR] [--layers N] -- SQLRFT_CUDA_COMMAND...
 (e.g. `-- ./sqlrft cuda`).

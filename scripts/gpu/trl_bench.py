@@ -1,6 +1,6 @@
 """GRPO step benchmark: TRL's GRPOTrainer against sqlrft's CUDA backend on one GPU.
 
-NOT YET RUN ON A GPU: written on a machine without one.
+First run on an H200 on 2026-12-04 (README, "On a GPU").
 
 Usage: python trl_bench.py --out bench.json [--sizes 0.5b,1.5b] [--modes lora,full] [--steps 3]
        [--deadline EPOCH_SECONDS] -- SQLRFT_CUDA_COMMAND...
