@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use duckdb::Connection;
 use sqlrft_core::ResultSet;
@@ -48,15 +50,14 @@ pub struct ReadOnlyPool {
 struct Inner {
     path: PathBuf,
     idle: Arc<Mutex<Vec<Lane>>>,
+    /// The lane given back last: the one the next query will get (the idle stack is LIFO).
+    newest_idle: Arc<AtomicUsize>,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     options: PoolOptions,
     /// Every lane's thread, stopped and joined when the pool goes, so the database is closed
     /// when the last handle to the pool is dropped.
-    threads: Vec<(
-        std::sync::mpsc::Sender<Message>,
-        std::thread::JoinHandle<()>,
-    )>,
+    threads: Vec<(Sender<Message>, std::thread::JoinHandle<()>)>,
 }
 
 /// Two connections to the database for one query at a time: the direct one, and duckdb-rs's
@@ -75,7 +76,8 @@ struct Slot {
 /// allocator heaps are cold (measured: sequential analytical queries 15% slower, p99 2–3×).
 #[derive(Clone)]
 struct Lane {
-    jobs: std::sync::mpsc::Sender<Message>,
+    id: usize,
+    jobs: Sender<Message>,
     checked: Arc<duckdb::InterruptHandle>,
     direct: Arc<DirectConnection>,
 }
@@ -85,10 +87,21 @@ enum Message {
     Stop,
 }
 
+/// How long the lane given back last waits for the next query awake before it sleeps. A
+/// sleeping thread on an idle vCPU took 50–100 µs to wake on our 2-core VM (its guest halts
+/// at once: `haltpoll.guest_halt_poll_ns=0`), a fifth of a point query; one caller's next
+/// query usually comes within this (measured: `sqlrft bench mcp`, point queries, one client).
+const STAY_AWAKE: Duration = Duration::from_micros(300);
+
 impl Lane {
-    fn start(slot: Slot) -> std::io::Result<(Lane, std::thread::JoinHandle<()>)> {
+    fn start(
+        id: usize,
+        slot: Slot,
+        newest_idle: Arc<AtomicUsize>,
+    ) -> std::io::Result<(Lane, std::thread::JoinHandle<()>)> {
         let (jobs, inbox) = std::sync::mpsc::channel::<Message>();
         let lane = Lane {
+            id,
             jobs,
             checked: slot.checked.interrupt_handle(),
             direct: slot.direct.clone(),
@@ -96,11 +109,34 @@ impl Lane {
         let thread = std::thread::Builder::new()
             .name("sqlrft-duckdb".into())
             .spawn(move || {
-                while let Ok(Message::Run(job)) = inbox.recv() {
+                while let Some(Message::Run(job)) = next_message(&inbox, id, &newest_idle) {
                     job(&slot);
                 }
             })?;
         Ok((lane, thread))
+    }
+}
+
+/// The lane's next message. While it is the lane the next query will get, it first waits
+/// awake for up to [`STAY_AWAKE`], yielding its CPU to any thread that can run; every other
+/// idle lane sleeps at once, so at most one thread per pool spins.
+fn next_message(
+    inbox: &Receiver<Message>,
+    id: usize,
+    newest_idle: &AtomicUsize,
+) -> Option<Message> {
+    let until = Instant::now() + STAY_AWAKE;
+    loop {
+        match inbox.try_recv() {
+            Ok(message) => return Some(message),
+            Err(TryRecvError::Disconnected) => return None,
+            Err(TryRecvError::Empty)
+                if newest_idle.load(Ordering::Relaxed) == id && Instant::now() < until =>
+            {
+                std::thread::yield_now()
+            }
+            Err(TryRecvError::Empty) => return inbox.recv().ok(),
+        }
     }
 }
 
@@ -130,12 +166,14 @@ impl ReadOnlyPool {
         let size = options.connections.max(1);
         let mut idle = Vec::with_capacity(size);
         let mut threads = Vec::with_capacity(size);
-        for _ in 0..size {
+        // No lane was given back yet: none spins until one has run a query.
+        let newest_idle = Arc::new(AtomicUsize::new(usize::MAX));
+        for id in 0..size {
             let slot = Slot {
                 checked: database.rust_connection().map_err(failed)?,
                 direct: Arc::new(DirectConnection::connect(&database).map_err(failed)?),
             };
-            let (lane, thread) = Lane::start(slot)
+            let (lane, thread) = Lane::start(id, slot, newest_idle.clone())
                 .map_err(|e| failed(format!("could not start a connection's thread: {e}")))?;
             threads.push((lane.jobs.clone(), thread));
             idle.push(lane);
@@ -145,6 +183,7 @@ impl ReadOnlyPool {
                 path: path.to_path_buf(),
                 threads,
                 idle: Arc::new(Mutex::new(idle)),
+                newest_idle,
                 permits: Arc::new(Semaphore::new(size)),
                 waiting: AtomicUsize::new(0),
                 options,
@@ -218,9 +257,10 @@ impl ReadOnlyPool {
     /// must not leave a query running).
     ///
     /// Running the query on the calling worker instead saves the two thread hand-offs (~140 µs
-    /// on a 2-core VM) but blocks a runtime worker for as long as the query runs, and measured
-    /// no faster through the servers; ARCHITECTURE.md ("Where a query's time goes") has the
-    /// figures.
+    /// on a 2-core VM) but blocks a runtime worker for as long as the query runs (and a caller
+    /// that goes away can no longer stop it), and measured no faster through the servers;
+    /// ARCHITECTURE.md ("Where a query's time goes") has the figures. The lane given back last
+    /// stays awake for the next query instead ([`STAY_AWAKE`]), which saves one of the two.
     async fn with_connection<T, F>(&self, limits: &Limits, work: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
@@ -238,6 +278,7 @@ impl ReadOnlyPool {
         let _on_drop = RingOnDrop(alarm.clone());
         let (answer, mut answered) = tokio::sync::oneshot::channel();
         let (idle, silenced, returned) = (self.inner.idle.clone(), alarm.clone(), lane.clone());
+        let newest_idle = self.inner.newest_idle.clone();
         let job = Box::new(move |slot: &Slot| {
             let result = work(slot);
             // Silenced before the lane goes back, so a late alarm never interrupts its next
@@ -246,6 +287,7 @@ impl ReadOnlyPool {
             // The lane goes back from its own thread, so it is returned even if nobody is
             // waiting for the result any more.
             if let Ok(mut idle) = idle.lock() {
+                newest_idle.store(returned.id, Ordering::Relaxed);
                 idle.push(returned);
             }
             drop(permit);
