@@ -72,14 +72,16 @@ pub(crate) fn reader<'a>(
 }
 
 pub(crate) fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+    (squared_error(got, want) / den).sqrt()
+}
+
+fn squared_error(got: &[f32], want: &[f32]) -> f64 {
     assert_eq!(got.len(), want.len(), "lengths differ");
-    let num: f64 = got
-        .iter()
+    got.iter()
         .zip(want)
         .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
-    (num / den).sqrt()
+        .sum()
 }
 
 pub(crate) fn gpu_or_skip(test: &str) -> Option<(tempfile::TempDir, Gpu)> {
@@ -188,13 +190,7 @@ fn scores_of_logits(
 }
 
 fn rms_diff(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    let sum: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| ((a - b) as f64).powi(2))
-        .sum();
-    (sum / want.len() as f64).sqrt()
+    (squared_error(got, want) / want.len() as f64).sqrt()
 }
 
 #[test]
