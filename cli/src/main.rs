@@ -197,12 +197,16 @@ fn main() -> anyhow::Result<()> {
         return healthcheck::run(args);
     }
     if let Command::Cuda(args) = cli.command {
-        let _telemetry = telemetry::init();
+        let _telemetry = telemetry::init(telemetry::DEFAULT_LOGS);
         return cuda::run(args);
     }
+    let default_logs = match cli.command {
+        Command::Bench(_) => telemetry::QUIET_LOGS,
+        _ => telemetry::DEFAULT_LOGS,
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let _telemetry = telemetry::init();
+        let _telemetry = telemetry::init(default_logs);
         match cli.command {
             #[cfg(feature = "full")]
             Command::Quickstart(args) => quickstart::run(args).await,

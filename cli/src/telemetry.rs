@@ -30,8 +30,15 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Installs the global subscriber. Export failures are reported, never fatal.
-pub fn init() -> Telemetry {
+/// What is logged when `RUST_LOG` is unset: sqlrft's own progress and every warning.
+pub const DEFAULT_LOGS: &str = "warn,sqlrft=info";
+/// For commands whose output is a report on stdout (benchmarks): warnings only, so per-request
+/// lines from the servers they start do not bury it.
+pub const QUIET_LOGS: &str = "warn";
+
+/// Installs the global subscriber, logging what `RUST_LOG` says or else `default_logs`.
+/// Export failures are reported, never fatal.
+pub fn init(default_logs: &str) -> Telemetry {
     let json = match env("SQLRFT_LOG_FORMAT").as_deref() {
         None | Some("text") => false,
         Some("json") => true,
@@ -52,7 +59,7 @@ pub fn init() -> Telemetry {
         None if json => Some(SdkTracerProvider::builder().build()),
         None => None,
     };
-    let (layer, provider) = layers(json, provider, std::io::stderr);
+    let (layer, provider) = layers(json, provider, default_logs, std::io::stderr);
     let _ = tracing_subscriber::registry().with(layer).try_init();
     Telemetry { provider }
 }
@@ -64,13 +71,13 @@ type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 fn layers<W>(
     json: bool,
     provider: Option<SdkTracerProvider>,
+    default_logs: &str,
     writer: W,
 ) -> (BoxedLayer, Option<SdkTracerProvider>)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,sqlrft=info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_logs));
     let logs: BoxedLayer = if json {
         CloudLogging::new(writer).with_filter(filter).boxed()
     } else {
@@ -264,6 +271,7 @@ mod tests {
         let (layer, _provider) = layers(
             true,
             Some(SdkTracerProvider::builder().build()),
+            DEFAULT_LOGS,
             move || writer.clone(),
         );
         let subscriber = tracing_subscriber::registry().with(layer);

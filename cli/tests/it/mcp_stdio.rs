@@ -355,3 +355,32 @@ fn readme_host_configs() -> Vec<(String, Vec<String>)> {
     }
     configs
 }
+
+/// A benchmark's report is its stdout: with `RUST_LOG` unset, the servers it starts log no
+/// per-request lines over it (only warnings reach stderr).
+#[test]
+fn a_benchmark_logs_only_warnings_by_default() {
+    let (_dir, db) = demo_db();
+    let output = sqlrft()
+        .env_remove("RUST_LOG")
+        .args([
+            "bench",
+            "mcp",
+            "--requests",
+            "6",
+            "--concurrency",
+            "2",
+            "--db",
+        ])
+        .arg(&db)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("sqlrft runs at"), "{stdout}");
+    assert!(!stderr.contains("INFO"), "{stderr}");
+}
