@@ -261,7 +261,7 @@ fn main() -> anyhow::Result<()> {
             }
             #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Reward(args)) => {
-                sqlrft_reward_service::run_bench(args).await
+                sqlrft_reward_service::run_bench(args).await.map(drop)
             }
             #[cfg(feature = "full")]
             Command::Bench(BenchCommand::Build(args)) => {

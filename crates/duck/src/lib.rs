@@ -30,6 +30,6 @@ pub use cells::collect_result_set;
 pub use error::{OpenError, QueryError, QueryErrorKind};
 pub use gate::{outermost_order_by, parse_select};
 pub use limits::Limits;
-pub use official::{OfficialRun, engine_version, measure_official};
+pub use official::{BENCH_ROUNDS, OfficialRun, engine_version, measure_official, round_share};
 pub use pool::{PoolOptions, ReadOnlyPool};
 pub use scratch::{open_read_only, scratch_database};

@@ -24,6 +24,15 @@ pub fn engine_version() -> String {
         .to_string()
 }
 
+/// Rounds a benchmark splits each workload into. Its rows take turns within a round, so a slow
+/// minute on a shared machine lands on every row alike instead of on whichever row ran in it.
+pub const BENCH_ROUNDS: usize = 4;
+
+/// The indices of the requests that `round` sends, out of `total` for the row.
+pub fn round_share(total: usize, round: usize) -> std::ops::Range<usize> {
+    total * round / BENCH_ROUNDS..total * (round + 1) / BENCH_ROUNDS
+}
+
 /// One workload as the official wheel ran it.
 #[derive(Debug, Clone)]
 pub struct OfficialRun {
@@ -110,4 +119,23 @@ pub fn measure_official(
         wall: Duration::from_secs_f64(report["seconds"].as_f64().unwrap_or(0.0)),
         latencies,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_shares_cover_every_request_once() {
+        for total in [0, 1, 5, 12, 301] {
+            let mut next = 0;
+            for round in 0..BENCH_ROUNDS {
+                let share = round_share(total, round);
+                assert_eq!(share.start, next, "{total} requests, round {round}");
+                assert!(share.len() <= total.div_ceil(BENCH_ROUNDS));
+                next = share.end;
+            }
+            assert_eq!(next, total);
+        }
+    }
 }

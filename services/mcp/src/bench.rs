@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use sqlrft_duck::{OfficialDuckdbArgs, PoolOptions, ReadOnlyPool};
+use sqlrft_duck::{BENCH_ROUNDS, OfficialDuckdbArgs, PoolOptions, ReadOnlyPool, round_share};
 
 use crate::{McpConfig, start};
 
@@ -125,7 +125,7 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
     });
 
     println!(
-        "each workload in {ROUNDS} rounds, the rows taking turns within each round\n\
+        "each workload in {BENCH_ROUNDS} rounds, the rows taking turns within each round\n\
          workload                     server       requests    req/s     p50 ms    p99 ms"
     );
     let mut results = Vec::new();
@@ -141,7 +141,7 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
         let mut official: Result<Tally, String> = Ok(Tally::default());
         let (mut duckdb_alone, mut sqlrft, mut peer_tally) =
             (Tally::default(), Tally::default(), Tally::default());
-        for round in 0..ROUNDS {
+        for round in 0..BENCH_ROUNDS {
             let (ours_share, peer_share) = (
                 round_share(args.requests, round),
                 round_share(args.peer_requests, round),
@@ -272,15 +272,6 @@ async fn airport_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec
         bail!("the airports table is empty");
     }
     Ok(ids)
-}
-
-/// Rounds each workload is split into. The rows take turns within a round, so a slow minute on
-/// a shared machine lands on every row alike instead of on whichever row ran in it.
-const ROUNDS: usize = 4;
-
-/// The indices of the queries that `round` sends, out of `total` for the workload.
-fn round_share(total: usize, round: usize) -> Range<usize> {
-    total * round / ROUNDS..total * (round + 1) / ROUNDS
 }
 
 /// One row's measured wall time and latencies, summed over its rounds.

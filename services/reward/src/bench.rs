@@ -2,19 +2,22 @@
 //! completion, one ground truth) embedded, over HTTP, through MCP, and in batches of 8, with the
 //! tutorial's own `evaluate` function (run by Python against the same MCP server) in the same run.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures::future::BoxFuture;
 use serde_json::{Map, Value, json};
 use sqlrft_core::ResultSet;
 use sqlrft_core::compare::{CompareOptions, compare};
 use sqlrft_core::ground_truth::GroundTruth;
 use sqlrft_core::score::ScoreOptions;
 use sqlrft_core::types::DuckType;
+use sqlrft_duck::{BENCH_ROUNDS, round_share};
 use sqlrft_reward::RewardEngine;
 
 use crate::{RewardConfig, build_engine, start_with_engine};
@@ -104,19 +107,85 @@ pub struct Measurement {
     pub per_second: f64,
 }
 
-/// Runs `total` jobs on `concurrency` workers; returns evaluations per second.
+/// A row's evaluations and wall time, summed over its rounds.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    evaluations: usize,
+    wall: Duration,
+}
+
+impl Tally {
+    fn add(&mut self, round: Tally) {
+        self.evaluations += round.evaluations;
+        self.wall += round.wall;
+    }
+
+    fn per_second(&self) -> f64 {
+        self.evaluations as f64 / self.wall.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// Measures the requests numbered `share` of a row.
+type Runner = Box<dyn Fn(Range<usize>) -> BoxFuture<'static, anyhow::Result<Tally>> + Send + Sync>;
+
+/// One line of the table: `requests` in all, split over the rounds.
+struct Row {
+    name: String,
+    requests: usize,
+    run: Runner,
+    /// Rows that may be unable to run (the official wheel absent) are skipped with the reason
+    /// instead of failing the benchmark.
+    skippable: bool,
+    tally: Result<Tally, String>,
+}
+
+impl Row {
+    fn new(name: impl Into<String>, requests: usize, run: Runner) -> Row {
+        Row {
+            name: name.into(),
+            requests,
+            run,
+            skippable: false,
+            tally: Ok(Tally::default()),
+        }
+    }
+
+    fn skippable(mut self) -> Row {
+        self.skippable = true;
+        self
+    }
+
+    async fn measure_round(&mut self, round: usize) -> anyhow::Result<()> {
+        let Ok(tally) = &mut self.tally else {
+            return Ok(());
+        };
+        let share = round_share(self.requests, round);
+        if share.is_empty() {
+            return Ok(());
+        }
+        match (self.run)(share).await {
+            Ok(measured) => tally.add(measured),
+            Err(why) if self.skippable => self.tally = Err(format!("{why:#}")),
+            Err(err) => return Err(err),
+        }
+        Ok(())
+    }
+}
+
+/// Runs the jobs numbered `share` on `concurrency` workers, `per_job` evaluations each.
 async fn measure<F, Fut>(
-    total: usize,
+    share: Range<usize>,
     concurrency: usize,
     per_job: usize,
     job: F,
-) -> anyhow::Result<f64>
+) -> anyhow::Result<Tally>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
     let job = Arc::new(job);
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(share.start));
+    let end = share.end;
     let started = Instant::now();
     let workers: Vec<_> = (0..concurrency.max(1))
         .map(|_| {
@@ -124,7 +193,7 @@ where
             tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= total {
+                    if i >= end {
                         return anyhow::Ok(());
                     }
                     job(i).await?;
@@ -135,7 +204,10 @@ where
     for worker in workers {
         worker.await??;
     }
-    Ok((total * per_job) as f64 / started.elapsed().as_secs_f64())
+    Ok(Tally {
+        evaluations: share.len() * per_job,
+        wall: started.elapsed(),
+    })
 }
 
 /// A typed result as the tutorial's ground truth: row objects, numbers as JSON numbers.
@@ -216,8 +288,9 @@ async fn load_cases(engine: &RewardEngine, file: Option<&Path>) -> anyhow::Resul
     Ok(cases)
 }
 
-/// `sqlrft bench reward`.
-pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+/// `sqlrft bench reward`: prints the table and the ratios, and returns what it measured (rows
+/// that could not run are left out, their reason printed).
+pub async fn run_bench(args: BenchArgs) -> anyhow::Result<Vec<Measurement>> {
     let config = RewardConfig {
         db: Some(args.db.clone()),
         port: 0,
@@ -227,89 +300,37 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     let cases = Arc::new(load_cases(&engine, args.cases.as_deref()).await?);
     let server = start_with_engine(config, engine.clone()).await?;
     let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let n = args.evaluations;
-    let c = args.concurrency;
-    let mut results: Vec<Measurement> = Vec::new();
-    let mut record = |name: &str, evaluations: usize, per_second: f64| {
-        println!("{name:<44} {evaluations:>8} {per_second:>12.0}");
-        results.push(Measurement {
-            name: name.into(),
-            evaluations,
-            per_second,
-        });
-    };
-    println!("{:<44} {:>8} {:>12}", "workload", "evals", "evals/s");
-
-    // Embedded, in process: what the trainer gets.
+    let (n, c) = (args.evaluations, args.concurrency);
     let truths: Arc<Vec<GroundTruth>> = Arc::new(
         cases
             .iter()
             .map(|case| GroundTruth::parse(Some(&case.records), &Map::new()))
             .collect::<Result<_, _>>()?,
     );
-    let sequential = {
-        let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
-        measure(n / 4, 1, 1, move |i| {
-            let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
-            async move {
-                let k = i % cases.len();
-                engine
-                    .evaluate(&cases[k].candidate, &truths[k], &ScoreOptions::default())
-                    .await;
-                Ok(())
-            }
-        })
-        .await?
-    };
-    record("embedded, in process, 1 at a time", n / 4, sequential);
-    let embedded = {
-        let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
-        measure(n, c, 1, move |i| {
-            let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
-            async move {
-                let k = i % cases.len();
-                engine
-                    .evaluate(&cases[k].candidate, &truths[k], &ScoreOptions::default())
-                    .await;
-                Ok(())
-            }
-        })
-        .await?
-    };
-    record(
-        &format!("embedded, in process, {c} concurrent"),
-        n,
-        embedded,
-    );
 
+    // Embedded, in process: what the trainer gets.
+    let mut rows = vec![
+        Row::new(
+            "embedded, in process, 1 at a time",
+            n / 4,
+            embedded(&engine, &cases, &truths, 1),
+        ),
+        Row::new(
+            format!("embedded, in process, {c} concurrent"),
+            n,
+            embedded(&engine, &cases, &truths, c),
+        ),
+    ];
     // The official wheel on the same candidates' SQL (an evaluation runs exactly that query).
-    for (label, total, concurrency, ours) in [
-        ("1 at a time", n / 4, 1, sequential),
-        ("concurrent", n, c, embedded),
-    ] {
-        let queries: Vec<String> = (0..total)
-            .map(|i| cases[i % cases.len()].candidate.clone())
-            .collect();
-        let (python, db) = (args.official.python.clone(), args.db.clone());
-        let run = tokio::task::spawn_blocking(move || {
-            sqlrft_duck::measure_official(&python, &db, &queries, concurrency, concurrency)
-        })
-        .await?;
-        match run {
-            Ok(run) => {
-                let per_second = run.latencies.len() as f64 / run.wall.as_secs_f64();
-                record(
-                    &format!("official DuckDB wheel, SQL only, {concurrency} thr."),
-                    total,
-                    per_second,
-                );
-                println!(
-                    "  embedded ({label}) runs at {:.0}% of the official wheel running its SQL alone",
-                    ours / per_second * 100.0
-                );
-            }
-            Err(why) => println!("official DuckDB wheel ({label}): skipped, {why}"),
-        }
+    for (total, concurrency) in [(n / 4, 1), (n, c)] {
+        rows.push(
+            Row::new(
+                format!("official DuckDB wheel, SQL only, {concurrency} thr."),
+                total,
+                official(&args, &cases, concurrency),
+            )
+            .skippable(),
+        );
     }
 
     // HTTP, one evaluation per request, tutorial-shaped bodies.
@@ -322,19 +343,16 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             })
             .collect(),
     );
-    let http = {
-        let url = format!("{}/v1/evaluate", server.base_url());
-        post_workload(&client, url, bodies.clone(), n, c, 1).await?
-    };
-    record(
-        &format!("HTTP /v1/evaluate, embedded, {c} concurrent"),
+    let evaluate_url = format!("{}/v1/evaluate", server.base_url());
+    rows.push(Row::new(
+        format!("HTTP /v1/evaluate, embedded, {c} concurrent"),
         n,
-        http,
-    );
+        posts(&client, evaluate_url, &bodies, c, 1),
+    ));
 
     // HTTP batches of 8 completions (a GRPO group) against one ground truth: eight different
     // queries, and the same query eight times (a converged group; the service runs it once).
-    let url = format!("{}/v1/evaluate/batch", server.base_url());
+    let batch_url = format!("{}/v1/evaluate/batch", server.base_url());
     let mut texts: Vec<&str> = Vec::new();
     for text in cases
         .iter()
@@ -358,30 +376,89 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
                 })
                 .collect(),
         );
-        let batch = post_workload(&client, url.clone(), batches, n / 8, c, 8).await?;
-        record(&format!("HTTP batch x8 ({label}), {c} conc."), n, batch);
+        rows.push(Row::new(
+            format!("HTTP batch x8 ({label}), {c} conc."),
+            n / 8,
+            posts(&client, batch_url.clone(), &batches, c, 8),
+        ));
     }
 
     // Through MCP.
-    if let Some(mcp_url) = &args.mcp_url {
-        let mcp_config = RewardConfig {
-            mcp_url: Some(mcp_url.clone()),
-            port: 0,
-            ..RewardConfig::default()
-        };
-        let mcp_server = crate::start(mcp_config).await?;
-        let url = format!("{}/v1/evaluate", mcp_server.base_url());
-        let via_mcp = post_workload(&client, url, bodies.clone(), n, c, 1).await?;
-        record(
-            &format!("HTTP /v1/evaluate, via MCP, {c} concurrent"),
-            n,
-            via_mcp,
-        );
+    let mcp_server = match &args.mcp_url {
+        Some(mcp_url) => {
+            let mcp_config = RewardConfig {
+                mcp_url: Some(mcp_url.clone()),
+                port: 0,
+                ..RewardConfig::default()
+            };
+            let mcp_server = crate::start(mcp_config).await?;
+            let url = format!("{}/v1/evaluate", mcp_server.base_url());
+            rows.push(Row::new(
+                format!("HTTP /v1/evaluate, via MCP, {c} concurrent"),
+                n,
+                posts(&client, url, &bodies, c, 1),
+            ));
+            Some(mcp_server)
+        }
+        None => None,
+    };
+
+    // The tutorial's own evaluate function, last: the ratios are against it.
+    let peer_row = match (&args.peer_python, &args.mcp_url) {
+        (Some(python), Some(mcp_url)) => {
+            rows.push(Row::new(
+                format!("tutorial evaluate(), via MCP, {c} threads"),
+                args.peer_evaluations,
+                tutorial(python, mcp_url, &args, &cases)?,
+            ));
+            Some(rows.len() - 1)
+        }
+        _ => None,
+    };
+
+    println!("each row in {BENCH_ROUNDS} rounds, the rows taking turns within each round");
+    for round in 0..BENCH_ROUNDS {
+        for row in &mut rows {
+            row.measure_round(round).await?;
+        }
+    }
+    if let Some(mcp_server) = mcp_server {
         mcp_server.shutdown().await?;
     }
 
+    println!("{:<44} {:>8} {:>12}", "workload", "evals", "evals/s");
+    let mut results = Vec::new();
+    for row in &rows {
+        match &row.tally {
+            Ok(tally) => {
+                println!(
+                    "{:<44} {:>8} {:>12.0}",
+                    row.name,
+                    tally.evaluations,
+                    tally.per_second()
+                );
+                results.push(Measurement {
+                    name: row.name.clone(),
+                    evaluations: tally.evaluations,
+                    per_second: tally.per_second(),
+                });
+            }
+            Err(why) => println!("{}: skipped, {why}", row.name),
+        }
+    }
+    let per_second = |k: usize| rows[k].tally.as_ref().ok().map(Tally::per_second);
+    // Rows 0 and 1 are embedded, 2 and 3 the official wheel at the same concurrency.
+    for (label, ours, wheel) in [("1 at a time", 0, 2), ("concurrent", 1, 3)] {
+        if let (Some(ours), Some(wheel)) = (per_second(ours), per_second(wheel)) {
+            println!(
+                "  embedded ({label}) runs at {:.0}% of the official wheel running its SQL alone",
+                ours / wheel * 100.0
+            );
+        }
+    }
+
     // The comparison's share of one evaluation.
-    let compare_share = {
+    if let Some(sequential) = per_second(0) {
         let rounds = 2000;
         let started = Instant::now();
         let mut matched = 0;
@@ -394,42 +471,102 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         }
         std::hint::black_box(matched);
         let per_compare = started.elapsed().as_secs_f64() / rounds as f64;
-        per_compare * sequential
-    };
-    println!(
-        "comparison: {:.1}% of one sequential embedded evaluation",
-        compare_share * 100.0
-    );
-
-    if let (Some(python), Some(mcp_url)) = (&args.peer_python, &args.mcp_url) {
-        let peer = run_peer(python, mcp_url, &args, &cases).await?;
-        record(
-            &format!("tutorial evaluate(), via MCP, {c} threads"),
-            args.peer_evaluations,
-            peer,
+        println!(
+            "comparison: {:.1}% of one sequential embedded evaluation",
+            per_compare * sequential * 100.0
         );
-        for m in &results[..results.len() - 1] {
-            println!(
-                "  {:<42} {:>8.1}x the tutorial's evaluator",
-                m.name,
-                m.per_second / peer
-            );
+    }
+
+    if let Some(peer) = peer_row.and_then(per_second) {
+        for row in rows.iter().take(rows.len() - 1) {
+            if let Ok(tally) = &row.tally {
+                println!(
+                    "  {:<42} {:>8.1}x the tutorial's evaluator",
+                    row.name,
+                    tally.per_second() / peer
+                );
+            }
         }
     }
     server.shutdown().await?;
-    Ok(())
+    Ok(results)
+}
+
+/// Scores the cases in process, `concurrency` at a time.
+fn embedded(
+    engine: &Arc<RewardEngine>,
+    cases: &Arc<Vec<Case>>,
+    truths: &Arc<Vec<GroundTruth>>,
+    concurrency: usize,
+) -> Runner {
+    let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+    Box::new(move |share| {
+        let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+        Box::pin(measure(share, concurrency, 1, move |i| {
+            let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
+            async move {
+                let k = i % cases.len();
+                engine
+                    .evaluate(&cases[k].candidate, &truths[k], &ScoreOptions::default())
+                    .await;
+                Ok(())
+            }
+        }))
+    })
+}
+
+/// Runs the candidates' SQL alone on the official wheel from `concurrency` threads.
+fn official(args: &BenchArgs, cases: &Arc<Vec<Case>>, concurrency: usize) -> Runner {
+    let (python, db, cases) = (args.official.python.clone(), args.db.clone(), cases.clone());
+    Box::new(move |share| {
+        let queries: Vec<String> = share
+            .map(|i| cases[i % cases.len()].candidate.clone())
+            .collect();
+        let (python, db) = (python.clone(), db.clone());
+        Box::pin(async move {
+            let run = tokio::task::spawn_blocking(move || {
+                sqlrft_duck::measure_official(&python, &db, &queries, concurrency, concurrency)
+            })
+            .await?
+            .map_err(anyhow::Error::msg)?;
+            Ok(Tally {
+                evaluations: run.latencies.len(),
+                wall: run.wall,
+            })
+        })
+    })
+}
+
+/// POSTs `bodies` in turn to `url` from `concurrency` clients, `per_request` evaluations each.
+fn posts(
+    client: &reqwest::Client,
+    url: String,
+    bodies: &Arc<Vec<Value>>,
+    concurrency: usize,
+    per_request: usize,
+) -> Runner {
+    let (client, bodies) = (client.clone(), bodies.clone());
+    Box::new(move |share| {
+        Box::pin(post_workload(
+            client.clone(),
+            url.clone(),
+            bodies.clone(),
+            share,
+            concurrency,
+            per_request,
+        ))
+    })
 }
 
 async fn post_workload(
-    client: &reqwest::Client,
+    client: reqwest::Client,
     url: String,
     bodies: Arc<Vec<Value>>,
-    requests: usize,
+    share: Range<usize>,
     concurrency: usize,
     per_request: usize,
-) -> anyhow::Result<f64> {
-    let client = client.clone();
-    measure(requests, concurrency, per_request, move |i| {
+) -> anyhow::Result<Tally> {
+    measure(share, concurrency, per_request, move |i| {
         let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
         async move {
             let response = client
@@ -447,14 +584,15 @@ async fn post_workload(
     .await
 }
 
-/// Runs bench/tutorial_peer.py: the tutorial's evaluate function against the MCP server.
-async fn run_peer(
+/// Runs bench/tutorial_peer.py: the tutorial's evaluate function against the MCP server, as
+/// many evaluations as the round's share.
+fn tutorial(
     python: &Path,
     mcp_url: &str,
     args: &BenchArgs,
     cases: &[Case],
-) -> anyhow::Result<f64> {
-    let dir = tempfile::tempdir()?;
+) -> anyhow::Result<Runner> {
+    let dir = Arc::new(tempfile::tempdir()?);
     let cases_file = dir.path().join("cases.json");
     let list: Vec<Value> = cases
         .iter()
@@ -463,30 +601,47 @@ async fn run_peer(
     std::fs::write(&cases_file, serde_json::to_vec(&list)?)?;
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tutorial_peer.py");
     let base = sqlrft_reward::mcp_endpoint(mcp_url);
-    let base = base.trim_end_matches("/mcp");
-    let output = tokio::process::Command::new(python)
-        .arg(&script)
-        .arg(base)
-        .arg(&args.seed)
-        .arg(&cases_file)
-        .arg(args.peer_evaluations.to_string())
-        .arg(args.concurrency.to_string())
-        .output()
-        .await
-        .with_context(|| format!("could not run `{}`", python.display()))?;
-    if !output.status.success() {
-        bail!(
-            "the tutorial evaluator failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "unreadable output from the peer: {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })?;
-    report["per_second"]
-        .as_f64()
-        .context("the peer's report has no per_second")
+    let base = base.trim_end_matches("/mcp").to_string();
+    let (python, seed, threads) = (
+        python.to_path_buf(),
+        args.seed.clone(),
+        args.concurrency.to_string(),
+    );
+    Ok(Box::new(move |share| {
+        let mut command = tokio::process::Command::new(&python);
+        command
+            .arg(&script)
+            .arg(&base)
+            .arg(&seed)
+            .arg(&cases_file)
+            .arg(share.len().to_string())
+            .arg(&threads);
+        let (python, dir) = (python.clone(), dir.clone());
+        Box::pin(async move {
+            let output = command
+                .output()
+                .await
+                .with_context(|| format!("could not run `{}`", python.display()))?;
+            drop(dir);
+            if !output.status.success() {
+                bail!(
+                    "the tutorial evaluator failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            let report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+                format!(
+                    "unreadable output from the peer: {}",
+                    String::from_utf8_lossy(&output.stdout)
+                )
+            })?;
+            match (report["evaluations"].as_u64(), report["seconds"].as_f64()) {
+                (Some(evaluations), Some(seconds)) => Ok(Tally {
+                    evaluations: evaluations as usize,
+                    wall: Duration::from_secs_f64(seconds),
+                }),
+                _ => bail!("the peer's report lacks evaluations and seconds: {report}"),
+            }
+        })
+    }))
 }

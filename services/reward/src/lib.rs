@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use sqlrft_reward::{EngineOptions, ExecutorSpec, RewardEngine};
 
-pub use bench::{BenchArgs, run_bench};
+pub use bench::{BenchArgs, Measurement, run_bench};
 pub use config::{RewardConfig, RewardServeArgs};
 pub use http::router;
 

@@ -1,14 +1,14 @@
-//! The benchmark, run on demand: `cargo test -p sqlrft-reward-service --test it -- --ignored bench --nocapture`.
-//! It serves the MCP demo database (OpenFlights tables) and compares with the tutorial's own
-//! evaluate function when a Python with `requests` is found.
+//! `sqlrft bench reward`'s code on small counts: every row measured over the rounds, each with
+//! the evaluations it was given. It serves the MCP demo database (OpenFlights tables) and adds
+//! the tutorial's own evaluate function when a Python with `requests` is found. Full-size runs:
+//! `sqlrft bench reward` (README, "Reward service").
 
 use std::path::Path;
 
 use sqlrft_reward_service::{BenchArgs, run_bench};
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "a benchmark, not a test: run with --ignored"]
-async fn bench_reward_throughput() {
+async fn bench_reward_measures_every_row_over_the_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let db = sqlrft_mcp::write_demo_database(dir.path()).unwrap();
     let mcp = sqlrft_mcp::start(sqlrft_mcp::McpConfig {
@@ -23,17 +23,18 @@ async fn bench_reward_throughput() {
     let seed = root.join("../shared/seeds/000_4c080a18a0b6b01b.txt");
     let peer = (venv.exists() && seed.exists()).then_some(venv);
     if peer.is_none() {
-        eprintln!("no .venv python or seed text: the tutorial evaluator is left out");
+        eprintln!("no .venv python or seed text: the tutorial evaluator's row is left out");
     }
-    run_bench(BenchArgs {
+    let with_peer = peer.is_some();
+    let rows = run_bench(BenchArgs {
         db,
         mcp_url: Some(sqlrft_mcp::mcp_url(&mcp)),
         peer_python: peer,
         seed,
         cases: None,
-        evaluations: 4000,
-        peer_evaluations: 300,
-        concurrency: 16,
+        evaluations: 16,
+        peer_evaluations: 5,
+        concurrency: 2,
         official: sqlrft_duck::OfficialDuckdbArgs {
             python: std::env::var_os("SQLRFT_DUCKDB_PYTHON")
                 .map_or_else(|| "python3".into(), Into::into),
@@ -41,4 +42,23 @@ async fn bench_reward_throughput() {
     })
     .await
     .unwrap();
+    let evaluations = |prefix: &str| {
+        rows.iter()
+            .find(|row| row.name.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no row `{prefix}` in {rows:?}"))
+            .evaluations
+    };
+    assert_eq!(evaluations("embedded, in process, 1 at a time"), 4);
+    assert_eq!(evaluations("embedded, in process, 2 concurrent"), 16);
+    assert_eq!(evaluations("HTTP /v1/evaluate, embedded"), 16);
+    assert_eq!(evaluations("HTTP batch x8 (different SQL)"), 16);
+    assert_eq!(evaluations("HTTP /v1/evaluate, via MCP"), 16);
+    if with_peer {
+        assert_eq!(evaluations("tutorial evaluate()"), 5);
+    }
+    if std::env::var_os("SQLRFT_DUCKDB_PYTHON").is_some() {
+        assert_eq!(evaluations("official DuckDB wheel, SQL only, 1 thr."), 4);
+        assert_eq!(evaluations("official DuckDB wheel, SQL only, 2 thr."), 16);
+    }
+    assert!(rows.iter().all(|row| row.per_second > 0.0), "{rows:?}");
 }
