@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -17,6 +18,7 @@ use sqlrft_duck::ReadOnlyPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::McpConfig;
+use crate::inline_query::{self, Admission, InlineQuery};
 use crate::tools::DuckTools;
 
 /// Builds the application: `/mcp`, `/mcp/`, `/healthz`, `/readyz`, and with a token
@@ -28,15 +30,23 @@ pub fn router(
     cancel: CancellationToken,
 ) -> Router {
     let tools = DuckTools::new(pool.clone()).with_max_chars(config.max_chars);
+    let hosts = allowed_hosts(config, bound);
     let mut transport = StreamableHttpServerConfig::default()
         .with_legacy_session_mode(config.sessions)
-        .with_allowed_hosts(allowed_hosts(config, bound))
+        .with_allowed_hosts(hosts.clone())
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_sse_keep_alive(None)
         .with_cancellation_token(cancel.child_token());
     if !config.allowed_origins.iter().any(|o| o == "*") {
         transport = transport.with_allowed_origins(config.allowed_origins.clone());
     }
+    let inline_query = Arc::new(InlineQuery {
+        tools: tools.clone(),
+        admission: Admission {
+            allowed_hosts: hosts,
+            max_body_bytes: config.max_body_bytes,
+        },
+    });
     let factory = move || Ok(tools.clone());
     let mcp: Router = if config.sessions {
         let service = StreamableHttpService::new(
@@ -56,6 +66,10 @@ pub fn router(
         Router::new()
             .route_service("/mcp", service.clone())
             .route_service("/mcp/", service)
+            .layer(middleware::from_fn_with_state(
+                inline_query,
+                inline_query::answer,
+            ))
     };
 
     // Past connections + waiting room, a request would only queue: answer 503 at once instead.

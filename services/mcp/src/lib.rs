@@ -13,6 +13,7 @@ pub mod bench;
 mod config;
 mod demo;
 mod http;
+mod inline_query;
 pub mod python;
 mod stdio;
 pub mod table;

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::http::HeaderMap;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     InitializeResult, JsonObject, ListToolsResult, MetaObject, PaginatedRequestParams,
@@ -156,6 +157,16 @@ impl DuckTools {
     }
 }
 
+/// The protocol versions this server speaks: rmcp's known ones from [`OLDEST_PROTOCOL`] on.
+pub(crate) fn supported_protocols() -> &'static [ProtocolVersion] {
+    let known = ProtocolVersion::KNOWN_VERSIONS;
+    let oldest = known
+        .iter()
+        .position(|v| *v == OLDEST_PROTOCOL)
+        .unwrap_or(0);
+    &known[oldest..]
+}
+
 fn input_error(message: &str) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(format!(
         "Input validation error: {message}"
@@ -259,12 +270,7 @@ impl ServerHandler for DuckTools {
     }
 
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
-        let known = ProtocolVersion::KNOWN_VERSIONS;
-        let oldest = known
-            .iter()
-            .position(|v| *v == OLDEST_PROTOCOL)
-            .unwrap_or(0);
-        Cow::Borrowed(&known[oldest..])
+        Cow::Borrowed(supported_protocols())
     }
 
     async fn list_tools(
@@ -280,40 +286,66 @@ impl ServerHandler for DuckTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        // rmcp keeps running a handler whose client is gone; this stops the query instead.
         let parts = context.extensions.get::<axum::http::request::Parts>();
-        let client_gone = parts
-            .map(|parts| ClientGone::of(&parts.extensions))
-            .unwrap_or_default();
+        let caller = Caller {
+            meta: &context.meta,
+            headers: parts.map(|parts| &parts.headers),
+            // rmcp keeps running a handler whose client is gone; this stops the query instead.
+            gone: parts
+                .map(|parts| ClientGone::of(&parts.extensions))
+                .unwrap_or_default(),
+        };
+        let arguments = request.arguments.unwrap_or_default();
+        Ok(self.call(&request.name, &arguments, caller).await?.into())
+    }
+}
+
+/// Where a tool call came from: its trace context and the signal that its client hung up.
+pub(crate) struct Caller<'a> {
+    /// The request's `_meta` (SEP-414 `traceparent`/`tracestate`).
+    pub meta: &'a MetaObject,
+    /// The HTTP request's headers (a `traceparent` header), absent over stdio.
+    pub headers: Option<&'a HeaderMap>,
+    pub gone: ClientGone,
+}
+
+impl DuckTools {
+    /// Runs one tool call in its own `tool_call` span, under the caller's trace; stops the
+    /// query when the client hangs up. rmcp's handler and the inline `query` path both call it.
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        arguments: &JsonObject,
+        caller: Caller<'_>,
+    ) -> Result<CallToolResult, McpError> {
         let span = tracing::info_span!(
             "tool_call",
-            tool = %request.name,
+            tool = %name,
             rows = tracing::field::Empty,
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
         // The caller's trace: `_meta.traceparent` (SEP-414, what sqlrft's reward service sends),
         // else the HTTP `traceparent` header. rmcp runs tools outside the HTTP request's span.
-        match context.meta.get_traceparent() {
+        match caller.meta.get_traceparent() {
             Some(traceparent) => sqlrft_serve::trace_context::adopt_parent(
                 &span,
                 Some(traceparent),
-                context.meta.get_tracestate(),
+                caller.meta.get_tracestate(),
             ),
             None => {
-                if let Some(parts) = parts {
-                    sqlrft_serve::trace_context::adopt_parent_from_headers(&span, &parts.headers);
+                if let Some(headers) = caller.headers {
+                    sqlrft_serve::trace_context::adopt_parent_from_headers(&span, headers);
                 }
             }
         }
         let started = Instant::now();
-        let arguments = request.arguments.unwrap_or_default();
-        let result = async {
+        async {
             let work = async {
-                match request.name.as_ref() {
-                    "query" => Ok(self.query(&arguments).await),
+                match name {
+                    "query" => Ok(self.query(arguments).await),
                     "list_tables" => Ok(self.list_tables().await),
-                    "describe_table" => Ok(self.describe_table(&arguments).await),
+                    "describe_table" => Ok(self.describe_table(arguments).await),
                     other => Err(McpError::invalid_params(
                         format!(
                             "unknown tool `{other}`; this server has: query, list_tables, describe_table"
@@ -325,7 +357,7 @@ impl ServerHandler for DuckTools {
             // Dropping the query future interrupts DuckDB and returns the connection to the pool.
             let result = tokio::select! {
                 result = work => result?,
-                () = client_gone.cancelled() => {
+                () = caller.gone.cancelled() => {
                     tracing::Span::current().record("outcome", "client gone");
                     return Err(McpError::internal_error("the client hung up before the reply", None));
                 }
@@ -339,7 +371,6 @@ impl ServerHandler for DuckTools {
             Ok(result)
         }
         .instrument(span)
-        .await?;
-        Ok(result.into())
+        .await
     }
 }

@@ -3,6 +3,7 @@
 mod bench;
 mod find_python;
 mod hosts;
+mod inline_query;
 mod limits;
 mod python_sdk;
 mod tabulate_parity;
