@@ -171,6 +171,18 @@ struct Panel<'a, A> {
     color: plotters::style::RGBColor,
 }
 
+/// The value axis for a series from `lo` to `hi`: 5% either side, and for a flat series a span
+/// its tick labels can tell apart (a width of 2e-6 around 0 printed as `0.0 … -0.0`).
+fn value_axis(lo: f64, hi: f64) -> std::ops::Range<f64> {
+    let span = hi - lo;
+    let pad = if span > 1e-9 * hi.abs().max(lo.abs()).max(1.0) {
+        span * 0.05
+    } else {
+        (hi.abs() * 0.1).max(0.5)
+    };
+    lo - pad..hi + pad
+}
+
 /// Draws reward (mean ± std) and loss against step into a PNG.
 pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
     use plotters::prelude::*;
@@ -241,7 +253,6 @@ pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
         if !lo.is_finite() || !hi.is_finite() {
             continue;
         }
-        let pad = ((hi - lo) * 0.05).max(1e-6);
         let mut builder = ChartBuilder::on(area);
         builder
             .margin(10)
@@ -251,7 +262,7 @@ pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
             builder.caption(name, ("sans-serif", 22));
         }
         let mut chart = builder
-            .build_cartesian_2d(0.0..steps, (lo - pad)..(hi + pad))
+            .build_cartesian_2d(0.0..steps, value_axis(lo, hi))
             .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
         let mut mesh = chart.configure_mesh();
         if !labels {
@@ -282,6 +293,20 @@ pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flat_series_gets_an_axis_its_labels_can_tell_apart() {
+        for flat in [0.0, 1.0, -3.0, 250.0] {
+            let axis = value_axis(flat, flat);
+            assert!(axis.contains(&flat), "{flat}: {axis:?}");
+            assert!(
+                axis.end - axis.start >= 0.2 * flat.abs().max(1.0),
+                "{flat}: {axis:?}"
+            );
+        }
+        let axis = value_axis(0.2, 0.8);
+        assert!((axis.start - 0.17).abs() < 1e-12 && (axis.end - 0.83).abs() < 1e-12);
+    }
 
     #[test]
     fn jsonl_round_trips_and_truncates_after_a_step() {
