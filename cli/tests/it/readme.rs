@@ -410,6 +410,7 @@ fn cases() -> Vec<Case> {
             .append("--max-steps 2 --batch-size 2 --max-length 8192 --quiet")
             .writes(&[
                 "runs/sft/metrics.jsonl",
+                "runs/sft/loss_curve.png",
                 "runs/sft/checkpoints/step-000002/state.json",
             ])
             .check(|f, _| f.metrics_reach_step("runs/sft/metrics.jsonl", 2)),

@@ -162,10 +162,9 @@ pub fn register_font() -> bool {
     })
 }
 
-/// One chart of the training-curve image: a line and an optional (low, high) band.
-struct Panel<'a, A> {
-    area: &'a A,
-    name: &'a str,
+/// One chart of a curve image: a line and an optional (low, high) band.
+struct Panel {
+    name: &'static str,
     points: Vec<(f64, f64)>,
     band: Option<Vec<(f64, f64, f64)>>,
     color: plotters::style::RGBColor,
@@ -183,25 +182,21 @@ fn value_axis(lo: f64, hi: f64) -> std::ops::Range<f64> {
     lo - pad..hi + pad
 }
 
+/// The finite `(step, value)` points of one metric.
+fn series<T>(history: &[T], point: impl Fn(&T) -> (u64, f64)) -> Vec<(f64, f64)> {
+    history
+        .iter()
+        .map(|m| {
+            let (step, value) = point(m);
+            (step as f64, value)
+        })
+        .filter(|(_, y)| y.is_finite())
+        .collect()
+}
+
 /// Draws reward (mean ± std) and loss against step into a PNG.
 pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
     use plotters::prelude::*;
-    if history.is_empty() {
-        return Ok(());
-    }
-    let labels = register_font();
-    let root = BitMapBackend::new(path, (1000, 700)).into_drawing_area();
-    root.fill(&WHITE)
-        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
-    let (top, bottom) = root.split_vertically(350);
-    let steps = history.iter().map(|m| m.step).max().unwrap_or(1).max(1) as f64;
-    let series = |f: fn(&StepMetrics) -> f64| -> Vec<(f64, f64)> {
-        history
-            .iter()
-            .map(|m| (m.step as f64, f(m)))
-            .filter(|(_, y)| y.is_finite())
-            .collect()
-    };
     let reward_band: Vec<(f64, f64, f64)> = history
         .iter()
         .map(|m| {
@@ -212,29 +207,63 @@ pub fn plot_png(path: &Path, history: &[StepMetrics]) -> Result<()> {
             )
         })
         .collect();
-    let panels = [
-        Panel {
-            area: &top,
-            name: "reward",
-            points: series(|m| m.reward),
-            band: Some(reward_band),
-            color: BLUE,
-        },
-        Panel {
-            area: &bottom,
+    plot_panels(
+        path,
+        vec![
+            Panel {
+                name: "reward",
+                points: series(history, |m| (m.step, m.reward)),
+                band: Some(reward_band),
+                color: BLUE,
+            },
+            Panel {
+                name: "loss",
+                points: series(history, |m| (m.step, m.loss)),
+                band: None,
+                color: RED,
+            },
+        ],
+    )
+}
+
+/// Draws an SFT run's loss against step into a PNG.
+pub fn plot_loss_png(path: &Path, history: &[crate::sft::SftMetrics]) -> Result<()> {
+    plot_panels(
+        path,
+        vec![Panel {
             name: "loss",
-            points: series(|m| m.loss),
+            points: series(history, |m| (m.step, m.loss)),
             band: None,
-            color: RED,
-        },
-    ];
-    for Panel {
+            color: plotters::style::RED,
+        }],
+    )
+}
+
+/// Draws `panels` one above the other, 350 pixels each, against step; nothing for no steps.
+fn plot_panels(path: &Path, panels: Vec<Panel>) -> Result<()> {
+    use plotters::prelude::*;
+    let steps = panels
+        .iter()
+        .flat_map(|p| p.points.iter().map(|(step, _)| *step))
+        .fold(0.0, f64::max);
+    if panels.iter().all(|p| p.points.is_empty()) {
+        return Ok(());
+    }
+    let steps = steps.max(1.0);
+    let labels = register_font();
+    let root = BitMapBackend::new(path, (1000, 350 * panels.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)
+        .map_err(|e| anyhow::anyhow!("plot: {e}"))?;
+    let areas = root.split_evenly((panels.len(), 1));
+    for (
         area,
-        name,
-        points,
-        band,
-        color,
-    } in panels
+        Panel {
+            name,
+            points,
+            band,
+            color,
+        },
+    ) in areas.iter().zip(panels)
     {
         let mut lo = points.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
         let mut hi = points.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
@@ -344,5 +373,30 @@ mod tests {
         plot_png(&path, &h).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");
+    }
+
+    #[test]
+    fn the_sft_loss_plot_is_one_panel_high() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("loss.png");
+        let h: Vec<crate::sft::SftMetrics> = (1..=5)
+            .map(|step| crate::sft::SftMetrics {
+                step,
+                epoch: 0,
+                lr: 1e-5,
+                loss: 2.0 / step as f64,
+                grad_norm: 1.0,
+                num_tokens: 10,
+                elapsed_seconds: 0.0,
+            })
+            .collect();
+        plot_loss_png(&path, &h).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG");
+        // The IHDR chunk's height, big-endian at bytes 20..24.
+        let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        assert_eq!(height, 350);
+        plot_loss_png(&dir.path().join("none.png"), &[]).unwrap();
+        assert!(!dir.path().join("none.png").exists(), "no steps, no image");
     }
 }

@@ -315,7 +315,7 @@ pub struct SftMetrics {
 
 /// What a run needs besides the backend and tokenizer.
 pub struct SftRun<'a> {
-    /// Run directory: checkpoints and `metrics.jsonl`.
+    /// Run directory: checkpoints, `metrics.jsonl` and `loss_curve.png`.
     pub output_dir: &'a Path,
     /// The base model, as recorded in checkpoints (for `train export`).
     pub model: &'a str,
@@ -461,6 +461,7 @@ pub fn run_sft<B: Backend>(
     while step < total {
         if run.stop.load(Ordering::SeqCst) {
             let checkpoint = save(backend, run, step, cursor)?;
+            plot(out)?;
             bar.abandon_with_message(format!("interrupted; checkpoint {}", checkpoint.display()));
             return Ok(SftOutcome::Interrupted { checkpoint });
         }
@@ -498,6 +499,7 @@ pub fn run_sft<B: Backend>(
     if last_saved != step || checkpoint::latest(out)?.is_none() {
         save(backend, run, step, cursor)?;
     }
+    plot(out)?;
     bar.finish_with_message(format!("SFT done: {step} steps in {}", out.display()));
     Ok(SftOutcome::Finished { steps: step })
 }
@@ -588,6 +590,15 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<()> {
         .map(|l| format!("{l}\n"))
         .collect();
     Ok(sqlrft_files::write(path, text)?)
+}
+
+/// Draws the run's `metrics.jsonl` into `loss_curve.png` beside it.
+fn plot(out: &Path) -> Result<()> {
+    let path = out.join("metrics.jsonl");
+    if !path.exists() {
+        return Ok(());
+    }
+    crate::metrics::plot_loss_png(&out.join("loss_curve.png"), &read_metrics(&path)?)
 }
 
 /// Reads an SFT run's `metrics.jsonl`.
