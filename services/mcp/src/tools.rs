@@ -155,6 +155,79 @@ impl DuckTools {
             ))]),
         }
     }
+
+    /// Runs one tool call in its own `tool_call` span, under the caller's trace; stops the
+    /// query when the client hangs up. rmcp's handler and the inline `query` path both call it.
+    pub(crate) async fn call(
+        &self,
+        name: &str,
+        arguments: &JsonObject,
+        caller: Caller<'_>,
+    ) -> Result<CallToolResult, McpError> {
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %name,
+            rows = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        // The caller's trace: `_meta.traceparent` (SEP-414, what sqlrft's reward service sends),
+        // else the HTTP `traceparent` header. rmcp runs tools outside the HTTP request's span.
+        match caller.meta.get_traceparent() {
+            Some(traceparent) => sqlrft_serve::trace_context::adopt_parent(
+                &span,
+                Some(traceparent),
+                caller.meta.get_tracestate(),
+            ),
+            None => {
+                if let Some(headers) = caller.headers {
+                    sqlrft_serve::trace_context::adopt_parent_from_headers(&span, headers);
+                }
+            }
+        }
+        let started = Instant::now();
+        async {
+            let work = async {
+                match name {
+                    "query" => Ok(self.query(arguments).await),
+                    "list_tables" => Ok(self.list_tables().await),
+                    "describe_table" => Ok(self.describe_table(arguments).await),
+                    other => Err(McpError::invalid_params(
+                        format!(
+                            "unknown tool `{other}`; this server has: query, list_tables, describe_table"
+                        ),
+                        None,
+                    )),
+                }
+            };
+            // Dropping the query future interrupts DuckDB and returns the connection to the pool.
+            let result = tokio::select! {
+                result = work => result?,
+                () = caller.gone.cancelled() => {
+                    tracing::Span::current().record("outcome", "client gone");
+                    return Err(McpError::internal_error("the client hung up before the reply", None));
+                }
+            };
+            let span = tracing::Span::current();
+            span.record("duration_ms", started.elapsed().as_secs_f64() * 1e3);
+            if result.is_error != Some(true) {
+                span.record("outcome", "ok");
+            }
+            tracing::info!("tool call finished");
+            Ok(result)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Where a tool call came from: its trace context and the signal that its client hung up.
+pub(crate) struct Caller<'a> {
+    /// The request's `_meta` (SEP-414 `traceparent`/`tracestate`).
+    pub meta: &'a MetaObject,
+    /// The HTTP request's headers (a `traceparent` header), absent over stdio.
+    pub headers: Option<&'a HeaderMap>,
+    pub gone: ClientGone,
 }
 
 /// The protocol versions this server speaks: rmcp's known ones from [`OLDEST_PROTOCOL`] on.
@@ -297,80 +370,5 @@ impl ServerHandler for DuckTools {
         };
         let arguments = request.arguments.unwrap_or_default();
         Ok(self.call(&request.name, &arguments, caller).await?.into())
-    }
-}
-
-/// Where a tool call came from: its trace context and the signal that its client hung up.
-pub(crate) struct Caller<'a> {
-    /// The request's `_meta` (SEP-414 `traceparent`/`tracestate`).
-    pub meta: &'a MetaObject,
-    /// The HTTP request's headers (a `traceparent` header), absent over stdio.
-    pub headers: Option<&'a HeaderMap>,
-    pub gone: ClientGone,
-}
-
-impl DuckTools {
-    /// Runs one tool call in its own `tool_call` span, under the caller's trace; stops the
-    /// query when the client hangs up. rmcp's handler and the inline `query` path both call it.
-    pub(crate) async fn call(
-        &self,
-        name: &str,
-        arguments: &JsonObject,
-        caller: Caller<'_>,
-    ) -> Result<CallToolResult, McpError> {
-        let span = tracing::info_span!(
-            "tool_call",
-            tool = %name,
-            rows = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-            duration_ms = tracing::field::Empty,
-        );
-        // The caller's trace: `_meta.traceparent` (SEP-414, what sqlrft's reward service sends),
-        // else the HTTP `traceparent` header. rmcp runs tools outside the HTTP request's span.
-        match caller.meta.get_traceparent() {
-            Some(traceparent) => sqlrft_serve::trace_context::adopt_parent(
-                &span,
-                Some(traceparent),
-                caller.meta.get_tracestate(),
-            ),
-            None => {
-                if let Some(headers) = caller.headers {
-                    sqlrft_serve::trace_context::adopt_parent_from_headers(&span, headers);
-                }
-            }
-        }
-        let started = Instant::now();
-        async {
-            let work = async {
-                match name {
-                    "query" => Ok(self.query(arguments).await),
-                    "list_tables" => Ok(self.list_tables().await),
-                    "describe_table" => Ok(self.describe_table(arguments).await),
-                    other => Err(McpError::invalid_params(
-                        format!(
-                            "unknown tool `{other}`; this server has: query, list_tables, describe_table"
-                        ),
-                        None,
-                    )),
-                }
-            };
-            // Dropping the query future interrupts DuckDB and returns the connection to the pool.
-            let result = tokio::select! {
-                result = work => result?,
-                () = caller.gone.cancelled() => {
-                    tracing::Span::current().record("outcome", "client gone");
-                    return Err(McpError::internal_error("the client hung up before the reply", None));
-                }
-            };
-            let span = tracing::Span::current();
-            span.record("duration_ms", started.elapsed().as_secs_f64() * 1e3);
-            if result.is_error != Some(true) {
-                span.record("outcome", "ok");
-            }
-            tracing::info!("tool call finished");
-            Ok(result)
-        }
-        .instrument(span)
-        .await
     }
 }

@@ -242,14 +242,13 @@ pub fn plot_loss_png(path: &Path, history: &[crate::sft::SftMetrics]) -> Result<
 /// Draws `panels` one above the other, 350 pixels each, against step; nothing for no steps.
 fn plot_panels(path: &Path, panels: Vec<Panel>) -> Result<()> {
     use plotters::prelude::*;
-    let steps = panels
-        .iter()
-        .flat_map(|p| p.points.iter().map(|(step, _)| *step))
-        .fold(0.0, f64::max);
     if panels.iter().all(|p| p.points.is_empty()) {
         return Ok(());
     }
-    let steps = steps.max(1.0);
+    let steps = panels
+        .iter()
+        .flat_map(|p| p.points.iter().map(|(step, _)| *step))
+        .fold(1.0, f64::max);
     let labels = register_font();
     let root = BitMapBackend::new(path, (1000, 350 * panels.len() as u32)).into_drawing_area();
     root.fill(&WHITE)
