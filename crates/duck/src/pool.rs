@@ -54,6 +54,8 @@ struct Inner {
     newest_idle: Arc<AtomicUsize>,
     permits: Arc<Semaphore>,
     waiting: AtomicUsize,
+    /// Queries sent to a lane and not yet answered to their caller.
+    in_flight: AtomicUsize,
     options: PoolOptions,
     /// Every lane's thread, stopped and joined when the pool goes, so the database is closed
     /// when the last handle to the pool is dropped.
@@ -92,6 +94,12 @@ enum Message {
 /// at once: `haltpoll.guest_halt_poll_ns=0`), a fifth of a point query; one caller's next
 /// query usually comes within this (measured: `sqlrft bench mcp`, point queries, one client).
 const STAY_AWAKE: Duration = Duration::from_micros(300);
+
+/// How long a caller whose query is the only one in flight waits for its answer awake before
+/// its tokio worker sleeps. The answer's way back wakes that worker, the same 50–100 µs as a
+/// lane's wake-up on our VM; a point query answers within this, an analytical one does not and
+/// is then awaited as usual.
+const AWAIT_AWAKE: Duration = Duration::from_millis(1);
 
 impl Lane {
     fn start(
@@ -186,6 +194,7 @@ impl ReadOnlyPool {
                 newest_idle,
                 permits: Arc::new(Semaphore::new(size)),
                 waiting: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
                 options,
             }),
         })
@@ -260,7 +269,9 @@ impl ReadOnlyPool {
     /// on a 2-core VM) but blocks a runtime worker for as long as the query runs (and a caller
     /// that goes away can no longer stop it), and measured no faster through the servers;
     /// ARCHITECTURE.md ("Where a query's time goes") has the figures. The lane given back last
-    /// stays awake for the next query instead ([`STAY_AWAKE`]), which saves one of the two.
+    /// stays awake for the next query instead ([`STAY_AWAKE`]), which saves one of the two, and
+    /// a caller whose query is the only one in flight takes its answer awake for a moment
+    /// ([`AWAIT_AWAKE`]), which saves the other when the query is short.
     async fn with_connection<T, F>(&self, limits: &Limits, work: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
@@ -293,19 +304,32 @@ impl ReadOnlyPool {
             drop(permit);
             let _ = answer.send((result, timed_out));
         });
+        let deadline = tokio::time::Instant::now() + limits.timeout;
+        let flight = InFlight::enter(&self.inner.in_flight);
         if lane.jobs.send(Message::Run(job)).is_err() {
             return Err(QueryError::Internal(
                 "a connection's thread has stopped".into(),
             ));
         }
-        let (result, timed_out) = tokio::select! {
-            answer = &mut answered => answer,
-            _ = tokio::time::sleep(limits.timeout) => {
-                alarm.ring();
-                answered.await
-            }
-        }
-        .map_err(|_| QueryError::Internal("a connection's thread stopped during a query".into()))?;
+        let awake = if flight.alone && may_hold_worker() {
+            answer_awake(&mut answered, AWAIT_AWAKE.min(limits.timeout))
+        } else {
+            None
+        };
+        let answer = match awake {
+            Some(answer) => Ok(answer),
+            None => tokio::select! {
+                answer = &mut answered => answer,
+                _ = tokio::time::sleep_until(deadline) => {
+                    alarm.ring();
+                    answered.await
+                }
+            },
+        };
+        drop(flight);
+        let (result, timed_out) = answer.map_err(|_| {
+            QueryError::Internal("a connection's thread stopped during a query".into())
+        })?;
         match result {
             // Interrupted because its time ran out: a timeout, not DuckDB's "interrupted".
             Err(QueryError::Sql(_)) if timed_out => Err(QueryError::Timeout(limits.timeout)),
@@ -326,6 +350,53 @@ impl ReadOnlyPool {
         let permit = inner.permits.clone().acquire_owned().await;
         inner.waiting.fetch_sub(1, Ordering::SeqCst);
         permit.map_err(|_| QueryError::Internal("connection pool closed".into()))
+    }
+}
+
+/// Counts one query in flight for as long as it lives.
+struct InFlight<'a> {
+    count: &'a AtomicUsize,
+    /// No other query was in flight when this one started.
+    alone: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let alone = count.fetch_add(1, Ordering::SeqCst) == 0;
+        InFlight { count, alone }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether the calling task may hold its worker for a moment: only on a runtime with another
+/// worker to run everything else meanwhile (a current-thread runtime would stall).
+fn may_hold_worker() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            && runtime.metrics().num_workers() >= 2
+    })
+}
+
+/// The answer, if it comes within `window`, tried awake on the calling thread (yielding its
+/// CPU to any thread that can run). `None` once the window has passed or the sender has gone,
+/// with `answered` left to await as usual.
+fn answer_awake<T>(
+    answered: &mut tokio::sync::oneshot::Receiver<T>,
+    window: Duration,
+) -> Option<T> {
+    use tokio::sync::oneshot::error::TryRecvError;
+    let until = Instant::now() + window;
+    loop {
+        match answered.try_recv() {
+            Ok(answer) => return Some(answer),
+            Err(TryRecvError::Empty) if Instant::now() < until => std::thread::yield_now(),
+            Err(_) => return None,
+        }
     }
 }
 
@@ -377,5 +448,78 @@ struct RingOnDrop(Arc<Alarm>);
 impl Drop for RingOnDrop {
     fn drop(&mut self) {
         self.0.ring();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_caller_holds_its_worker_only_where_another_worker_runs_the_rest() {
+        assert!(!may_hold_worker(), "outside a runtime");
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(!current.block_on(async { may_hold_worker() }));
+        for (workers, expected) in [(1, false), (2, true)] {
+            let multi = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .build()
+                .unwrap();
+            assert_eq!(
+                multi.block_on(async { may_hold_worker() }),
+                expected,
+                "{workers} worker(s)"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_first_of_overlapping_queries_is_alone() {
+        let count = AtomicUsize::new(0);
+        let first = InFlight::enter(&count);
+        let second = InFlight::enter(&count);
+        assert!(first.alone);
+        assert!(!second.alone);
+        drop((first, second));
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        assert!(InFlight::enter(&count).alone, "after both have finished");
+    }
+
+    #[test]
+    fn an_answer_sent_within_the_window_is_taken_awake() {
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            answer.send(42).unwrap();
+        });
+        assert_eq!(
+            answer_awake(&mut answered, Duration::from_secs(60)),
+            Some(42)
+        );
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn after_the_window_the_answer_is_left_to_await() {
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
+        assert_eq!(answer_awake(&mut answered, Duration::from_millis(2)), None);
+        answer.send(7).unwrap();
+        assert_eq!(answered.try_recv(), Ok(7));
+    }
+
+    #[test]
+    fn a_sender_that_goes_away_ends_the_wait_before_its_window() {
+        let (answer, mut answered) = tokio::sync::oneshot::channel::<u8>();
+        let started = Instant::now();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            drop(answer);
+        });
+        let window = Duration::from_secs(600);
+        assert_eq!(answer_awake(&mut answered, window), None);
+        assert!(started.elapsed() < window / 10, "waited out the window");
+        sender.join().unwrap();
     }
 }
