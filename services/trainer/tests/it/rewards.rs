@@ -24,14 +24,7 @@ async fn http_rewards_from_a_config_file_score_through_a_real_reward_service() {
     })
     .await
     .unwrap();
-    let service = sqlrft_reward_service::start(sqlrft_reward_service::RewardConfig {
-        db: Some(built.sandbox.clone()),
-        port: 0,
-        token: Some("s3cret".into()),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let service = reward_service(&built.sandbox, Some("s3cret")).await;
     // SAFETY: the variable's name is this test's own; no other thread reads or writes it.
     unsafe { std::env::set_var(TOKEN_VAR, "s3cret") };
     let base = service.base_url();
@@ -111,6 +104,21 @@ url = "{base}"
         err.to_string().contains("SQLRFT_TEST_UNSET_VARIABLE_1b9c"),
         "{err}"
     );
+}
+
+/// The reward service on `sandbox`, on 127.0.0.1 with a port of its own, asking for `token`.
+pub(crate) async fn reward_service(
+    sandbox: &std::path::Path,
+    token: Option<&str>,
+) -> sqlrft_reward_service::RunningServer {
+    sqlrft_reward_service::start(sqlrft_reward_service::RewardConfig {
+        db: Some(sandbox.to_path_buf()),
+        port: 0,
+        token: token.map(str::to_string),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
 }
 
 /// Rows in the seed's shape: a prompt, the item's DDL/INSERTs as `sql_context`, the teacher's
@@ -206,4 +214,105 @@ async fn the_seed_recipe_runs_sft_epochs_then_grpo_with_the_seed_rewards() {
         let approx = step.rewards["match_format_approximately"].mean;
         assert!((-4.0..=0.5).contains(&approx), "{approx}");
     }
+}
+
+/// What an OTLP receiver would have been sent, collected in process.
+#[derive(Debug, Clone, Default)]
+struct CollectedSpans(Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for CollectedSpans {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+/// A rollout worker scores each round inside its `rollout.round` span; the HTTP reward's call
+/// and the reward service's handling of it must be one trace, the service's request a child of
+/// the round.
+#[test]
+fn an_http_reward_continues_the_rounds_trace_into_the_reward_service() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing::Instrument as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let built = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sqlrft_builder::run_quickstart(
+            &sqlrft_builder::QuickstartArgs {
+                out: dir.path().join("quickstart"),
+                queries: 12,
+                seed: 4,
+            },
+        ))
+        .unwrap();
+    let collected = CollectedSpans::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(collected.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    // One thread runs the reward service and the caller, so both see this subscriber.
+    let _default = tracing::subscriber::set_default(subscriber);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let score = runtime.block_on(async {
+        let service = reward_service(&built.sandbox, None).await;
+        let path = dir.path().join("rewards.toml");
+        let toml = format!(
+            "[[rewards]]\nname = \"service\"\nkind = \"http\"\nurl = \"{}\"\n",
+            service.base_url()
+        );
+        std::fs::write(&path, toml).unwrap();
+        let rewards = build_rewards(&TrainConfig::load(Some(&path)).unwrap().rewards, &[]).unwrap();
+        let prompts = sqlrft_trainer::data::load_jsonl(&built.train).unwrap();
+        let ground_truth: serde_json::Value =
+            serde_json::from_str(&prompts[0].ground_truth_json).unwrap();
+        let completions = vec![format!("<think>t</think><sql>{}</sql>", prompts[0].sql)];
+        let group = RewardGroup {
+            prompt: &prompts[0],
+            ground_truth: &ground_truth,
+            completions: &completions,
+        };
+        let scores = rewards[0]
+            .0
+            .score_group(&group)
+            .instrument(tracing::info_span!("rollout.round"))
+            .await
+            .unwrap();
+        service.shutdown().await.unwrap();
+        scores[0].score
+    });
+    assert_eq!(score, 1.0, "the gold SQL scores 1");
+    provider.force_flush().unwrap();
+
+    let spans = collected.0.lock().unwrap().clone();
+    let round = spans
+        .iter()
+        .find(|s| s.name == "rollout.round")
+        .unwrap_or_else(|| panic!("no round span among {spans:?}"));
+    let request = spans
+        .iter()
+        .find(|s| {
+            s.attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == "path" && kv.value.as_str() == "/v1/evaluate/batch")
+        })
+        .unwrap_or_else(|| panic!("no span for the service's batch request among {spans:?}"));
+    assert_eq!(
+        request.span_context.trace_id(),
+        round.span_context.trace_id(),
+        "one trace"
+    );
+    assert_eq!(
+        request.parent_span_id,
+        round.span_context.span_id(),
+        "the service's request is the round's child"
+    );
 }
