@@ -39,7 +39,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let limits = Limits::default();
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Two workers, as the servers run: a caller whose query is alone may then take its answer
+    // awake (the pool does not on a current-thread runtime).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let pool = ReadOnlyPool::open(

@@ -60,25 +60,9 @@ pub fn measure_official(
          .venv-duckdb/bin/pip install duckdb=={ours}`) and pass --duckdb-python \
          .venv-duckdb/bin/python (or set SQLRFT_DUCKDB_PYTHON)"
     );
-    let probe = Command::new(python)
-        .args(["-c", "import duckdb; print(duckdb.__version__)"])
-        .output()
-        .map_err(|e| format!("`{}` did not start ({e}); {install}", python.display()))?;
-    if !probe.status.success() {
-        return Err(format!(
-            "`{}` has no `duckdb` module; {install}",
-            python.display()
-        ));
-    }
-    let theirs = String::from_utf8_lossy(&probe.stdout).trim().to_string();
-    if theirs != ours {
-        return Err(format!(
-            "`{}` has DuckDB {theirs}, this binary links DuckDB {ours}; {install}",
-            python.display()
-        ));
-    }
+    // One launch checks the wheel's version and, when it is ours, runs the queries.
     let job = json!({
-        "db": db, "queries": queries, "concurrency": concurrency, "warmup": warmup,
+        "version": ours, "db": db, "queries": queries, "concurrency": concurrency, "warmup": warmup,
     });
     let mut child = Command::new(python)
         .args(["-c", SCRIPT])
@@ -86,7 +70,7 @@ pub fn measure_official(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("`{}` did not start: {e}", python.display()))?;
+        .map_err(|e| format!("`{}` did not start ({e}); {install}", python.display()))?;
     child
         .stdin
         .take()
@@ -105,6 +89,19 @@ pub fn measure_official(
     }
     let report: serde_json::Value = serde_json::from_slice(&output.stdout)
         .map_err(|e| format!("unreadable report from the official wheel: {e}"))?;
+    if report.get("missing").is_some() {
+        return Err(format!(
+            "`{}` has no `duckdb` module; {install}",
+            python.display()
+        ));
+    }
+    let theirs = report["version"].as_str().unwrap_or_default().to_string();
+    if theirs != ours {
+        return Err(format!(
+            "`{}` has DuckDB {theirs}, this binary links DuckDB {ours}; {install}",
+            python.display()
+        ));
+    }
     let latencies = report["latencies_us"]
         .as_array()
         .map(|l| {

@@ -1,8 +1,9 @@
 """The official DuckDB Python wheel on a benchmark's queries: the engine's ceiling, measured.
 
 Run by `sqlrft_duck::official` with a JSON job on stdin:
-  {"db": PATH, "queries": [SQL, ...], "concurrency": N, "warmup": N}
-It opens the file with the same lockdown sqlrft uses (read-only, one thread per connection, no
+  {"version": "2.0.0", "db": PATH, "queries": [SQL, ...], "concurrency": N, "warmup": N}
+Without a `duckdb` module it prints {"missing": "duckdb"}, and with another DuckDB version than
+the job's {"version": THEIRS}, and runs nothing. Otherwise it opens the file with the same lockdown sqlrft uses (read-only, one thread per connection, no
 external access, no extension autoload or autoinstall, configuration locked), runs every query
 with `execute().fetchall()` from N threads (one cursor each) and prints one JSON line:
   {"version": "2.0.0", "seconds": WALL, "latencies_us": [...]}
@@ -12,11 +13,17 @@ import sys
 import threading
 import time
 
-import duckdb
-
 
 def main() -> None:
     job = json.load(sys.stdin)
+    try:
+        import duckdb
+    except ImportError:
+        print(json.dumps({"missing": "duckdb"}))
+        return
+    if duckdb.__version__ != job["version"]:
+        print(json.dumps({"version": duckdb.__version__}))
+        return
     config = {
         "threads": "1",
         "enable_external_access": "false",

@@ -126,24 +126,49 @@ impl Lane {
 }
 
 /// The lane's next message. While it is the lane the next query will get, it first waits
-/// awake for up to [`STAY_AWAKE`], yielding its CPU to any thread that can run; every other
-/// idle lane sleeps at once, so at most one thread per pool spins.
+/// awake for up to [`STAY_AWAKE`]; every other idle lane sleeps at once, so at most one thread
+/// per pool spins.
 fn next_message(
     inbox: &Receiver<Message>,
     id: usize,
     newest_idle: &AtomicUsize,
 ) -> Option<Message> {
-    let until = Instant::now() + STAY_AWAKE;
+    match receive_awake(inbox, STAY_AWAKE, || {
+        newest_idle.load(Ordering::Relaxed) == id
+    }) {
+        AwakeReceive::Received(message) => Some(message),
+        AwakeReceive::Closed => None,
+        AwakeReceive::NotYet => inbox.recv().ok(),
+    }
+}
+
+/// What [`receive_awake`] saw.
+#[derive(Debug, PartialEq)]
+enum AwakeReceive<T> {
+    Received(T),
+    /// Every sender has gone.
+    Closed,
+    /// Nothing came while the receiver was allowed to wait awake: go to sleep on it.
+    NotYet,
+}
+
+/// A message tried awake on the calling thread (yielding its CPU to any thread that can run)
+/// for up to `window`, and only while `still_next` says this receiver is the one the next
+/// message will come to.
+fn receive_awake<T>(
+    inbox: &Receiver<T>,
+    window: Duration,
+    still_next: impl Fn() -> bool,
+) -> AwakeReceive<T> {
+    let until = Instant::now() + window;
     loop {
         match inbox.try_recv() {
-            Ok(message) => return Some(message),
-            Err(TryRecvError::Disconnected) => return None,
-            Err(TryRecvError::Empty)
-                if newest_idle.load(Ordering::Relaxed) == id && Instant::now() < until =>
-            {
+            Ok(message) => return AwakeReceive::Received(message),
+            Err(TryRecvError::Disconnected) => return AwakeReceive::Closed,
+            Err(TryRecvError::Empty) if still_next() && Instant::now() < until => {
                 std::thread::yield_now()
             }
-            Err(TryRecvError::Empty) => return inbox.recv().ok(),
+            Err(TryRecvError::Empty) => return AwakeReceive::NotYet,
         }
     }
 }
@@ -521,5 +546,65 @@ mod tests {
         assert_eq!(answer_awake(&mut answered, window), None);
         assert!(started.elapsed() < window / 10, "waited out the window");
         sender.join().unwrap();
+    }
+
+    #[test]
+    fn the_lane_the_next_query_gets_takes_it_awake() {
+        let (jobs, inbox) = std::sync::mpsc::channel();
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1));
+            jobs.send(5).unwrap();
+        });
+        let received = receive_awake(&inbox, Duration::from_secs(60), || true);
+        assert_eq!(received, AwakeReceive::Received(5));
+        sender.join().unwrap();
+    }
+
+    #[test]
+    fn any_other_idle_lane_goes_to_sleep_at_once() {
+        let (_jobs, inbox) = std::sync::mpsc::channel::<u8>();
+        let started = Instant::now();
+        let window = Duration::from_secs(10);
+        assert_eq!(
+            receive_awake(&inbox, window, || false),
+            AwakeReceive::NotYet
+        );
+        assert!(started.elapsed() < window / 10, "waited awake");
+    }
+
+    #[test]
+    fn a_lane_stops_waiting_awake_once_another_is_given_back_after_it() {
+        let (_jobs, inbox) = std::sync::mpsc::channel::<u8>();
+        let newest = Arc::new(AtomicUsize::new(0));
+        let other_lane = {
+            let newest = newest.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(1));
+                newest.store(1, Ordering::Relaxed);
+            })
+        };
+        let started = Instant::now();
+        let window = Duration::from_secs(10);
+        let still_next = || newest.load(Ordering::Relaxed) == 0;
+        assert_eq!(
+            receive_awake(&inbox, window, still_next),
+            AwakeReceive::NotYet
+        );
+        assert!(started.elapsed() < window / 10, "waited out the window");
+        other_lane.join().unwrap();
+    }
+
+    #[test]
+    fn after_its_window_the_lane_sleeps_on_the_inbox() {
+        let (jobs, inbox) = std::sync::mpsc::channel();
+        let window = Duration::from_millis(2);
+        assert_eq!(receive_awake(&inbox, window, || true), AwakeReceive::NotYet);
+        jobs.send(9).unwrap();
+        drop(jobs);
+        assert_eq!(
+            receive_awake(&inbox, window, || true),
+            AwakeReceive::Received(9)
+        );
+        assert_eq!(receive_awake(&inbox, window, || true), AwakeReceive::Closed);
     }
 }

@@ -59,3 +59,46 @@ fn the_official_wheel_refuses_writes_like_our_pool() {
         "{why}"
     );
 }
+
+#[test]
+fn a_python_without_duckdb_is_a_skip_reason_naming_it_and_the_fix() {
+    let python = Path::new("/usr/bin/python3");
+    let has_duckdb = std::process::Command::new(python)
+        .args(["-c", "import duckdb"])
+        .status()
+        .map(|status| status.success());
+    if !matches!(has_duckdb, Ok(false)) {
+        eprintln!(
+            "SKIPPED: needs a {} without a `duckdb` module",
+            python.display()
+        );
+        return;
+    }
+    let db = TestDb::new("CREATE TABLE t AS SELECT 1 AS x");
+    let why = measure_official(python, &db.path, &["SELECT x FROM t".into()], 1, 0).unwrap_err();
+    assert!(why.contains("no `duckdb` module"), "{why}");
+    assert!(why.contains(&python.display().to_string()), "{why}");
+}
+
+#[test]
+fn a_wheel_of_another_version_is_a_skip_reason_naming_both_versions() {
+    // .ci/run's SQLRFT_PYTHON keeps the tutorial's DuckDB 1.4.3.
+    let Some(python) = std::env::var_os("SQLRFT_PYTHON") else {
+        eprintln!("SKIPPED: set SQLRFT_PYTHON to the tutorial's Python (.ci/run does)");
+        return;
+    };
+    let theirs = std::process::Command::new(&python)
+        .args(["-c", "import duckdb; print(duckdb.__version__)"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .unwrap_or_default();
+    if theirs.is_empty() || theirs == engine_version() {
+        eprintln!("SKIPPED: SQLRFT_PYTHON has no DuckDB of another version than ours");
+        return;
+    }
+    let db = TestDb::new("CREATE TABLE t AS SELECT 1 AS x");
+    let queries = ["SELECT x FROM t".to_string()];
+    let why = measure_official(Path::new(&python), &db.path, &queries, 1, 0).unwrap_err();
+    assert!(why.contains(&format!("has DuckDB {theirs}")), "{why}");
+    assert!(why.contains(&engine_version()), "{why}");
+}
