@@ -103,15 +103,7 @@ impl RolloutWorkers {
                 Ok(addrs) => addrs.collect(),
                 Err(_) => Vec::new(),
             };
-            // `localhost` is one machine even when it resolves to both ::1 and 127.0.0.1.
-            if addrs.len() > 1 && !addrs.iter().all(|a| a.ip().is_loopback()) {
-                let mut addrs: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
-                addrs.sort();
-                addrs.dedup();
-                endpoints.extend(addrs);
-            } else {
-                endpoints.push(url.clone());
-            }
+            endpoints.extend(endpoints_of(url, &addrs));
         }
         endpoints.dedup();
         endpoints
@@ -235,6 +227,20 @@ impl RolloutWorkers {
     }
 }
 
+/// The endpoints one worker URL stands for, given what its host resolved to: one per address
+/// when it resolved to several machines (a headless service's pods), else the URL as given.
+fn endpoints_of(url: &str, addrs: &[std::net::SocketAddr]) -> Vec<String> {
+    // `localhost` is one machine even when it resolves to both ::1 and 127.0.0.1.
+    if addrs.len() > 1 && !addrs.iter().all(|a| a.ip().is_loopback()) {
+        let mut endpoints: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+        endpoints.sort();
+        endpoints.dedup();
+        endpoints
+    } else {
+        vec![url.to_string()]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,6 +270,35 @@ mod tests {
                 "http://localhost:50052",
                 "http://no-such-host.invalid:1"
             ]
+        );
+    }
+
+    #[test]
+    fn a_name_of_several_machines_stands_for_each_of_them() {
+        let pods: Vec<std::net::SocketAddr> = ["10.0.0.7:8080", "10.0.0.3:8080", "10.0.0.7:8080"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(
+            endpoints_of("http://rollout:8080", &pods),
+            ["http://10.0.0.3:8080", "http://10.0.0.7:8080"]
+        );
+        let one = &pods[..1];
+        assert_eq!(
+            endpoints_of("http://rollout:8080", one),
+            ["http://rollout:8080"]
+        );
+        assert_eq!(
+            endpoints_of("http://rollout:8080", &[]),
+            ["http://rollout:8080"]
+        );
+        let loopback: Vec<std::net::SocketAddr> = ["[::1]:8080", "127.0.0.1:8080"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        assert_eq!(
+            endpoints_of("http://localhost:8080", &loopback),
+            ["http://localhost:8080"]
         );
     }
 }

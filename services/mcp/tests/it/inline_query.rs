@@ -57,28 +57,16 @@ async fn inline_query_replies_match_rmcps_byte_for_byte() {
         "params": {"name": "query", "arguments": {"query": "SELECT 42 AS answer"},
                    "_meta": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"}}
     });
+    let query = |id: &str, sql: &str| tool_call(id, "query", json!({ "query": sql }));
     let calls = [
-        tool_call(
+        query(
             "eval-query-1",
-            "query",
-            json!({"query": "SELECT NULL::INTEGER AS n, 42 AS i, 3.14 AS f, 'héllo ✓' AS s"}),
+            "SELECT NULL::INTEGER AS n, 42 AS i, 3.14 AS f, 'héllo ✓' AS s",
         ),
-        tool_call(
-            "rows",
-            "query",
-            json!({"query": "SELECT * FROM airlines ORDER BY 1"}),
-        ),
-        tool_call("syntax", "query", json!({"query": "SELEC 1"})),
-        tool_call(
-            "write",
-            "query",
-            json!({"query": "CREATE TABLE t AS SELECT 1"}),
-        ),
-        tool_call(
-            "file",
-            "query",
-            json!({"query": "SELECT * FROM read_csv('/etc/passwd')"}),
-        ),
+        query("rows", "SELECT * FROM airlines ORDER BY 1"),
+        query("syntax", "SELEC 1"),
+        query("write", "CREATE TABLE t AS SELECT 1"),
+        query("file", "SELECT * FROM read_csv('/etc/passwd')"),
         tool_call("not-a-string", "query", json!({"query": 5})),
         tool_call("missing", "query", json!({})),
         traced,
