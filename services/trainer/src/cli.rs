@@ -42,7 +42,8 @@ pub struct TrainArgs {
     /// SQLRFT_TRAIN_<KEY> variables override the file, flags override both.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Continue from the run directory's latest checkpoint.
+    /// Continue from the run directory's latest checkpoint; a directory without one starts the
+    /// run, so a restarted container or Job can pass the same flags as its first start.
     #[arg(long)]
     pub resume: bool,
     /// Override `max_steps`.
@@ -413,11 +414,13 @@ pub async fn run_train_until(
             metrics::truncate_jsonl(&metrics_path, trainer.step)?;
             tracing::info!(checkpoint = %dir.display(), step = trainer.step, "resumed");
         }
-        (None, true) if cfg.sft.epochs == 0 => bail!(
-            "--resume: `{}` has no checkpoint to resume from",
-            out.display()
-        ),
-        (None, true) => {}
+        // As SFT does: a restarted container or Job passes the same flags as its first start.
+        (None, true) => {
+            tracing::info!(output_dir = %out.display(), "--resume: no checkpoint yet, starting the run");
+            if metrics_path.exists() && cfg.sft.epochs == 0 {
+                std::fs::remove_file(&metrics_path)?;
+            }
+        }
         (Some(_), false) => bail!(
             "`{}` already holds checkpoints; pass --resume to continue that run or choose another --output-dir",
             out.display()

@@ -235,8 +235,10 @@ async fn killed_run_resumes_through_the_cli_and_exports_a_loadable_model() {
     let config = dir.path().join("toy.toml");
     std::fs::write(&config, TOY_TOML).unwrap();
     let straight_dir = dir.path().join("straight");
+    // --resume on a directory with no checkpoint starts the run (a restarted container passes
+    // the same flags as its first start).
     sqlrft_trainer::cli::run_train_until(
-        args(&model, &data, &straight_dir, &config, false),
+        args(&model, &data, &straight_dir, &config, true),
         vec![Arc::new(Lowercase::new())],
         Arc::new(AtomicBool::new(false)),
     )
