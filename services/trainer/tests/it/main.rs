@@ -10,5 +10,8 @@ mod reference;
 #[cfg(feature = "execution")]
 mod rewards;
 mod sft;
+// Only the rewards test collects spans.
+#[cfg(feature = "execution")]
+mod spans;
 mod tiny;
 mod train;

@@ -3,6 +3,7 @@
 //! scoring options), and the seed's recipe (`--rewards seed`, `--sft-epochs`) end to end on rows
 //! in the seed's own shape.
 
+use crate::spans::{CollectedSpans, requests_to};
 use crate::tiny::{self, Family};
 use sqlrft_core::score::ScoreOptions;
 use sqlrft_trainer::execution::ExecutionReward;
@@ -216,28 +217,12 @@ async fn the_seed_recipe_runs_sft_epochs_then_grpo_with_the_seed_rewards() {
     }
 }
 
-/// What an OTLP receiver would have been sent, collected in process.
-#[derive(Debug, Clone, Default)]
-struct CollectedSpans(Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
-
-impl opentelemetry_sdk::trace::SpanExporter for CollectedSpans {
-    async fn export(
-        &self,
-        batch: Vec<opentelemetry_sdk::trace::SpanData>,
-    ) -> opentelemetry_sdk::error::OTelSdkResult {
-        self.0.lock().unwrap().extend(batch);
-        Ok(())
-    }
-}
-
 /// A rollout worker scores each round inside its `rollout.round` span; the HTTP reward's call
 /// and the reward service's handling of it must be one trace, the service's request a child of
 /// the round.
 #[test]
 fn an_http_reward_continues_the_rounds_trace_into_the_reward_service() {
-    use opentelemetry::trace::TracerProvider as _;
     use tracing::Instrument as _;
-    use tracing_subscriber::layer::SubscriberExt as _;
 
     let dir = tempfile::tempdir().unwrap();
     let built = tokio::runtime::Runtime::new()
@@ -250,14 +235,8 @@ fn an_http_reward_continues_the_rounds_trace_into_the_reward_service() {
             },
         ))
         .unwrap();
-    let collected = CollectedSpans::default();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_simple_exporter(collected.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    // One thread runs the reward service and the caller, so both see this subscriber.
-    let _default = tracing::subscriber::set_default(subscriber);
+    // One thread runs the reward service and the caller, so both are collected.
+    let collected = CollectedSpans::on_this_thread();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -290,20 +269,14 @@ fn an_http_reward_continues_the_rounds_trace_into_the_reward_service() {
         scores[0].score
     });
     assert_eq!(score, 1.0, "the gold SQL scores 1");
-    provider.force_flush().unwrap();
 
-    let spans = collected.0.lock().unwrap().clone();
+    let spans = collected.finished();
     let round = spans
         .iter()
         .find(|s| s.name == "rollout.round")
         .unwrap_or_else(|| panic!("no round span among {spans:?}"));
-    let request = spans
-        .iter()
-        .find(|s| {
-            s.attributes
-                .iter()
-                .any(|kv| kv.key.as_str() == "path" && kv.value.as_str() == "/v1/evaluate/batch")
-        })
+    let request = *requests_to(&spans, "/v1/evaluate/batch")
+        .first()
         .unwrap_or_else(|| panic!("no span for the service's batch request among {spans:?}"));
     assert_eq!(
         request.span_context.trace_id(),
