@@ -8,10 +8,9 @@ mod model;
 mod pipeline;
 mod reference;
 #[cfg(feature = "execution")]
+mod reward_service;
+#[cfg(feature = "execution")]
 mod rewards;
 mod sft;
-// Only the rewards test collects spans.
-#[cfg(feature = "execution")]
-mod spans;
 mod tiny;
 mod train;

@@ -49,7 +49,7 @@ async fn trains_on_a_sandbox_and_dataset_that_sqlrft_built() {
     // In process and over HTTP, the dataset's own gold SQL scores 1 and a wrong answer 0.
     let in_process =
         ExecutionReward::open("execution", &built.sandbox, ScoreOptions::default()).unwrap();
-    let service = crate::rewards::reward_service(&built.sandbox, None).await;
+    let service = crate::reward_service::reward_service(&built.sandbox, None).await;
     let over_http =
         HttpReward::new("execution", &service.base_url(), Duration::from_secs(30)).unwrap();
     for prompt in prompts.iter().take(4) {

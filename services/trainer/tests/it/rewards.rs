@@ -3,7 +3,7 @@
 //! scoring options), and the seed's recipe (`--rewards seed`, `--sft-epochs`) end to end on rows
 //! in the seed's own shape.
 
-use crate::spans::{CollectedSpans, requests_to};
+use crate::reward_service::reward_service;
 use crate::tiny::{self, Family};
 use sqlrft_core::score::ScoreOptions;
 use sqlrft_trainer::execution::ExecutionReward;
@@ -107,21 +107,6 @@ url = "{base}"
     );
 }
 
-/// The reward service on `sandbox`, on 127.0.0.1 with a port of its own, asking for `token`.
-pub(crate) async fn reward_service(
-    sandbox: &std::path::Path,
-    token: Option<&str>,
-) -> sqlrft_reward_service::RunningServer {
-    sqlrft_reward_service::start(sqlrft_reward_service::RewardConfig {
-        db: Some(sandbox.to_path_buf()),
-        port: 0,
-        token: token.map(str::to_string),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
-
 /// Rows in the seed's shape: a prompt, the item's DDL/INSERTs as `sql_context`, the teacher's
 /// reasoning and SQL (the SFT answer and check_sql_reward's answer).
 fn write_seed_rows(path: &std::path::Path) {
@@ -215,77 +200,4 @@ async fn the_seed_recipe_runs_sft_epochs_then_grpo_with_the_seed_rewards() {
         let approx = step.rewards["match_format_approximately"].mean;
         assert!((-4.0..=0.5).contains(&approx), "{approx}");
     }
-}
-
-/// A rollout worker scores each round inside its `rollout.round` span; the HTTP reward's call
-/// and the reward service's handling of it must be one trace, the service's request a child of
-/// the round.
-#[test]
-fn an_http_reward_continues_the_rounds_trace_into_the_reward_service() {
-    use tracing::Instrument as _;
-
-    let dir = tempfile::tempdir().unwrap();
-    let built = tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(sqlrft_builder::run_quickstart(
-            &sqlrft_builder::QuickstartArgs {
-                out: dir.path().join("quickstart"),
-                queries: 12,
-                seed: 4,
-            },
-        ))
-        .unwrap();
-    // One thread runs the reward service and the caller, so both are collected.
-    let collected = CollectedSpans::on_this_thread();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let score = runtime.block_on(async {
-        let service = reward_service(&built.sandbox, None).await;
-        let path = dir.path().join("rewards.toml");
-        let toml = format!(
-            "[[rewards]]\nname = \"service\"\nkind = \"http\"\nurl = \"{}\"\n",
-            service.base_url()
-        );
-        std::fs::write(&path, toml).unwrap();
-        let rewards = build_rewards(&TrainConfig::load(Some(&path)).unwrap().rewards, &[]).unwrap();
-        let prompts = sqlrft_trainer::data::load_jsonl(&built.train).unwrap();
-        let ground_truth: serde_json::Value =
-            serde_json::from_str(&prompts[0].ground_truth_json).unwrap();
-        let completions = vec![format!("<think>t</think><sql>{}</sql>", prompts[0].sql)];
-        let group = RewardGroup {
-            prompt: &prompts[0],
-            ground_truth: &ground_truth,
-            completions: &completions,
-        };
-        let scores = rewards[0]
-            .0
-            .score_group(&group)
-            .instrument(tracing::info_span!("rollout.round"))
-            .await
-            .unwrap();
-        service.shutdown().await.unwrap();
-        scores[0].score
-    });
-    assert_eq!(score, 1.0, "the gold SQL scores 1");
-
-    let spans = collected.finished();
-    let round = spans
-        .iter()
-        .find(|s| s.name == "rollout.round")
-        .unwrap_or_else(|| panic!("no round span among {spans:?}"));
-    let request = *requests_to(&spans, "/v1/evaluate/batch")
-        .first()
-        .unwrap_or_else(|| panic!("no span for the service's batch request among {spans:?}"));
-    assert_eq!(
-        request.span_context.trace_id(),
-        round.span_context.trace_id(),
-        "one trace"
-    );
-    assert_eq!(
-        request.parent_span_id,
-        round.span_context.span_id(),
-        "the service's request is the round's child"
-    );
 }
