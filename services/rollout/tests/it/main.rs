@@ -3,6 +3,8 @@
 //! server), and the trainer pulls their batches over gRPC, publishing each policy as an
 //! adapter. Real servers on 127.0.0.1, real HTTP and gRPC.
 
+#[path = "../../../trainer/tests/it/spans.rs"]
+mod spans;
 #[path = "../../../trainer/tests/it/tiny.rs"]
 #[allow(dead_code)]
 mod tiny;
@@ -24,6 +26,7 @@ use sqlrft_trainer::workers::RolloutWorkers;
 use sqlrft_trainer::{RoundArgs, TrainArgs};
 
 mod failures;
+mod trace;
 
 /// A reward that differs between random completions, so a tiny random model gets advantages
 /// that are not all zero and its adapter moves.

@@ -12,5 +12,9 @@ mod reward_service;
 #[cfg(feature = "execution")]
 mod rewards;
 mod sft;
+#[cfg(feature = "execution")]
+mod spans;
 mod tiny;
+#[cfg(feature = "execution")]
+mod trace;
 mod train;

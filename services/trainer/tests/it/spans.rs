@@ -1,7 +1,7 @@
 //! Spans collected in process, as an OTLP receiver would have been sent them, so a test can
 //! check how services' spans join into traces. The rollout tests include this file too.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
@@ -23,6 +23,7 @@ pub(crate) struct CollectedSpans {
 impl CollectedSpans {
     /// Starts collecting the spans this thread records.
     pub(crate) fn on_this_thread() -> CollectedSpans {
+        keep_a_second_dispatcher();
         let finished = Arc::new(Mutex::new(Vec::new()));
         let provider = SdkTracerProvider::builder()
             .with_simple_exporter(Exporter(finished.clone()))
@@ -41,6 +42,16 @@ impl CollectedSpans {
         self.provider.force_flush().unwrap();
         self.finished.lock().unwrap().clone()
     }
+}
+
+/// Keeps a second dispatcher registered for the rest of the process. While only one is
+/// registered, tracing-core caches a callsite's interest from the default subscriber of the
+/// thread that meets the callsite first: a parallel test's thread, which has none, would turn
+/// that callsite off for good, here too (say the reward service's request span). With two, a
+/// callsite that some thread's subscriber wants is asked about again on every use.
+fn keep_a_second_dispatcher() {
+    static SECOND: OnceLock<tracing::Dispatch> = OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
 }
 
 /// The spans of HTTP requests (`sqlrft_serve`'s request spans) to `path` among `spans`.

@@ -1,15 +1,9 @@
-//! Trace propagation from a rollout round into the reward service, in a test binary of its own:
-//! its spans are collected by a subscriber on the test's thread, and in a binary shared with
-//! tests that run reward services on other threads the service's request span was not recorded
-//! there (CI, 2026-12-05), so no other test may run beside it.
+//! Trace propagation from a rollout round into the reward service: the service's request span is
+//! collected by a subscriber on the test's thread (see `spans` for why that holds beside tests
+//! running on other threads).
 
-#[path = "../it/reward_service.rs"]
-mod reward_service;
-#[path = "../it/spans.rs"]
-mod spans;
-
-use reward_service::reward_service;
-use spans::{CollectedSpans, requests_to};
+use crate::reward_service::reward_service;
+use crate::spans::{CollectedSpans, requests_to};
 use sqlrft_trainer::reward::RewardGroup;
 use sqlrft_trainer::train::{TrainConfig, build_rewards};
 
