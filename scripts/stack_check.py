@@ -13,6 +13,9 @@
   stack_check.py loop METRICS.jsonl --steps N --log TRAINER.log --workers N
       The loop's trainer wrote N steps, each trained on a batch a rollout worker made, and its log
       names N rollout worker addresses (one name resolved to each replica).
+  stack_check.py train METRICS.jsonl --steps N --reward NAME
+      The trainer wrote N steps and every completion of every step got a valid score from reward
+      NAME (an unreachable reward service would leave invalid scores).
 """
 import argparse
 import importlib.util
@@ -125,6 +128,18 @@ def loop(args):
     return 0
 
 
+def train(args):
+    steps = [json.loads(line) for line in pathlib.Path(args.metrics).read_text().splitlines() if line.strip()]
+    scored = [s.get("rewards", {}).get(args.reward) for s in steps]
+    if len(steps) != args.steps or any(r is None or r.get("invalid_fraction") != 0 for r in scored):
+        print(f"FAIL: wanted {args.steps} steps, every completion validly scored by {args.reward}; "
+              f"got {json.dumps(steps)[:2000]}")
+        return 1
+    means = [round(r["mean"], 3) for r in scored]
+    print(f"{len(steps)} steps, every completion scored by {args.reward} (means {means})")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -142,8 +157,12 @@ def main():
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--workers", type=int, required=True)
+    p = sub.add_parser("train")
+    p.add_argument("metrics")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--reward", required=True)
     args = parser.parse_args()
-    return {"evaluate": evaluate, "trace": trace, "loop": loop}[args.command](args)
+    return {"evaluate": evaluate, "trace": trace, "loop": loop, "train": train}[args.command](args)
 
 
 if __name__ == "__main__":
