@@ -18,19 +18,30 @@ pub fn python_with(modules: &[&str]) -> Result<PathBuf, String> {
         Some(PathBuf::from("python3")),
     ];
     let import = format!("import {}", modules.join(", "));
+    let mut tried = Vec::new();
     for python in candidates.into_iter().flatten() {
-        let ok = Command::new(&python)
+        let output = Command::new(&python)
             .args(["-c", &import])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Ok(python);
+            // LiteLLM (under eval_protocol) fetches a price list on import and, when that fails
+            // offline, logs from a retry thread that imports LiteLLM's modules while this import
+            // is still running them: a circular-import error some of the time.
+            .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+            .output();
+        match output {
+            Ok(o) if o.status.success() => return Ok(python),
+            Ok(o) => {
+                let stderr = String::from_utf8_lossy(&o.stderr);
+                let last = stderr.lines().last().unwrap_or("").trim().to_string();
+                tried.push(format!("{}: {last}", python.display()));
+            }
+            Err(e) => tried.push(format!("{}: {e}", python.display())),
         }
     }
     Err(format!(
         "no Python with `{}` found (set SQLRFT_PYTHON, or run .ci/run once to create .venv from \
-         ci-requirements.txt)",
-        modules.join("`, `")
+         ci-requirements.txt); tried {}",
+        modules.join("`, `"),
+        tried.join("; ")
     ))
 }
 
