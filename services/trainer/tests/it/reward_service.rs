@@ -1,5 +1,4 @@
-//! The reward service for tests that score through it; the trace test's binary includes this
-//! file too.
+//! The reward service for tests that score through it (pipeline, rewards, trace).
 
 /// The reward service on `sandbox`, on 127.0.0.1 with a port of its own, asking for `token`.
 pub(crate) async fn reward_service(
