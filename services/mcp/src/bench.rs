@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::Args;
+use serde::Deserialize;
 use serde_json::{Value, json};
+use sqlrft_load::{Connection, Endpoint, Reply, first_sse_data};
 
 use sqlrft_duck::{BENCH_ROUNDS, OfficialDuckdbArgs, PoolOptions, ReadOnlyPool, round_share};
 
@@ -40,18 +43,52 @@ pub struct McpBenchArgs {
 /// What a workload is sent to: a server over HTTP, or DuckDB through the pool directly.
 #[derive(Clone)]
 enum Target {
-    Http {
-        client: reqwest::Client,
-        base: String,
-    },
+    Http(Endpoint),
     Engine(ReadOnlyPool),
 }
 
 impl Target {
-    async fn run(&self, sql: &str) -> anyhow::Result<()> {
+    /// What one simulated client holds for a run: its own connection to a server, or the pool.
+    async fn client(&self) -> anyhow::Result<Client> {
+        Ok(match self {
+            Target::Http(endpoint) => Client::Http(Box::new(endpoint.connect().await?)),
+            Target::Engine(pool) => Client::Engine(pool.clone()),
+        })
+    }
+}
+
+enum Client {
+    Http(Box<Connection>),
+    Engine(ReadOnlyPool),
+}
+
+impl Client {
+    async fn run(&mut self, query: &Query) -> anyhow::Result<()> {
         match self {
-            Target::Http { client, base } => call(client, base, sql).await.map(drop),
-            Target::Engine(pool) => pool.query(sql).await.map(drop).map_err(Into::into),
+            Client::Http(connection) => {
+                let reply = connection.post_json(query.body.clone()).await?;
+                check_reply(&reply)
+            }
+            Client::Engine(pool) => pool.query(&query.sql).await.map(drop).map_err(Into::into),
+        }
+    }
+}
+
+/// One query of a workload, with its `tools/call` body serialised before the clock starts.
+struct Query {
+    sql: String,
+    body: Bytes,
+}
+
+impl Query {
+    fn new(sql: String) -> Self {
+        let body = json!({
+            "id": "eval-query-1", "jsonrpc": "2.0", "method": "tools/call",
+            "params": {"session": {"id": "stateless-eval-session"}, "name": "query", "arguments": {"query": sql}}
+        });
+        Self {
+            body: Bytes::from(body.to_string()),
+            sql,
         }
     }
 }
@@ -101,9 +138,8 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
         ..McpConfig::default()
     })
     .await?;
-    let ours = server.base_url();
-    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let ids = airport_ids(&client, &ours).await?;
+    let ours = mcp_endpoint(&server.base_url())?;
+    let ids = airport_ids(&ours).await?;
     let point = |i: usize| {
         format!(
             "SELECT name, city, country, iata FROM airports WHERE airport_id = {}",
@@ -115,14 +151,13 @@ pub async fn run_bench(args: McpBenchArgs) -> anyhow::Result<Vec<WorkloadResult>
     // DuckDB alone, in this process, with no server in front: the most any server on this
     // engine and machine could reach, so the ratio against it shows what the server costs.
     let engine = Target::Engine(ReadOnlyPool::open(&args.db, PoolOptions::default())?);
-    let ours = Target::Http {
-        client: client.clone(),
-        base: ours,
-    };
-    let peer = args.peer.as_ref().map(|peer| Target::Http {
-        client: client.clone(),
-        base: peer.trim_end_matches('/').to_string(),
-    });
+    let ours = Target::Http(ours);
+    let peer = args
+        .peer
+        .as_deref()
+        .map(mcp_endpoint)
+        .transpose()?
+        .map(Target::Http);
 
     println!(
         "each workload in {BENCH_ROUNDS} rounds, the rows taking turns within each round\n\
@@ -225,41 +260,54 @@ fn print_row(workload: &str, server: &str, m: &Measurement) {
     );
 }
 
-/// Sends one `query` call in the tutorial's format and returns the parsed reply.
-pub async fn call(client: &reqwest::Client, base: &str, sql: &str) -> anyhow::Result<Value> {
-    let body = json!({
-        "id": "eval-query-1", "jsonrpc": "2.0", "method": "tools/call",
-        "params": {"session": {"id": "stateless-eval-session"}, "name": "query", "arguments": {"query": sql}}
-    });
-    let text = client
-        .post(format!("{base}/mcp/"))
-        .header("Accept", "application/json, text/event-stream")
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
-    let data = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .with_context(|| format!("no SSE data line from {base}"))?;
-    let reply: Value = serde_json::from_str(data)?;
-    if reply["result"]["isError"] == true {
-        bail!(
-            "query failed on {base}: {}",
-            reply["result"]["content"][0]["text"]
-        );
-    }
-    Ok(reply)
+/// The `Accept` header the tutorial's MCP client sends.
+const ACCEPT: &str = "application/json, text/event-stream";
+
+/// A server's `/mcp/` endpoint, from its base URL.
+fn mcp_endpoint(base: &str) -> anyhow::Result<Endpoint> {
+    Endpoint::new(&format!("{}/mcp/", base.trim_end_matches('/')), ACCEPT)
 }
 
-async fn airport_ids(client: &reqwest::Client, base: &str) -> anyhow::Result<Vec<i64>> {
+/// The JSON-RPC reply inside an MCP server's SSE reply, or why there is none.
+fn reply_data(reply: &Reply) -> anyhow::Result<&[u8]> {
+    if !reply.status.is_success() {
+        bail!("the server answered {}", reply.status);
+    }
+    first_sse_data(&reply.body).context("the server's reply has no SSE data line")
+}
+
+/// Checks a timed reply as the tutorial's client would (a tool error fails the run), reading only
+/// the fields it needs.
+fn check_reply(reply: &Reply) -> anyhow::Result<()> {
+    #[derive(Deserialize)]
+    struct Rpc {
+        result: ToolResult,
+    }
+    #[derive(Deserialize)]
+    struct ToolResult {
+        #[serde(rename = "isError", default)]
+        is_error: bool,
+    }
+    let data = reply_data(reply)?;
+    let rpc: Rpc = serde_json::from_slice(data).context("the reply is not a tool result")?;
+    if rpc.result.is_error {
+        bail!("query failed: {}", String::from_utf8_lossy(data));
+    }
+    Ok(())
+}
+
+/// Sends one `query` call in the tutorial's format and returns the parsed reply.
+async fn call(connection: &mut Connection, sql: &str) -> anyhow::Result<Value> {
+    let reply = connection
+        .post_json(Query::new(sql.to_string()).body)
+        .await?;
+    check_reply(&reply)?;
+    Ok(serde_json::from_slice(reply_data(&reply)?)?)
+}
+
+async fn airport_ids(endpoint: &Endpoint) -> anyhow::Result<Vec<i64>> {
     let reply = call(
-        client,
-        base,
+        &mut endpoint.connect().await?,
         "SELECT airport_id FROM airports ORDER BY airport_id LIMIT 1000",
     )
     .await
@@ -343,16 +391,19 @@ async fn measure(
     if share.is_empty() {
         return Ok(Tally::default());
     }
-    // Warm the connection pool and the server's caches before timing.
-    for i in share.start..share.end.min(share.start + concurrency) {
-        target.run(&query(i)).await?;
+    let queries: Arc<Vec<Query>> = Arc::new(share.map(|i| Query::new(query(i))).collect());
+    // Every client connects and warms the server's caches before timing.
+    let mut clients = Vec::with_capacity(concurrency);
+    for warm_up in queries.iter().cycle().take(concurrency) {
+        let mut client = target.client().await?;
+        client.run(warm_up).await?;
+        clients.push(client);
     }
-    let queries: Arc<Vec<String>> = Arc::new(share.map(query).collect());
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (target, queries, next) = (target.clone(), queries.clone(), next.clone());
+    for mut client in clients {
+        let (queries, next) = (queries.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -361,7 +412,7 @@ async fn measure(
                     break;
                 }
                 let sent = Instant::now();
-                target.run(&queries[i]).await?;
+                client.run(&queries[i]).await?;
                 latencies.push(sent.elapsed());
             }
             anyhow::Ok(latencies)

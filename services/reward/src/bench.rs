@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use bytes::Bytes;
 use clap::Args;
 use futures::future::BoxFuture;
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 use sqlrft_core::ResultSet;
 use sqlrft_core::compare::{CompareOptions, compare};
@@ -18,6 +20,7 @@ use sqlrft_core::ground_truth::GroundTruth;
 use sqlrft_core::score::ScoreOptions;
 use sqlrft_core::types::DuckType;
 use sqlrft_duck::{BENCH_ROUNDS, round_share};
+use sqlrft_load::Endpoint;
 use sqlrft_reward::RewardEngine;
 
 use crate::{RewardConfig, build_engine, start_with_engine};
@@ -299,7 +302,6 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<Vec<Measurement>> {
     let engine = Arc::new(build_engine(&config)?);
     let cases = Arc::new(load_cases(&engine, args.cases.as_deref()).await?);
     let server = start_with_engine(config, engine.clone()).await?;
-    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let (n, c) = (args.evaluations, args.concurrency);
     let truths: Arc<Vec<GroundTruth>> = Arc::new(
         cases
@@ -347,7 +349,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<Vec<Measurement>> {
     rows.push(Row::new(
         format!("HTTP /v1/evaluate, embedded, {c} concurrent"),
         n,
-        posts(&client, evaluate_url, &bodies, c, 1),
+        posts(evaluate_url, &bodies, c, 1),
     ));
 
     // HTTP batches of 8 completions (a GRPO group) against one ground truth: eight different
@@ -379,7 +381,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<Vec<Measurement>> {
         rows.push(Row::new(
             format!("HTTP batch x8 ({label}), {c} conc."),
             n / 8,
-            posts(&client, batch_url.clone(), &batches, c, 8),
+            posts(batch_url.clone(), &batches, c, 8),
         ));
     }
 
@@ -396,7 +398,7 @@ pub async fn run_bench(args: BenchArgs) -> anyhow::Result<Vec<Measurement>> {
             rows.push(Row::new(
                 format!("HTTP /v1/evaluate, via MCP, {c} concurrent"),
                 n,
-                posts(&client, url, &bodies, c, 1),
+                posts(url, &bodies, c, 1),
             ));
             Some(mcp_server)
         }
@@ -537,18 +539,17 @@ fn official(args: &BenchArgs, cases: &Arc<Vec<Case>>, concurrency: usize) -> Run
     })
 }
 
-/// POSTs `bodies` in turn to `url` from `concurrency` clients, `per_request` evaluations each.
-fn posts(
-    client: &reqwest::Client,
-    url: String,
-    bodies: &Arc<Vec<Value>>,
-    concurrency: usize,
-    per_request: usize,
-) -> Runner {
-    let (client, bodies) = (client.clone(), bodies.clone());
+/// POSTs `bodies` in turn to `url` from `concurrency` clients, each on its own keep-alive
+/// connection, `per_request` evaluations each.
+fn posts(url: String, bodies: &[Value], concurrency: usize, per_request: usize) -> Runner {
+    let bodies: Arc<Vec<Bytes>> = Arc::new(
+        bodies
+            .iter()
+            .map(|body| Bytes::from(body.to_string()))
+            .collect(),
+    );
     Box::new(move |share| {
         Box::pin(post_workload(
-            client.clone(),
             url.clone(),
             bodies.clone(),
             share,
@@ -559,29 +560,49 @@ fn posts(
 }
 
 async fn post_workload(
-    client: reqwest::Client,
     url: String,
-    bodies: Arc<Vec<Value>>,
+    bodies: Arc<Vec<Bytes>>,
     share: Range<usize>,
     concurrency: usize,
     per_request: usize,
 ) -> anyhow::Result<Tally> {
-    measure(share, concurrency, per_request, move |i| {
-        let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
-        async move {
-            let response = client
-                .post(&url)
-                .json(&bodies[i % bodies.len()])
-                .send()
-                .await?;
-            if !response.status().is_success() {
-                bail!("{url} answered {}", response.status());
-            }
-            let _: Value = response.json().await?;
-            Ok(())
-        }
+    let endpoint = Endpoint::new(&url, "application/json")?;
+    let mut connections = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency.max(1) {
+        connections.push(endpoint.connect().await?);
+    }
+    let next = Arc::new(AtomicUsize::new(share.start));
+    let end = share.end;
+    let started = Instant::now();
+    let workers: Vec<_> = connections
+        .into_iter()
+        .map(|mut connection| {
+            let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= end {
+                        return anyhow::Ok(());
+                    }
+                    let reply = connection
+                        .post_json(bodies[i % bodies.len()].clone())
+                        .await?;
+                    if !reply.status.is_success() {
+                        bail!("{url} answered {}", reply.status);
+                    }
+                    serde_json::from_slice::<IgnoredAny>(&reply.body)
+                        .with_context(|| format!("{url} answered with something not JSON"))?;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await??;
+    }
+    Ok(Tally {
+        evaluations: share.len() * per_request,
+        wall: started.elapsed(),
     })
-    .await
 }
 
 /// Runs bench/tutorial_peer.py: the tutorial's evaluate function against the MCP server, as
