@@ -175,23 +175,26 @@ impl Row {
     }
 }
 
-/// Runs the jobs numbered `share` on `concurrency` workers, `per_job` evaluations each.
-async fn measure<F, Fut>(
+/// Runs the jobs numbered `share` on one worker per client in `clients` (a connection, or `()`
+/// in process), `per_job` evaluations each; a job takes its worker's client and gives it back.
+async fn measure<C, F, Fut>(
     share: Range<usize>,
-    concurrency: usize,
+    clients: Vec<C>,
     per_job: usize,
     job: F,
 ) -> anyhow::Result<Tally>
 where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    C: Send + 'static,
+    F: Fn(C, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<C>> + Send + 'static,
 {
     let job = Arc::new(job);
     let next = Arc::new(AtomicUsize::new(share.start));
     let end = share.end;
     let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
+    let workers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
             let (job, next) = (job.clone(), next.clone());
             tokio::spawn(async move {
                 loop {
@@ -199,7 +202,7 @@ where
                     if i >= end {
                         return anyhow::Ok(());
                     }
-                    job(i).await?;
+                    client = job(client, i).await?;
                 }
             })
         })
@@ -504,7 +507,8 @@ fn embedded(
     let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
     Box::new(move |share| {
         let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
-        Box::pin(measure(share, concurrency, 1, move |i| {
+        let workers = vec![(); concurrency.max(1)];
+        Box::pin(measure(share, workers, 1, move |(), i| {
             let (engine, cases, truths) = (engine.clone(), cases.clone(), truths.clone());
             async move {
                 let k = i % cases.len();
@@ -571,38 +575,21 @@ async fn post_workload(
     for _ in 0..concurrency.max(1) {
         connections.push(endpoint.connect().await?);
     }
-    let next = Arc::new(AtomicUsize::new(share.start));
-    let end = share.end;
-    let started = Instant::now();
-    let workers: Vec<_> = connections
-        .into_iter()
-        .map(|mut connection| {
-            let (bodies, next, url) = (bodies.clone(), next.clone(), url.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= end {
-                        return anyhow::Ok(());
-                    }
-                    let reply = connection
-                        .post_json(bodies[i % bodies.len()].clone())
-                        .await?;
-                    if !reply.status.is_success() {
-                        bail!("{url} answered {}", reply.status);
-                    }
-                    serde_json::from_slice::<IgnoredAny>(&reply.body)
-                        .with_context(|| format!("{url} answered with something not JSON"))?;
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.await??;
-    }
-    Ok(Tally {
-        evaluations: share.len() * per_request,
-        wall: started.elapsed(),
+    measure(share, connections, per_request, move |mut connection, i| {
+        let (bodies, url) = (bodies.clone(), url.clone());
+        async move {
+            let reply = connection
+                .post_json(bodies[i % bodies.len()].clone())
+                .await?;
+            if !reply.status.is_success() {
+                bail!("{url} answered {}", reply.status);
+            }
+            serde_json::from_slice::<IgnoredAny>(&reply.body)
+                .with_context(|| format!("{url} answered with something not JSON"))?;
+            Ok(connection)
+        }
     })
+    .await
 }
 
 /// Runs bench/tutorial_peer.py: the tutorial's evaluate function against the MCP server, as
