@@ -102,15 +102,21 @@ impl<T> Server<T> {
         self.cancel.clone()
     }
 
-    /// Runs until Ctrl-C or SIGTERM, then drains: what a binary's `serve` does last.
-    pub async fn run_until_signal(self) -> std::io::Result<()> {
+    /// Runs until Ctrl-C or SIGTERM, then drains: what a binary's `serve` does last. The
+    /// handlers are in place before `url_file` is written, so a script that waits for the file
+    /// and then sends SIGTERM gets a drained exit, never the default kill.
+    pub async fn run_until_signal(self, url_file: Option<&Path>) -> anyhow::Result<()> {
+        let signal = shutdown_signal();
+        if let Some(file) = url_file {
+            write_url_file(file, &self.base_url())?;
+        }
         let cancel = self.cancel_token();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signal.await;
             tracing::info!("shutdown signal received; draining");
             cancel.cancel();
         });
-        self.wait().await
+        Ok(self.wait().await?)
     }
 }
 
@@ -120,24 +126,34 @@ pub fn write_url_file(file: &Path, url: &str) -> anyhow::Result<()> {
         .with_context(|| format!("could not write the server URL to `{}`", file.display()))
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what Cloud Run and Kubernetes send).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// A future that resolves on Ctrl-C or SIGTERM (what Cloud Run and Kubernetes send). The
+/// handlers are installed when this is called, not when the future is first polled, so a
+/// signal that arrives before the caller awaits is not lost to the default action (exit).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = signal(SignalKind::terminate())
+            .and_then(|term| Ok((term, signal(SignalKind::interrupt())?)));
+        async move {
+            match handlers {
+                Ok((mut term, mut interrupt)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "no SIGTERM handler; only Ctrl-C stops the server");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        }
-        Err(err) => {
-            tracing::warn!(%err, "no SIGTERM handler; only Ctrl-C stops the server");
-            let _ = ctrl_c.await;
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// 503 with `Retry-After: 1` and `body` as JSON: the answer to a request past capacity.
@@ -167,5 +183,23 @@ mod tests {
         let blocked = file.join("url");
         let err = write_url_file(&blocked, "x").unwrap_err().to_string();
         assert!(err.contains(&*blocked.to_string_lossy()), "{err}");
+    }
+
+    /// A SIGTERM sent after `shutdown_signal()` returns but before anything awaits it must be
+    /// caught; were the handler installed on first poll, the default action would kill this
+    /// test binary.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_sigterm_before_the_first_poll_is_caught() {
+        let signal = shutdown_signal();
+        let pid = std::process::id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(std::time::Duration::from_secs(10), signal)
+            .await
+            .expect("the SIGTERM sent before the first poll was lost");
     }
 }

@@ -94,9 +94,6 @@ pub async fn serve(args: McpServeArgs) -> anyhow::Result<()> {
         return stdio::serve(&config).await;
     }
     let server = start(config).await?;
-    if let Some(file) = &args.serve.print_url_to {
-        sqlrft_serve::write_url_file(file, &server.base_url())?;
-    }
     let url = mcp_url(&server);
     tracing::info!(%url, db = %server.state.db.display(), "serving read-only MCP");
     eprintln!(
@@ -107,6 +104,8 @@ pub async fn serve(args: McpServeArgs) -> anyhow::Result<()> {
         "tutorial evaluator: MCP_SERVER_URL = \"{}\"",
         server.base_url()
     );
-    server.run_until_signal().await?;
+    server
+        .run_until_signal(args.serve.print_url_to.as_deref())
+        .await?;
     Ok(())
 }

@@ -38,8 +38,9 @@ pub(crate) async fn serve(config: &McpConfig) -> anyhow::Result<()> {
         .await
         .context("the MCP host on stdin did not initialize a session")?;
     let stop = running.cancellation_token();
+    let shutdown = sqlrft_serve::shutdown_signal();
     let signal = tokio::spawn(async move {
-        sqlrft_serve::shutdown_signal().await;
+        shutdown.await;
         tracing::info!("shutdown signal received; closing the stdio session");
         stop.cancel();
     });

@@ -46,14 +46,13 @@ pub async fn serve(args: ModelServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let name = config.model_name();
     let server = start(config).await?;
-    if let Some(file) = &args.serve.print_url_to {
-        sqlrft_serve::write_url_file(file, &server.base_url())?;
-    }
     tracing::info!(url = %server.base_url(), model = %name, "serving the model");
     eprintln!(
         "sqlrft model server on {}/v1 (model `{name}`, CPU)",
         server.base_url()
     );
-    server.run_until_signal().await?;
+    server
+        .run_until_signal(args.serve.print_url_to.as_deref())
+        .await?;
     Ok(())
 }

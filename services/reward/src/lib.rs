@@ -70,15 +70,14 @@ pub async fn start_with_engine(
 pub async fn serve(args: RewardServeArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
     let server = start(config).await?;
-    if let Some(file) = &args.serve.print_url_to {
-        sqlrft_serve::write_url_file(file, &server.base_url())?;
-    }
     let executor = server.state.executor().describe();
     tracing::info!(url = %server.base_url(), %executor, "serving rewards");
     eprintln!(
         "sqlrft reward service on {}/v1/evaluate (SQL runs on {executor})",
         server.base_url()
     );
-    server.run_until_signal().await?;
+    server
+        .run_until_signal(args.serve.print_url_to.as_deref())
+        .await?;
     Ok(())
 }

@@ -104,15 +104,14 @@ pub async fn start_with_rewards(
 pub async fn serve(args: RolloutArgs) -> Result<()> {
     let running = start(&args).await?;
     let url = running.base_url();
-    if let Some(file) = config::url_file(&args) {
-        sqlrft_serve::write_url_file(&file, &url)?;
-    }
     let name = running.server.state.status().worker;
     tracing::info!(%url, worker = %name, "rollout worker serving");
     eprintln!(
         "sqlrft rollout worker `{name}` on {url} (gRPC sqlrft.v1.Rollouts, JSON /v1/rollouts/*)"
     );
     let RunningWorker { server, task } = running;
-    server.run_until_signal().await?;
+    server
+        .run_until_signal(config::url_file(&args).as_deref())
+        .await?;
     task.await.context("the rollout loop panicked")?
 }
