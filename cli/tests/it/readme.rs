@@ -54,6 +54,8 @@ const EVAL_REPORT: &[&str] = &[
     "eval/results.json",
     "eval/accuracy.png",
 ];
+/// What every prompt `sqlrft distill` sends its teacher contains.
+const DISTILL_PROMPT_MARK: &str = "## Instruction\n";
 const TEACHER: &str = "--llm-base-url {llm} --no-progress";
 /// Appended to build lines: a small sandbox and few queries, so a debug build stays quick.
 const SMALL_BUILD: &str = "--rows 40 --table-rows routes=300 --queries 40";
@@ -258,7 +260,8 @@ fn cases() -> Vec<Case> {
             })
             .replace("http://127.0.0.1:8000", "{model}")
             .append(&format!("{EVAL_SMALL} --llm-max-tokens 16"))
-            .writes(EVAL_REPORT),
+            .writes(EVAL_REPORT)
+            .check(every_model_answered("eval")),
         case("sqlrft model serve models/smollm2 --enable-lora --port 8000")
             .before(|_, f| {
                 tiny::write_model(&f.path("models/smollm2"), tiny::Family::Qwen2, 7);
@@ -350,7 +353,8 @@ fn cases() -> Vec<Case> {
             .replace("qwen3-235b-a22b,", "qwen3-235b-a22b@{llm},")
             .replace("qwen-sql-rft", "qwen-sql-rft@{llm}")
             .append(EVAL_SMALL)
-            .writes(EVAL_REPORT),
+            .writes(EVAL_REPORT)
+            .check(every_model_answered("eval")),
         case("sqlrft eval --dataset data/test.jsonl --db data/sandbox.duckdb --out eval-local/ --model base=vllm:Qwen/Qwen2.5-0.5B-Instruct@http://localhost:8000/v1 --model rft=local:models/qwen-sql")
             .before(|w, f| {
                 f.copy_asset(w, Asset::Data, "data")?;
@@ -359,7 +363,8 @@ fn cases() -> Vec<Case> {
             .replace("http://localhost:8000/v1", "{llm}")
             // The exported tiny model decodes on the CPU reference in a debug build: keep it short.
             .append("--limit 2 --max-tokens 8 --quiet")
-            .writes(&["eval-local/report.md", "eval-local/results.json"]),
+            .writes(&["eval-local/report.md", "eval-local/results.json"])
+            .check(every_model_answered("eval-local")),
         case("sqlrft eval ... --reward-url http://127.0.0.1:8090")
             .before(|w, f| {
                 f.copy_asset(w, Asset::Data, "data")?;
@@ -368,17 +373,20 @@ fn cases() -> Vec<Case> {
             .replace("...", EVAL_ONE_MODEL)
             .replace("http://127.0.0.1:8090", "{reward}")
             .append(EVAL_SMALL)
-            .writes(EVAL_REPORT),
+            .writes(EVAL_REPORT)
+            .check(every_model_answered("eval")),
         case("sqlrft eval ... --samples 5 --temperature 0.7")
             .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
             .replace("...", &format!("{EVAL_ONE_MODEL} --db data/sandbox.duckdb"))
             .append(EVAL_SMALL)
-            .writes(EVAL_REPORT),
+            .writes(EVAL_REPORT)
+            .check(every_model_answered("eval")),
         case("sqlrft eval ... --limit 200 --stratify --seed 1")
             .before(|w, f| f.copy_asset(w, Asset::Data, "data"))
             .replace("...", &format!("{EVAL_ONE_MODEL} --db data/sandbox.duckdb"))
             .append("--quiet")
-            .writes(EVAL_REPORT),
+            .writes(EVAL_REPORT)
+            .check(every_model_answered("eval")),
         case("sqlrft bench eval")
             .append("--items 20 --models 2 --latency-ms 20")
             .check(|_, out| stdout_mentions(out, "scoring")),
@@ -1658,6 +1666,29 @@ fn write_adapter(config: &sqlrft_model::config::ModelConfig, dir: &Path) -> Resu
         .map_err(|e| format!("{e:#}"))
 }
 
+/// `sqlrft eval --out DIR` wrote a report in which every model answered every item and every
+/// answer was scored: a report comes out even when a model's requests all failed.
+fn every_model_answered(dir: &'static str) -> impl Fn(&Folder, &Output) -> Result<(), String> {
+    move |folder, _| {
+        let path = folder.path(&format!("{dir}/results.json"));
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path:?}: {e}"))?;
+        let results: Value = serde_json::from_str(&text).map_err(|e| format!("{path:?}: {e}"))?;
+        let models = results["models"]
+            .as_array()
+            .ok_or_else(|| format!("{path:?} has no `models` list"))?;
+        let incomplete: Vec<String> = models
+            .iter()
+            .filter(|m| m["status"] != "complete")
+            .map(|m| format!("{} is {}: {}", m["name"], m["status"], m["error"]))
+            .collect();
+        match (models.is_empty(), incomplete.is_empty()) {
+            (true, _) => Err(format!("{path:?} lists no model")),
+            (false, true) => Ok(()),
+            (false, false) => Err(incomplete.join("\n")),
+        }
+    }
+}
+
 fn stdout_mentions(output: &Output, word: &str) -> Result<(), String> {
     let stdout = String::from_utf8_lossy(&output.stdout);
     if stdout.contains(word) {
@@ -1670,14 +1701,18 @@ fn stdout_mentions(output: &Output, word: &str) -> Result<(), String> {
 // ---- the LLM stub --------------------------------------------------------------------------
 
 /// A cooperative model: the builder's structured-output requests get answers that fit their
-/// JSON schema; anything else is the teacher for the Gretel fixture.
+/// JSON schema; distill's prompts go to the teacher for the Gretel fixture; anything else (an
+/// evaluated model's question) gets well-formed SQL that runs on any schema.
 fn cooperative_llm(
     teacher: impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static,
 ) -> impl Fn(&StubRequest) -> StubResponse + Send + Sync + 'static {
     move |request| {
         let format = &request.body["response_format"]["json_schema"];
         match format["name"].as_str() {
-            None => teacher(request),
+            None if request.user_text().contains(DISTILL_PROMPT_MARK) => teacher(request),
+            None => StubResponse::text(
+                "<think>\nAny schema answers a constant.\n</think>\n<sql>\nSELECT 1 AS one\n</sql>",
+            ),
             Some("Question") => StubResponse::text(
                 json!({"question": format!("Which rows does query #{} return?", request.seq)})
                     .to_string(),
