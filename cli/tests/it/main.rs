@@ -1,13 +1,15 @@
 //! Tests of the `sqlrft` binary itself, the one users run: every command line of README.md
 //! (`readme`), ARCHITECTURE.md's dependency graph against cargo's (`architecture`), and what
-//! only a real process shows (`distill`: a run killed mid-way resumes; `mcp_stdio`: the MCP
-//! server as a host's child process; `smollm2`: the seed's recipe on the real pip-packaged model;
-//! `gpu`: the one-run GPU check's scripts and `--device` on a machine without a GPU).
+//! only a real process shows (`distill`: a run killed mid-way resumes; `eval`: a run in which no
+//! model answers exits non-zero; `mcp_stdio`: the MCP server as a host's child process;
+//! `smollm2`: the seed's recipe on the real pip-packaged model; `gpu`: the one-run GPU check's
+//! scripts and `--device` on a machine without a GPU).
 //! The only doubles are the OpenAI-compatible LLM stub and the Hugging Face Hub stub, served
 //! over real HTTP from this process; everything else is the binary, real files and real servers.
 
 mod architecture;
 mod distill;
+mod eval;
 mod gpu;
 mod mcp_stdio;
 mod readme;

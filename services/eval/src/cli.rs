@@ -12,7 +12,7 @@ use sqlrft_llm::{LlmArgs, LlmConfig};
 
 use crate::answer::{EndpointSettings, Sampling};
 use crate::dataset::Selection;
-use crate::report::{self, ReportFiles, Summary};
+use crate::report::{self, ReportFiles, Status, Summary};
 use crate::run::{EvalPlan, ScoreWith};
 use crate::spec::ModelSpec;
 
@@ -208,7 +208,39 @@ pub async fn run_eval(args: &EvalArgs) -> Result<EvalOutcome> {
         files.json.display(),
         files.png.display()
     );
+    if let Some(why) = nobody_answered(&summary) {
+        bail!(
+            "no model answered, so there is no accuracy to report: {why}. Check that each \
+             --model endpoint is running and that its URL (after `@`) is right, then run again \
+             (the report in {} records the same)",
+            plan.out.display()
+        );
+    }
     Ok(EvalOutcome { summary, files })
+}
+
+/// Why every model went unanswered, when none answered at all; a run where some model
+/// answered is a comparison worth its report, and exits 0.
+fn nobody_answered(summary: &Summary) -> Option<String> {
+    let all_down = !summary.models.is_empty()
+        && summary
+            .models
+            .iter()
+            .all(|m| m.status == Status::Unreachable);
+    all_down.then(|| {
+        summary
+            .models
+            .iter()
+            .map(|m| {
+                format!(
+                    "`{}` ({})",
+                    m.name,
+                    m.error.as_deref().unwrap_or("no answers")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// The tutorial's closing lines: correct/total, accuracy and lift over the base, per model.
