@@ -7,7 +7,8 @@
 //!
 //! Each line is one way of running the same point queries (`… WHERE airport_id = N`, a new N each
 //! time, one thread), timed over N runs after a warm-up; the lines below the pool's build it up
-//! stage by stage, so the differences between them are the stages' costs.
+//! stage by stage, so the differences between them are the stages' costs. Two lines run one
+//! text repeatedly instead, which the pool runs from a prepared plan.
 
 use std::ffi::CString;
 use std::time::Instant;
@@ -89,6 +90,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     drop(jobs);
     worker.join().expect("worker");
+    // One text again and again (a reward service scoring the same candidate SQL): from its
+    // second sight the pool runs it from a prepared plan, with no parse, bind or plan.
+    let same = point(0);
+    time("pool.query, one text again and again", n, |_| {
+        runtime.block_on(pool.query(&same)).expect("query");
+    });
+    time("C API: duckdb_query, that text again", n, |_| {
+        raw.query(&same)
+    });
     time("C API: extract (parse)", n, |i| raw.stages(&point(i), 1));
     time("C API: extract + prepare (bind, plan)", n, |i| {
         raw.stages(&point(i), 2)

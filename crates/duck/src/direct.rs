@@ -14,11 +14,14 @@
 //!
 //! Text naming PRAGMA, IMPORT, COPY or ALTER anywhere also goes to the checked path: those are
 //! the statements DuckDB rewrites into others before running them, and none may ever run.
+//!
+//! A text the connection has run before is the exception to running plain: from its second
+//! sight it runs from a prepared plan ([`crate::repeats`]), whose statement type was SELECT.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::Path;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use duckdb::core::LogicalTypeId;
 use duckdb::ffi;
@@ -26,6 +29,7 @@ use duckdb::types::{OrderedMap, TimeUnit, Value};
 use sqlrft_core::ResultSet;
 
 use crate::cells::{RowCollector, to_cell};
+use crate::repeats::{Plan, Repeats};
 use crate::types::{TypeView, type_name};
 use crate::{Limits, QueryError};
 
@@ -95,6 +99,8 @@ impl Drop for RawDatabase {
 /// One C-API connection, used by one query at a time; any thread may interrupt it.
 pub(crate) struct DirectConnection {
     ptr: ffi::duckdb_connection,
+    /// Only the thread running this connection's queries locks it.
+    repeats: Mutex<Repeats>,
     _database: Arc<RawDatabase>,
 }
 
@@ -124,6 +130,7 @@ impl DirectConnection {
         }
         Ok(DirectConnection {
             ptr,
+            repeats: Mutex::new(Repeats::new()),
             _database: database.clone(),
         })
     }
@@ -143,16 +150,28 @@ impl DirectConnection {
             return Direct::NotHere;
         };
         let mut result = Executed::new();
-        // SAFETY: an open connection and NUL-terminated text; `result` is destroyed by Executed.
-        let state = unsafe { ffi::duckdb_query(self.ptr, text.as_ptr(), &mut result.0) };
+        let mut repeats = self.repeats.lock().unwrap_or_else(PoisonError::into_inner);
+        let (state, statement_type) = match repeats.plan(self.ptr, sql, &text) {
+            // Its prepared statement's type was SELECT; this run's type reads EXECUTE.
+            Plan::Prepared(statement) => (
+                statement.execute(&mut result.0),
+                ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXECUTE,
+            ),
+            Plan::Plain => (
+                // SAFETY: an open connection and NUL-terminated text; `result` is destroyed by
+                // Executed.
+                unsafe { ffi::duckdb_query(self.ptr, text.as_ptr(), &mut result.0) },
+                ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT,
+            ),
+        };
+        drop(repeats);
         if state != ffi::DuckDBSuccess {
             // SAFETY: a failed query carries its error in the result.
             let message = unsafe { borrowed_text(ffi::duckdb_result_error(&mut result.0)) };
             return Direct::Failed(message.unwrap_or_else(|| "query failed".into()));
         }
         // SAFETY: a successful result.
-        let kind = unsafe { ffi::duckdb_result_statement_type(result.0) };
-        if kind != ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT {
+        if unsafe { ffi::duckdb_result_statement_type(result.0) } != statement_type {
             return Direct::NotHere;
         }
         match result.read(limits) {
@@ -164,6 +183,10 @@ impl DirectConnection {
 
 impl Drop for DirectConnection {
     fn drop(&mut self) {
+        self.repeats
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         // SAFETY: connected in `connect` and disconnected once, here.
         unsafe { ffi::duckdb_disconnect(&mut self.ptr) }
     }
@@ -680,11 +703,42 @@ mod tests {
             "SELECT * FROM read_csv('/etc/hostname')",
             "WITH x AS (SELECT 1 AS i) INSERT INTO t (i) SELECT i FROM x",
         ] {
-            assert_eq!(
-                direct(&paths, sql, &limits),
-                checked(&paths, sql, &limits),
-                "{sql}"
-            );
+            // The first sight runs plain, the second prepares, the third runs prepared.
+            for sight in 1..=3 {
+                assert_eq!(
+                    direct(&paths, sql, &limits),
+                    checked(&paths, sql, &limits),
+                    "sight {sight}: {sql}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_text_seen_twice_runs_from_its_plan_and_volatile_functions_still_vary() {
+        let paths = open(SETUP);
+        let limits = Limits::default();
+        let prepared = |sql: &str| paths.direct.repeats.lock().unwrap().is_prepared(sql);
+        let sql = "SELECT random() AS r, i FROM t WHERE i < 3 ORDER BY i";
+        let mut draws = Vec::new();
+        for sight in 1..=4 {
+            let answer = direct(&paths, sql, &limits).unwrap();
+            assert_eq!(prepared(sql), sight >= 2, "sight {sight}");
+            draws.push(answer.rows[0][0].clone());
+        }
+        draws.sort_by_key(|draw| draw.to_string());
+        draws.dedup();
+        assert_eq!(
+            draws.len(),
+            4,
+            "random() was folded into the plan: {draws:?}"
+        );
+        // What DuckDB cannot prepare as a parameterless SELECT keeps running plain.
+        for sql in ["SELECT ? AS parameter", "SELECT missing FROM t"] {
+            for _ in 1..=3 {
+                let _ = direct(&paths, sql, &limits);
+            }
+            assert!(!prepared(sql), "{sql}");
         }
     }
 
@@ -701,7 +755,13 @@ mod tests {
         };
         for limits in [few_rows, few_bytes] {
             let sql = "SELECT i, long_text FROM t ORDER BY i";
-            assert_eq!(direct(&paths, sql, &limits), checked(&paths, sql, &limits));
+            for sight in 1..=3 {
+                assert_eq!(
+                    direct(&paths, sql, &limits),
+                    checked(&paths, sql, &limits),
+                    "sight {sight}"
+                );
+            }
         }
     }
 

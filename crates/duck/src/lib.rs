@@ -18,6 +18,7 @@ mod gate;
 mod limits;
 mod official;
 mod pool;
+mod repeats;
 mod scratch;
 mod types;
 
