@@ -703,14 +703,19 @@ mod tests {
             "SELECT * FROM read_csv('/etc/hostname')",
             "WITH x AS (SELECT 1 AS i) INSERT INTO t (i) SELECT i FROM x",
         ] {
-            // The first sight runs plain, the second prepares, the third runs prepared.
-            for sight in 1..=3 {
-                assert_eq!(
-                    direct(&paths, sql, &limits),
-                    checked(&paths, sql, &limits),
-                    "sight {sight}: {sql}"
-                );
-            }
+            assert_alike_on_every_sight(&paths, sql, &limits);
+        }
+    }
+
+    /// The direct path answers `sql` as the checked path does on its first sight (run plain),
+    /// its second (prepared) and its third (run from the plan).
+    fn assert_alike_on_every_sight(paths: &Paths, sql: &str, limits: &Limits) {
+        for sight in 1..=3 {
+            assert_eq!(
+                direct(paths, sql, limits),
+                checked(paths, sql, limits),
+                "sight {sight}: {sql}"
+            );
         }
     }
 
@@ -754,14 +759,7 @@ mod tests {
             ..Limits::default()
         };
         for limits in [few_rows, few_bytes] {
-            let sql = "SELECT i, long_text FROM t ORDER BY i";
-            for sight in 1..=3 {
-                assert_eq!(
-                    direct(&paths, sql, &limits),
-                    checked(&paths, sql, &limits),
-                    "sight {sight}"
-                );
-            }
+            assert_alike_on_every_sight(&paths, "SELECT i, long_text FROM t ORDER BY i", &limits);
         }
     }
 
