@@ -121,7 +121,7 @@ impl<T> Server<T> {
 }
 
 /// Writes `url` to `file` atomically, for scripts that bind port 0 and wait for the file.
-pub fn write_url_file(file: &Path, url: &str) -> anyhow::Result<()> {
+fn write_url_file(file: &Path, url: &str) -> anyhow::Result<()> {
     sqlrft_files::write(file, url)
         .with_context(|| format!("could not write the server URL to `{}`", file.display()))
 }

@@ -592,6 +592,10 @@ async fn post_workload(
     .await
 }
 
+/// bench/tutorial_peer.py, inside the binary: an installed `sqlrft` has no source tree to read
+/// it from.
+const TUTORIAL_PEER: &str = include_str!("../bench/tutorial_peer.py");
+
 /// Runs bench/tutorial_peer.py: the tutorial's evaluate function against the MCP server, as
 /// many evaluations as the round's share.
 fn tutorial(
@@ -607,7 +611,14 @@ fn tutorial(
         .map(|c| json!({"candidate": c.candidate, "ground_truth": c.records}))
         .collect();
     std::fs::write(&cases_file, serde_json::to_vec(&list)?)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/tutorial_peer.py");
+    if !args.seed.is_file() {
+        bail!(
+            "--seed {}: no such file; the tutorial's evaluate function is read from the seed \
+             text (../shared/seeds/000_4c080a18a0b6b01b.txt from the repository root); pass \
+             its path, or leave out --peer-python to skip the tutorial's row",
+            args.seed.display()
+        );
+    }
     let base = sqlrft_reward::mcp_endpoint(mcp_url);
     let base = base.trim_end_matches("/mcp").to_string();
     let (python, seed, threads) = (
@@ -618,7 +629,8 @@ fn tutorial(
     Ok(Box::new(move |share| {
         let mut command = tokio::process::Command::new(&python);
         command
-            .arg(&script)
+            .arg("-c")
+            .arg(TUTORIAL_PEER)
             .arg(&base)
             .arg(&seed)
             .arg(&cases_file)

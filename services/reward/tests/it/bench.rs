@@ -62,3 +62,37 @@ async fn bench_reward_measures_every_row_over_the_rounds() {
     }
     assert!(rows.iter().all(|row| row.per_second > 0.0), "{rows:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_reward_names_a_missing_seed_text_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sqlrft_mcp::write_demo_database(dir.path()).unwrap();
+    let mcp = sqlrft_mcp::start(sqlrft_mcp::McpConfig {
+        db: Some(db.clone()),
+        port: 0,
+        ..sqlrft_mcp::McpConfig::default()
+    })
+    .await
+    .unwrap();
+    let missing = dir.path().join("no-such-seed.txt");
+    let error = run_bench(BenchArgs {
+        db,
+        mcp_url: Some(sqlrft_mcp::mcp_url(&mcp)),
+        peer_python: Some("python3".into()),
+        seed: missing.clone(),
+        cases: None,
+        evaluations: 8,
+        peer_evaluations: 4,
+        concurrency: 1,
+        official: sqlrft_duck::OfficialDuckdbArgs {
+            python: "python3".into(),
+        },
+    })
+    .await
+    .expect_err("a bench with a missing seed text must fail")
+    .to_string();
+    assert!(
+        error.contains(&missing.display().to_string()) && error.contains("--peer-python"),
+        "{error}"
+    );
+}
