@@ -3,21 +3,14 @@
 //! the tutorial's own evaluate function when a Python with `requests` is found. Full-size runs:
 //! `sqlrft bench reward` (README, "Reward service").
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sqlrft_reward_service::{BenchArgs, run_bench};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_reward_measures_every_row_over_the_rounds() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sqlrft_mcp::write_demo_database(dir.path()).unwrap();
-    let mcp = sqlrft_mcp::start(sqlrft_mcp::McpConfig {
-        db: Some(db.clone()),
-        port: 0,
-        ..sqlrft_mcp::McpConfig::default()
-    })
-    .await
-    .unwrap();
+    let (db, mcp) = demo_mcp_server(dir.path()).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let venv = root.join(".venv/bin/python");
     let seed = root.join("../shared/seeds/000_4c080a18a0b6b01b.txt");
@@ -66,14 +59,7 @@ async fn bench_reward_measures_every_row_over_the_rounds() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bench_reward_names_a_missing_seed_text_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sqlrft_mcp::write_demo_database(dir.path()).unwrap();
-    let mcp = sqlrft_mcp::start(sqlrft_mcp::McpConfig {
-        db: Some(db.clone()),
-        port: 0,
-        ..sqlrft_mcp::McpConfig::default()
-    })
-    .await
-    .unwrap();
+    let (db, mcp) = demo_mcp_server(dir.path()).await;
     let missing = dir.path().join("no-such-seed.txt");
     let error = run_bench(BenchArgs {
         db,
@@ -95,4 +81,17 @@ async fn bench_reward_names_a_missing_seed_text_and_the_fix() {
         error.contains(&missing.display().to_string()) && error.contains("--peer-python"),
         "{error}"
     );
+}
+
+/// The MCP demo database written into `dir`, and a server for it on a free port.
+async fn demo_mcp_server(dir: &Path) -> (PathBuf, sqlrft_mcp::RunningServer) {
+    let db = sqlrft_mcp::write_demo_database(dir).unwrap();
+    let mcp = sqlrft_mcp::start(sqlrft_mcp::McpConfig {
+        db: Some(db.clone()),
+        port: 0,
+        ..sqlrft_mcp::McpConfig::default()
+    })
+    .await
+    .unwrap();
+    (db, mcp)
 }
