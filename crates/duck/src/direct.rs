@@ -16,7 +16,10 @@
 //! the statements DuckDB rewrites into others before running them, and none may ever run.
 //!
 //! A text the connection has run before is the exception to running plain: from its second
-//! sight it runs from a prepared plan ([`crate::repeats`]), whose statement type was SELECT.
+//! sight it runs from a prepared plan ([`crate::repeats`]), whose statement type was SELECT; so
+//! does a text whose shape (its text with compared literals as parameters, [`crate::shapes`])
+//! the connection has seen before. A shaped run that fails for any reason but an interrupt is
+//! run again plain, so its error reads as the text's own.
 
 use std::ffi::{CStr, CString, c_char, c_void};
 use std::path::Path;
@@ -150,19 +153,24 @@ impl DirectConnection {
             return Direct::NotHere;
         };
         let mut result = Executed::new();
+        // Its prepared statement's type was SELECT; a prepared run's type reads EXECUTE.
+        let executed = ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXECUTE;
         let mut repeats = self.repeats.lock().unwrap_or_else(PoisonError::into_inner);
         let (state, statement_type) = match repeats.plan(self.ptr, sql, &text) {
-            // Its prepared statement's type was SELECT; this run's type reads EXECUTE.
-            Plan::Prepared(statement) => (
-                statement.execute(&mut result.0),
-                ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_EXECUTE,
-            ),
-            Plan::Plain => (
-                // SAFETY: an open connection and NUL-terminated text; `result` is destroyed by
-                // Executed.
-                unsafe { ffi::duckdb_query(self.ptr, text.as_ptr(), &mut result.0) },
-                ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT,
-            ),
+            Plan::Prepared(statement) => (statement.execute(&mut result.0), executed),
+            Plan::Shaped(statement, literals) if statement.bind(&literals) => {
+                match statement.execute(&mut result.0) {
+                    ffi::DuckDBSuccess => (ffi::DuckDBSuccess, executed),
+                    // A timeout stays a timeout; any other failure is reported as the text
+                    // itself fails, in its own words (a message may quote the text).
+                    failed if result.interrupted() => (failed, executed),
+                    _ => {
+                        result = Executed::new();
+                        self.plain(&text, &mut result)
+                    }
+                }
+            }
+            Plan::Shaped(..) | Plan::Plain => self.plain(&text, &mut result),
         };
         drop(repeats);
         if state != ffi::DuckDBSuccess {
@@ -178,6 +186,23 @@ impl DirectConnection {
             Some(answer) => Direct::Answered(answer),
             None => Direct::NotHere,
         }
+    }
+}
+
+impl DirectConnection {
+    /// Runs `text` as a plain query into `result` (which must be empty); its state and the
+    /// statement type a query's result reads.
+    fn plain(
+        &self,
+        text: &CStr,
+        result: &mut Executed,
+    ) -> (ffi::duckdb_state, ffi::duckdb_statement_type) {
+        (
+            // SAFETY: an open connection and NUL-terminated text; `result` is destroyed by
+            // Executed.
+            unsafe { ffi::duckdb_query(self.ptr, text.as_ptr(), &mut result.0) },
+            ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT,
+        )
     }
 }
 
@@ -236,6 +261,13 @@ impl Executed {
     fn new() -> Self {
         // SAFETY: duckdb_result is a plain C struct; all-zero is its documented empty state.
         Executed(unsafe { std::mem::zeroed() })
+    }
+
+    /// True when the query failed because it was interrupted.
+    fn interrupted(&mut self) -> bool {
+        // SAFETY: a result DuckDB filled in (a failed one carries its error type).
+        let kind = unsafe { ffi::duckdb_result_error_type(&mut self.0) };
+        kind == ffi::duckdb_error_type_DUCKDB_ERROR_INTERRUPT
     }
 
     /// The result set within `limits`; `None` when a column has a type this reader leaves to
@@ -724,20 +756,36 @@ mod tests {
         let paths = open(SETUP);
         let limits = Limits::default();
         let prepared = |sql: &str| paths.direct.repeats.lock().unwrap().is_prepared(sql);
-        let sql = "SELECT random() AS r, i FROM t WHERE i < 3 ORDER BY i";
-        let mut draws = Vec::new();
-        for sight in 1..=4 {
-            let answer = direct(&paths, sql, &limits).unwrap();
-            assert_eq!(prepared(sql), sight >= 2, "sight {sight}");
-            draws.push(answer.rows[0][0].clone());
+        let shaped = |sql: &str| paths.direct.repeats.lock().unwrap().is_shaped(sql);
+        // The same text, then texts of one shape (`i < 3`, `i < 4`, …).
+        let texts: [&dyn Fn(usize) -> String; 2] = [
+            &|_| "SELECT random() AS r, i FROM t WHERE i IN (0, 1, 2) ORDER BY i".into(),
+            &|sight| {
+                format!(
+                    "SELECT random() AS r, i FROM t WHERE i < {} ORDER BY i",
+                    sight + 2
+                )
+            },
+        ];
+        for (text, from_plan) in texts
+            .into_iter()
+            .zip([&prepared as &dyn Fn(&str) -> bool, &shaped])
+        {
+            let mut draws = Vec::new();
+            for sight in 1..=4 {
+                let sql = text(sight);
+                let answer = direct(&paths, &sql, &limits).unwrap();
+                assert_eq!(from_plan(&sql), sight >= 2, "sight {sight}: {sql}");
+                draws.push(answer.rows[0][0].clone());
+            }
+            draws.sort_by_key(|draw| draw.to_string());
+            draws.dedup();
+            assert_eq!(
+                draws.len(),
+                4,
+                "random() was folded into the plan: {draws:?}"
+            );
         }
-        draws.sort_by_key(|draw| draw.to_string());
-        draws.dedup();
-        assert_eq!(
-            draws.len(),
-            4,
-            "random() was folded into the plan: {draws:?}"
-        );
         // What DuckDB cannot prepare as a parameterless SELECT keeps running plain.
         for sql in ["SELECT ? AS parameter", "SELECT missing FROM t"] {
             for _ in 1..=3 {
@@ -745,6 +793,108 @@ mod tests {
             }
             assert!(!prepared(sql), "{sql}");
         }
+    }
+
+    #[test]
+    fn texts_of_one_shape_answer_as_their_own_text_on_every_sight() {
+        let paths = open(SETUP);
+        let limits = Limits::default();
+        // Each template with `{}` standing for literals of several values, kinds and fits: the
+        // first text of a template runs plain, later ones from its shape.
+        for (template, values) in [
+            (
+                "SELECT i, ti FROM t WHERE ti = {} ORDER BY i LIMIT 3",
+                &["3", "300", "2147483648"][..],
+            ),
+            (
+                "SELECT i FROM t WHERE si < {} AND bi >= {} ORDER BY i",
+                &["100", "3000000000"],
+            ),
+            (
+                "SELECT i, ut, ub FROM t WHERE ut = {} OR ub = {} ORDER BY i",
+                &["255", "256"],
+            ),
+            (
+                "SELECT i, fl, db FROM t WHERE fl = {} OR db = {} ORDER BY i",
+                &["5", "16777217"],
+            ),
+            (
+                "SELECT i FROM t WHERE d4 = {} OR d9 = {} OR d38 > {} ORDER BY i LIMIT 4",
+                &["5", "12"],
+            ),
+            (
+                "SELECT i FROM t WHERE short_text = {} ORDER BY i",
+                &["'short7'", "'it''s'", "12"],
+            ),
+            (
+                "SELECT i FROM t WHERE short_text COLLATE nocase = {}",
+                &["'SHORT7'", "'short8'"],
+            ),
+            (
+                "SELECT i, dt FROM t WHERE dt > {} ORDER BY i LIMIT 2",
+                &["'2024-03-01'", "'bad'"],
+            ),
+            (
+                "SELECT count(*) AS n FROM t WHERE md = {}",
+                &["'ok'", "'nope'"],
+            ),
+            (
+                "SELECT i FROM t WHERE sometimes_null = {} OR hi = {} OR uh = {}",
+                &["10", "0"],
+            ),
+            (
+                "SELECT i FROM t WHERE st.a = {} OR li[1] = {} ORDER BY i",
+                &["3", "4"],
+            ),
+            (
+                "SELECT i = {} AS flag, i FROM t ORDER BY i LIMIT 3",
+                &["1", "2"],
+            ),
+            ("SELECT i = {} FROM t ORDER BY i LIMIT 3", &["1", "2"]),
+            (
+                "SELECT ti, count(*) AS n FROM t GROUP BY ti HAVING count(*) > {} ORDER BY ti",
+                &["428", "1"],
+            ),
+            (
+                "SELECT i FROM t WHERE i = {} AND short_text::INTEGER = 5",
+                &["1", "2"],
+            ),
+            (
+                "WITH f AS (SELECT 16777216::FLOAT AS x) SELECT x FROM f WHERE x = {}",
+                &["16777217", "16777216"],
+            ),
+            (
+                "SELECT CASE WHEN u = {} THEN 'yes' END AS yes FROM t LIMIT 1",
+                &["'123e4567-e89b-12d3-a456-426614174000'", "'x'"],
+            ),
+        ] {
+            for n in 0..values.len() {
+                // Every `{}` gets a value: this one, then the others in turn.
+                let mut k = n;
+                let sql = template
+                    .split("{}")
+                    .enumerate()
+                    .map(|(i, part)| {
+                        if i == 0 {
+                            return part.to_string();
+                        }
+                        k += 1;
+                        format!("{}{part}", values[(k - 1) % values.len()])
+                    })
+                    .collect::<String>();
+                assert_alike_on_every_sight(&paths, &sql, &limits);
+            }
+        }
+        let shaped = |sql: &str| paths.direct.repeats.lock().unwrap().is_shaped(sql);
+        for sql in [
+            "SELECT i, ti FROM t WHERE ti = 9 ORDER BY i LIMIT 3",
+            "SELECT i FROM t WHERE short_text = 'short9' ORDER BY i",
+            "SELECT i = 9 AS flag, i FROM t ORDER BY i LIMIT 3",
+        ] {
+            assert!(shaped(sql), "{sql} does not run from its shape");
+        }
+        // A result column named after the parameter would change the answer's names.
+        assert!(!shaped("SELECT i = 9 FROM t ORDER BY i LIMIT 3"));
     }
 
     #[test]

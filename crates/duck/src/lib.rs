@@ -20,6 +20,7 @@ mod official;
 mod pool;
 mod repeats;
 mod scratch;
+mod shapes;
 mod types;
 
 pub use duckdb;

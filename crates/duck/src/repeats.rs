@@ -7,17 +7,23 @@
 //! plan. The first sight runs as a plain query: preparing costs DuckDB 2.0 a second statement
 //! lifecycle (`PREPARE`, then `EXECUTE`), which a text seen only once would pay for nothing.
 //!
+//! Texts that differ only in the literals they compare against share a shape
+//! ([`crate::shapes`]): from a shape's second sight its template is prepared once, and each
+//! text of that shape runs from it with its own values bound.
+//!
 //! The database is opened read-only, so a plan never goes stale; DuckDB would rebind one
 //! itself if its catalog changed. A volatile function (`random()`, `now()`) is evaluated on
 //! every execution, as in a plain query, never folded into the plan.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString, c_char};
 use std::hash::{BuildHasher, RandomState};
 use std::num::NonZeroUsize;
 use std::ptr;
 
 use duckdb::ffi;
 use lru::LruCache;
+
+use crate::shapes::{Literal, shape_of};
 
 /// Prepared statements kept per connection.
 const KEPT: NonZeroUsize = NonZeroUsize::new(32).expect("non-zero");
@@ -30,6 +36,8 @@ const LONGEST_KEPT: usize = 16 * 1024;
 pub(crate) enum Plan<'a> {
     /// From its prepared statement.
     Prepared(&'a PreparedQuery),
+    /// From its shape's prepared template, once these values are bound to it.
+    Shaped(&'a PreparedQuery, Vec<Literal>),
     /// As a plain query (first sight, too long, or a text DuckDB would not prepare as one
     /// parameterless SELECT, whose plain run gives the error or the refusal it always did).
     Plain,
@@ -38,9 +46,12 @@ pub(crate) enum Plan<'a> {
 /// One connection's prepared statements, most recently used kept.
 pub(crate) struct Repeats {
     hasher: RandomState,
+    /// Hashes of texts and of templates seen once.
     seen_once: LruCache<u64, ()>,
     /// `None`: the text was tried and is not worth preparing; it runs plain.
     prepared: LruCache<Box<str>, Option<PreparedQuery>>,
+    /// By template; `None`: DuckDB would not take the template as the shape's query.
+    templates: LruCache<Box<str>, Option<PreparedQuery>>,
 }
 
 impl Repeats {
@@ -49,7 +60,38 @@ impl Repeats {
             hasher: RandomState::new(),
             seen_once: LruCache::new(REMEMBERED),
             prepared: LruCache::new(KEPT),
+            templates: LruCache::new(KEPT),
         }
+    }
+
+    /// True when `sql` was seen before (by hash); remembers it as seen otherwise.
+    fn seen_before(&mut self, sql: &str) -> bool {
+        let hash = self.hasher.hash_one(sql);
+        if self.seen_once.put(hash, ()).is_none() {
+            return false;
+        }
+        self.seen_once.pop(&hash);
+        true
+    }
+
+    /// True when `template` has a usable prepared statement, preparing it now if this is its
+    /// second sight.
+    fn template_ready(
+        &mut self,
+        connection: ffi::duckdb_connection,
+        template: &str,
+        parameters: usize,
+    ) -> bool {
+        if !self.templates.contains(template) {
+            if !self.seen_before(template) {
+                return false;
+            }
+            let statement = CString::new(template)
+                .ok()
+                .and_then(|text| PreparedQuery::prepare(connection, &text, parameters));
+            self.templates.put(template.into(), statement);
+        }
+        self.templates.get(template).is_some_and(Option::is_some)
     }
 
     /// How to run `sql` (`text` is the same, NUL-terminated) on `connection`, preparing it now
@@ -63,13 +105,19 @@ impl Repeats {
         if sql.len() > LONGEST_KEPT {
             return Plan::Plain;
         }
+        if let Some(shape) = shape_of(sql)
+            && self.template_ready(connection, &shape.template, shape.literals.len())
+        {
+            return match self.templates.peek(shape.template.as_str()) {
+                Some(Some(statement)) => Plan::Shaped(statement, shape.literals),
+                _ => Plan::Plain,
+            };
+        }
         if !self.prepared.contains(sql) {
-            let hash = self.hasher.hash_one(sql);
-            if self.seen_once.put(hash, ()).is_none() {
+            if !self.seen_before(sql) {
                 return Plan::Plain;
             }
-            self.seen_once.pop(&hash);
-            let statement = PreparedQuery::prepare(connection, text);
+            let statement = PreparedQuery::prepare(connection, text, 0);
             self.prepared.put(sql.into(), statement);
         }
         match self.prepared.get(sql) {
@@ -84,13 +132,24 @@ impl Repeats {
         self.prepared.peek(sql).is_some_and(Option::is_some)
     }
 
+    /// Whether texts of `sql`'s shape run from a prepared template now.
+    #[cfg(test)]
+    pub(crate) fn is_shaped(&self, sql: &str) -> bool {
+        shape_of(sql).is_some_and(|shape| {
+            self.templates
+                .peek(shape.template.as_str())
+                .is_some_and(Option::is_some)
+        })
+    }
+
     /// Destroys every prepared statement (before the connection closes).
     pub(crate) fn clear(&mut self) {
         self.prepared.clear();
+        self.templates.clear();
     }
 }
 
-/// A prepared parameterless SELECT, destroyed on drop.
+/// A prepared SELECT, destroyed on drop.
 pub(crate) struct PreparedQuery(ffi::duckdb_prepared_statement);
 
 // SAFETY: a prepared statement is used by one thread at a time (its connection's), under the
@@ -98,8 +157,9 @@ pub(crate) struct PreparedQuery(ffi::duckdb_prepared_statement);
 unsafe impl Send for PreparedQuery {}
 
 impl PreparedQuery {
-    /// `text` prepared on `connection` when it is one SELECT without parameters.
-    fn prepare(connection: ffi::duckdb_connection, text: &CStr) -> Option<Self> {
+    /// `text` prepared on `connection` when it is one SELECT with exactly `parameters`
+    /// parameters and, if it has any, no result column named after one (a name holding `$`).
+    fn prepare(connection: ffi::duckdb_connection, text: &CStr, parameters: usize) -> Option<Self> {
         let mut handle: ffi::duckdb_prepared_statement = ptr::null_mut();
         // SAFETY: an open connection and NUL-terminated text. DuckDB allocates the handle even
         // when preparing fails, so it is owned (and destroyed) from here on either way.
@@ -109,14 +169,55 @@ impl PreparedQuery {
             return None;
         }
         // SAFETY: a successfully prepared statement.
-        let (parameters, kind) = unsafe {
+        let (found, kind) = unsafe {
             (
                 ffi::duckdb_nparams(handle),
                 ffi::duckdb_prepared_statement_type(handle),
             )
         };
-        (parameters == 0 && kind == ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT)
-            .then_some(statement)
+        let one_select = found as usize == parameters
+            && kind == ffi::duckdb_statement_type_DUCKDB_STATEMENT_TYPE_SELECT;
+        (one_select && (parameters == 0 || !statement.names_a_parameter())).then_some(statement)
+    }
+
+    /// True when a result column's name holds a `$`, as one derived from a parameter does.
+    fn names_a_parameter(&self) -> bool {
+        // SAFETY: a successfully prepared statement; each name is DuckDB's copy, freed here.
+        unsafe {
+            (0..ffi::duckdb_prepared_statement_column_count(self.0)).any(|column| {
+                let name = ffi::duckdb_prepared_statement_column_name(self.0, column);
+                if name.is_null() {
+                    return true;
+                }
+                let dollar = CStr::from_ptr(name).to_bytes().contains(&b'$');
+                ffi::duckdb_free(name as *mut std::ffi::c_void);
+                dollar
+            })
+        }
+    }
+
+    /// Binds `literals` to `$1`, `$2`, … as the constants DuckDB makes of them in a text: an
+    /// integer as INTEGER when it fits, else BIGINT; a string as VARCHAR. False if any failed.
+    pub(crate) fn bind(&self, literals: &[Literal]) -> bool {
+        literals.iter().zip(1u64..).all(|(literal, index)| {
+            // SAFETY: a prepared statement of a live connection; the string's bytes and length
+            // are valid for the call, which copies them.
+            let state = unsafe {
+                match literal {
+                    Literal::Integer(value) => match i32::try_from(*value) {
+                        Ok(value) => ffi::duckdb_bind_int32(self.0, index, value),
+                        Err(_) => ffi::duckdb_bind_int64(self.0, index, *value),
+                    },
+                    Literal::Text(value) => ffi::duckdb_bind_varchar_length(
+                        self.0,
+                        index,
+                        value.as_ptr().cast::<c_char>(),
+                        value.len() as u64,
+                    ),
+                }
+            };
+            state == ffi::DuckDBSuccess
+        })
     }
 
     /// Executes the statement into `result` (which must be empty).
