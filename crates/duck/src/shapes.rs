@@ -140,6 +140,10 @@ pub(crate) fn shape_of(sql: &str) -> Option<Shape> {
         template.push_str(&sql[copied..token.start]);
         template.push('$');
         template.push_str(&literals.len().to_string());
+        // `'a'AND` is two tokens, `$1AND` would be one.
+        if sql[token.end..].starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$') {
+            template.push(' ');
+        }
         copied = token.end;
     }
     if literals.is_empty() {
@@ -292,6 +296,14 @@ mod tests {
         assert_eq!(
             template("SELECT count(*) FROM t GROUP BY k HAVING count(*) > 2 ORDER BY 1").as_deref(),
             Some("SELECT count(*) FROM t GROUP BY k HAVING count(*) > $1 ORDER BY 1")
+        );
+    }
+
+    #[test]
+    fn a_parameter_never_runs_into_the_word_after_it() {
+        assert_eq!(
+            template("SELECT * FROM t WHERE x = 'a'AND y = 1").as_deref(),
+            Some("SELECT * FROM t WHERE x = $1 AND y = $2")
         );
     }
 
