@@ -799,8 +799,8 @@ mod tests {
     fn texts_of_one_shape_answer_as_their_own_text_on_every_sight() {
         let paths = open(SETUP);
         let limits = Limits::default();
-        // Each template with `{}` standing for literals of several values, kinds and fits: the
-        // first text of a template runs plain, later ones from its shape.
+        // Each template with `{}` standing for literals of several values, kinds and fits.
+        let mut texts = Vec::new();
         for (template, values) in [
             (
                 "SELECT i, ti FROM t WHERE ti = {} ORDER BY i LIMIT 3",
@@ -882,8 +882,20 @@ mod tests {
                         format!("{}{part}", values[(k - 1) % values.len()])
                     })
                     .collect::<String>();
-                assert_alike_on_every_sight(&paths, &sql, &limits);
+                texts.push(sql);
             }
+        }
+        // Each text once (all but the first of a template run from its shape), then each on
+        // every sight (from the second, a text runs from its own plan).
+        for sql in &texts {
+            assert_eq!(
+                direct(&paths, sql, &limits),
+                checked(&paths, sql, &limits),
+                "{sql}"
+            );
+        }
+        for sql in &texts {
+            assert_alike_on_every_sight(&paths, sql, &limits);
         }
         let shaped = |sql: &str| paths.direct.repeats.lock().unwrap().is_shaped(sql);
         for sql in [

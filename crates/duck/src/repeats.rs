@@ -9,7 +9,7 @@
 //!
 //! Texts that differ only in the literals they compare against share a shape
 //! ([`crate::shapes`]): from a shape's second sight its template is prepared once, and each
-//! text of that shape runs from it with its own values bound.
+//! text of that shape that has no plan of its own runs from it with its own values bound.
 //!
 //! The database is opened read-only, so a plan never goes stale; DuckDB would rebind one
 //! itself if its catalog changed. A volatile function (`random()`, `now()`) is evaluated on
@@ -105,6 +105,18 @@ impl Repeats {
         if sql.len() > LONGEST_KEPT {
             return Plan::Plain;
         }
+        // The text's own plan first: its literals are constants there, which DuckDB can fold
+        // and push into scans without re-binding on every run.
+        if !self.prepared.contains(sql) && self.seen_before(sql) {
+            let statement = PreparedQuery::prepare(connection, text, 0);
+            self.prepared.put(sql.into(), statement);
+        }
+        if matches!(self.prepared.get(sql), Some(Some(_))) {
+            return match self.prepared.peek(sql) {
+                Some(Some(statement)) => Plan::Prepared(statement),
+                _ => Plan::Plain,
+            };
+        }
         if let Some(shape) = shape_of(sql)
             && self.template_ready(connection, &shape.template, shape.literals.len())
         {
@@ -113,17 +125,7 @@ impl Repeats {
                 _ => Plan::Plain,
             };
         }
-        if !self.prepared.contains(sql) {
-            if !self.seen_before(sql) {
-                return Plan::Plain;
-            }
-            let statement = PreparedQuery::prepare(connection, text, 0);
-            self.prepared.put(sql.into(), statement);
-        }
-        match self.prepared.get(sql) {
-            Some(Some(statement)) => Plan::Prepared(statement),
-            _ => Plan::Plain,
-        }
+        Plan::Plain
     }
 
     /// Whether `sql` runs from a prepared statement now.
