@@ -187,9 +187,7 @@ impl DirectConnection {
             None => Direct::NotHere,
         }
     }
-}
 
-impl DirectConnection {
     /// Runs `text` as a plain query into `result` (which must be empty); its state and the
     /// statement type a query's result reads.
     fn plain(
@@ -870,18 +868,12 @@ mod tests {
         ] {
             for n in 0..values.len() {
                 // Every `{}` gets a value: this one, then the others in turn.
-                let mut k = n;
-                let sql = template
-                    .split("{}")
-                    .enumerate()
-                    .map(|(i, part)| {
-                        if i == 0 {
-                            return part.to_string();
-                        }
-                        k += 1;
-                        format!("{}{part}", values[(k - 1) % values.len()])
-                    })
-                    .collect::<String>();
+                let mut parts = template.split("{}");
+                let mut sql = parts.next().unwrap_or_default().to_string();
+                for (j, part) in parts.enumerate() {
+                    sql.push_str(values[(n + j) % values.len()]);
+                    sql.push_str(part);
+                }
                 texts.push(sql);
             }
         }

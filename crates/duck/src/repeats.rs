@@ -82,16 +82,19 @@ impl Repeats {
         template: &str,
         parameters: usize,
     ) -> bool {
-        if !self.templates.contains(template) {
-            if !self.seen_before(template) {
-                return false;
+        let known = self.templates.get(template).map(Option::is_some);
+        match known {
+            Some(prepared) => prepared,
+            None if self.seen_before(template) => {
+                let statement = CString::new(template)
+                    .ok()
+                    .and_then(|text| PreparedQuery::prepare(connection, &text, parameters));
+                let prepared = statement.is_some();
+                self.templates.put(template.into(), statement);
+                prepared
             }
-            let statement = CString::new(template)
-                .ok()
-                .and_then(|text| PreparedQuery::prepare(connection, &text, parameters));
-            self.templates.put(template.into(), statement);
+            None => false,
         }
-        self.templates.get(template).is_some_and(Option::is_some)
     }
 
     /// How to run `sql` (`text` is the same, NUL-terminated) on `connection`, preparing it now
@@ -107,11 +110,18 @@ impl Repeats {
         }
         // The text's own plan first: its literals are constants there, which DuckDB can fold
         // and push into scans without re-binding on every run.
-        if !self.prepared.contains(sql) && self.seen_before(sql) {
-            let statement = PreparedQuery::prepare(connection, text, 0);
-            self.prepared.put(sql.into(), statement);
-        }
-        if matches!(self.prepared.get(sql), Some(Some(_))) {
+        let known = self.prepared.get(sql).map(Option::is_some);
+        let has_plan = match known {
+            Some(prepared) => prepared,
+            None if self.seen_before(sql) => {
+                let statement = PreparedQuery::prepare(connection, text, 0);
+                let prepared = statement.is_some();
+                self.prepared.put(sql.into(), statement);
+                prepared
+            }
+            None => false,
+        };
+        if has_plan {
             return match self.prepared.peek(sql) {
                 Some(Some(statement)) => Plan::Prepared(statement),
                 _ => Plan::Plain,

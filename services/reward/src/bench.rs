@@ -25,6 +25,9 @@ use sqlrft_reward::RewardEngine;
 
 use crate::{RewardConfig, build_engine, start_with_engine};
 
+/// The seed text holding the tutorial, from the repository root.
+const TUTORIAL_SEED: &str = "../shared/seeds/000_4c080a18a0b6b01b.txt";
+
 /// Measure the reward service on an OpenFlights database (../shared/acceptance/make_openflights_db.py).
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -42,7 +45,7 @@ pub struct BenchArgs {
     #[arg(
         long,
         value_name = "FILE",
-        default_value = "../shared/seeds/000_4c080a18a0b6b01b.txt"
+        default_value = TUTORIAL_SEED
     )]
     pub seed: PathBuf,
     /// JSON list of {"gold": SQL, "candidate": SQL} for another database.
@@ -604,6 +607,14 @@ fn tutorial(
     args: &BenchArgs,
     cases: &[Case],
 ) -> anyhow::Result<Runner> {
+    if !args.seed.is_file() {
+        bail!(
+            "--seed {}: no such file; the tutorial's evaluate function is read from the seed \
+             text ({TUTORIAL_SEED} from the repository root); pass its path, or leave out \
+             --peer-python to skip the tutorial's row",
+            args.seed.display()
+        );
+    }
     let dir = Arc::new(tempfile::tempdir()?);
     let cases_file = dir.path().join("cases.json");
     let list: Vec<Value> = cases
@@ -611,14 +622,6 @@ fn tutorial(
         .map(|c| json!({"candidate": c.candidate, "ground_truth": c.records}))
         .collect();
     std::fs::write(&cases_file, serde_json::to_vec(&list)?)?;
-    if !args.seed.is_file() {
-        bail!(
-            "--seed {}: no such file; the tutorial's evaluate function is read from the seed \
-             text (../shared/seeds/000_4c080a18a0b6b01b.txt from the repository root); pass \
-             its path, or leave out --peer-python to skip the tutorial's row",
-            args.seed.display()
-        );
-    }
     let base = sqlrft_reward::mcp_endpoint(mcp_url);
     let base = base.trim_end_matches("/mcp").to_string();
     let (python, seed, threads) = (
