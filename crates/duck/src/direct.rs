@@ -784,6 +784,10 @@ mod tests {
                 "random() was folded into the plan: {draws:?}"
             );
         }
+        // A text seen before whose shape has a template runs from it, with no plan of its own.
+        let repeated = texts[1](1);
+        direct(&paths, &repeated, &limits).unwrap();
+        assert!(shaped(&repeated) && !prepared(&repeated), "{repeated}");
         // What DuckDB cannot prepare as a parameterless SELECT keeps running plain.
         for sql in ["SELECT ? AS parameter", "SELECT missing FROM t"] {
             for _ in 1..=3 {
@@ -878,7 +882,8 @@ mod tests {
             }
         }
         // Each text once (all but the first of a template run from its shape), then each on
-        // every sight (from the second, a text runs from its own plan).
+        // every sight (a text whose template DuckDB refused runs from its own plan from the
+        // second).
         for sql in &texts {
             assert_eq!(
                 direct(&paths, sql, &limits),

@@ -1,15 +1,19 @@
 //! Prepared statements for the texts one connection runs more than once.
 //!
-//! Parsing, binding and planning are a fifth to a quarter of a short query's time in DuckDB,
-//! and the workloads this crate serves repeat their texts: a reward service scores the same
+//! Parsing is a fifth to a quarter of a short query's time in DuckDB 2.0 (its PEG parser), and
+//! the workloads this crate serves repeat their texts: a reward service scores the same
 //! candidate SQL for every rollout that wrote it, a benchmark or a dashboard sends the same
 //! queries again. A text seen a second time is prepared once, and from then on runs from its
 //! plan. The first sight runs as a plain query: preparing costs DuckDB 2.0 a second statement
 //! lifecycle (`PREPARE`, then `EXECUTE`), which a text seen only once would pay for nothing.
 //!
 //! Texts that differ only in the literals they compare against share a shape
-//! ([`crate::shapes`]): from a shape's second sight its template is prepared once, and each
-//! text of that shape that has no plan of its own runs from it with its own values bound.
+//! ([`crate::shapes`]): from a shape's second sight its template is prepared once, and every
+//! text of that shape runs from it with its own values bound; only texts without a usable
+//! template get plans of their own. DuckDB 2.0 binds and optimises a prepared statement that
+//! reads a table again on every run (`always_require_rebind`, set in `optimizer.cpp`: its
+//! optimisers may build the database's state into a plan), so what a plan saves is the parse,
+//! and a text's own plan would save no more than its template does.
 //!
 //! The database is opened read-only, so a plan never goes stale; DuckDB would rebind one
 //! itself if its catalog changed. A volatile function (`random()`, `now()`) is evaluated on
@@ -108,25 +112,10 @@ impl Repeats {
         if sql.len() > LONGEST_KEPT {
             return Plan::Plain;
         }
-        // The text's own plan first: its literals are constants there, which DuckDB can fold
-        // and push into scans without re-binding on every run.
-        let known = self.prepared.get(sql).map(Option::is_some);
-        let has_plan = match known {
-            Some(prepared) => prepared,
-            None if self.seen_before(sql) => {
-                let statement = PreparedQuery::prepare(connection, text, 0);
-                let prepared = statement.is_some();
-                self.prepared.put(sql.into(), statement);
-                prepared
-            }
-            None => false,
-        };
-        if has_plan {
-            return match self.prepared.peek(sql) {
-                Some(Some(statement)) => Plan::Prepared(statement),
-                _ => Plan::Plain,
-            };
-        }
+        // The shape's template first: DuckDB 2.0 re-binds a prepared statement that reads a
+        // table on every run anyway, so a text's own plan would run no faster than the
+        // template, and preparing it would cost a whole extra statement for each text seen
+        // twice (most of them, when many values recur, are dropped from the cache unused).
         if let Some(shape) = shape_of(sql)
             && self.template_ready(connection, &shape.template, shape.literals.len())
         {
@@ -135,7 +124,14 @@ impl Repeats {
                 _ => Plan::Plain,
             };
         }
-        Plan::Plain
+        if self.prepared.get(sql).is_none() && self.seen_before(sql) {
+            let statement = PreparedQuery::prepare(connection, text, 0);
+            self.prepared.put(sql.into(), statement);
+        }
+        match self.prepared.peek(sql) {
+            Some(Some(statement)) => Plan::Prepared(statement),
+            _ => Plan::Plain,
+        }
     }
 
     /// Whether `sql` runs from a prepared statement now.

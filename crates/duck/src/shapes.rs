@@ -1,10 +1,10 @@
 //! The shape of a query: its text with the literals it compares against turned into parameters.
 //!
 //! Point queries repeat their shape, not their text (`… WHERE airport_id = 3682`, then `= 507`).
-//! A shape seen a second time is prepared once (`… WHERE airport_id = $1`) and each new text of
-//! that shape runs from it with its own values bound, skipping the parse and, where DuckDB keeps
-//! the plan, the bind and the plan too; a text seen before runs from its own plan, where its
-//! literals are constants ([`crate::repeats`]).
+//! A shape seen a second time is prepared once (`… WHERE airport_id = $1`) and every text of
+//! that shape, seen before or not, runs from it with its own values bound, skipping the parse
+//! (DuckDB 2.0 binds and plans a prepared statement that reads a table again on every run, so a
+//! text's own plan would skip no more; [`crate::repeats`]).
 //!
 //! Only a literal that is a comparison's right-hand operand becomes a parameter: an unsigned
 //! integer or a plain `'…'` string right after `=`, `==`, `<>`, `!=`, `<`, `>`, `<=` or `>=`, with a
