@@ -49,55 +49,54 @@ pub(crate) enum Plan<'a> {
 
 /// One connection's prepared statements, most recently used kept.
 pub(crate) struct Repeats {
-    hasher: RandomState,
-    /// Hashes of texts and of templates seen once.
-    seen_once: LruCache<u64, ()>,
+    sightings: Sightings,
     /// `None`: the text was tried and is not worth preparing; it runs plain.
     prepared: LruCache<Box<str>, Option<PreparedQuery>>,
     /// By template; `None`: DuckDB would not take the template as the shape's query.
     templates: LruCache<Box<str>, Option<PreparedQuery>>,
 }
 
-impl Repeats {
-    pub(crate) fn new() -> Self {
-        Repeats {
-            hasher: RandomState::new(),
-            seen_once: LruCache::new(REMEMBERED),
-            prepared: LruCache::new(KEPT),
-            templates: LruCache::new(KEPT),
-        }
-    }
+/// Texts and templates seen once, by hash.
+struct Sightings {
+    hasher: RandomState,
+    seen_once: LruCache<u64, ()>,
+}
 
-    /// True when `sql` was seen before (by hash); remembers it as seen otherwise.
-    fn seen_before(&mut self, sql: &str) -> bool {
-        let hash = self.hasher.hash_one(sql);
+impl Sightings {
+    /// True when `key` was seen before; remembers it as seen otherwise.
+    fn seen_before(&mut self, key: &str) -> bool {
+        let hash = self.hasher.hash_one(key);
         if self.seen_once.put(hash, ()).is_none() {
             return false;
         }
         self.seen_once.pop(&hash);
         true
     }
+}
 
-    /// True when `template` has a usable prepared statement, preparing it now if this is its
-    /// second sight.
-    fn template_ready(
-        &mut self,
-        connection: ffi::duckdb_connection,
-        template: &str,
-        parameters: usize,
-    ) -> bool {
-        let known = self.templates.get(template).map(Option::is_some);
-        match known {
-            Some(prepared) => prepared,
-            None if self.seen_before(template) => {
-                let statement = CString::new(template)
-                    .ok()
-                    .and_then(|text| PreparedQuery::prepare(connection, &text, parameters));
-                let prepared = statement.is_some();
-                self.templates.put(template.into(), statement);
-                prepared
-            }
-            None => false,
+/// `key`'s statement in `cache`, prepared with `prepare` on the key's second sight. A statement
+/// DuckDB would not take is kept as `None`, so it is not tried again while it stays cached.
+fn prepared_on_second_sight<'c>(
+    cache: &'c mut LruCache<Box<str>, Option<PreparedQuery>>,
+    sightings: &mut Sightings,
+    key: &str,
+    prepare: impl FnOnce() -> Option<PreparedQuery>,
+) -> Option<&'c PreparedQuery> {
+    if cache.get(key).is_none() && sightings.seen_before(key) {
+        cache.put(key.into(), prepare());
+    }
+    cache.peek(key).and_then(Option::as_ref)
+}
+
+impl Repeats {
+    pub(crate) fn new() -> Self {
+        Repeats {
+            sightings: Sightings {
+                hasher: RandomState::new(),
+                seen_once: LruCache::new(REMEMBERED),
+            },
+            prepared: LruCache::new(KEPT),
+            templates: LruCache::new(KEPT),
         }
     }
 
@@ -116,21 +115,29 @@ impl Repeats {
         // table on every run anyway, so a text's own plan would run no faster than the
         // template, and preparing it would cost a whole extra statement for each text seen
         // twice (most of them, when many values recur, are dropped from the cache unused).
-        if let Some(shape) = shape_of(sql)
-            && self.template_ready(connection, &shape.template, shape.literals.len())
-        {
-            return match self.templates.peek(shape.template.as_str()) {
-                Some(Some(statement)) => Plan::Shaped(statement, shape.literals),
-                _ => Plan::Plain,
-            };
+        if let Some(shape) = shape_of(sql) {
+            let parameters = shape.literals.len();
+            let template = prepared_on_second_sight(
+                &mut self.templates,
+                &mut self.sightings,
+                &shape.template,
+                || {
+                    CString::new(shape.template.as_str())
+                        .ok()
+                        .and_then(|template| {
+                            PreparedQuery::prepare(connection, &template, parameters)
+                        })
+                },
+            );
+            if let Some(statement) = template {
+                return Plan::Shaped(statement, shape.literals);
+            }
         }
-        if self.prepared.get(sql).is_none() && self.seen_before(sql) {
-            let statement = PreparedQuery::prepare(connection, text, 0);
-            self.prepared.put(sql.into(), statement);
-        }
-        match self.prepared.peek(sql) {
-            Some(Some(statement)) => Plan::Prepared(statement),
-            _ => Plan::Plain,
+        match prepared_on_second_sight(&mut self.prepared, &mut self.sightings, sql, || {
+            PreparedQuery::prepare(connection, text, 0)
+        }) {
+            Some(statement) => Plan::Prepared(statement),
+            None => Plan::Plain,
         }
     }
 
